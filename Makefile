@@ -1,0 +1,34 @@
+# Two commands matter: `make demo` (main job on the built-in samples) and `make test`.
+# Both create .venv at the repository root when missing; other tooling runs .venv/bin/python -m ...
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DATA ?= ../shared/data
+ANCHORS ?= ../shared/anchors/oarriaga
+PI ?=
+
+.PHONY: demo test lint eval bench deploy rollback status clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(VENV)/.edge-installed: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.dev-installed: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[host,dev]'
+	touch $@ $(VENV)/.edge-installed
+
+demo: $(VENV)/.edge-installed
+	$(PY) -m edge analyze samples --annotate out/demo
+
+test: $(VENV)/.dev-installed
+	$(PY) -m pytest
+
+lint: $(VENV)/.dev-installed
+	$(PY) -m ruff check .
+
+clean:
+	rm -rf out .pytest_cache .ruff_cache
