@@ -1,0 +1,198 @@
+"""``python -m edge analyze PATH... [--json] [--annotate OUT]``: images, folders and videos.
+
+Images (and the images of a folder) are independent photos: no tracking or
+smoothing across them. A video is a stream: faces keep track ids and labels
+are smoothed within it. ``--json`` prints one JSON object per image or video
+frame; ``--annotate`` writes the picture or video with boxes (blue = man,
+red = woman) and labels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import cv2
+
+from edge.annotate import annotate
+from edge.detector import DetectorSettings
+from edge.manifest import ModelError
+from edge.pipeline import ModelSettings, Pipeline
+from edge.results import FrameResult
+from edge.runtime import RuntimeMissing
+from edge.sources import BadImage, ImageSource, OpenCVSource, SourceError, expand_paths, is_video
+from edge.tracking import SmoothingSettings
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by the CLI and the bench: models and detector settings."""
+    d = DetectorSettings()
+    parser.add_argument("--models", default="", help="models folder with manifest.json (default: models/)")
+    parser.add_argument("--variant", default="int8", help="int8 (default), float32 or a model name")
+    parser.add_argument("--threads", type=int, default=1, help="classifier threads (default 1)")
+    parser.add_argument("--scale-factor", type=float, default=d.scale_factor)
+    parser.add_argument("--min-neighbors", type=int, default=d.min_neighbors)
+    parser.add_argument("--min-size", type=int, default=d.min_size, help="smallest face side in pixels")
+    parser.add_argument("--equalize", choices=("hist", "clahe", "none"), default=d.equalize)
+    parser.add_argument("--detect-width", type=int, default=d.detect_width,
+                        help="detect on a copy scaled to this width (0 = full resolution)")
+
+
+def settings_from(args: argparse.Namespace) -> tuple[ModelSettings, DetectorSettings]:
+    """Validated settings from parsed options."""
+    from edge.settings import from_mapping
+
+    models = from_mapping(ModelSettings, {"dir": args.models, "variant": args.variant, "threads": args.threads},
+                          "models")
+    detector = from_mapping(DetectorSettings, {
+        "scale_factor": args.scale_factor, "min_neighbors": args.min_neighbors, "min_size": args.min_size,
+        "equalize": args.equalize, "detect_width": args.detect_width}, "detector")
+    return models, detector
+
+
+def describe(result: FrameResult, path: str) -> str:
+    """One human-readable line per frame."""
+    faces = "; ".join(
+        f"[{', '.join(map(str, f.box))}] {f.emotion} {f.emotion_confidence:.2f}, {f.gender} {f.gender_confidence:.2f}"
+        for f in result.faces) or "no face"
+    t = result.timings_ms
+    timing = " ".join(f"{k} {t[k]:.1f}" for k in ("detect", "crop", "emotion", "gender", "total"))
+    return f"{path}: {len(result.faces)} face(s): {faces}  | ms: {timing}"
+
+
+class Analyzer:
+    """Runs the pipeline over paths and writes what the options ask for."""
+
+    def __init__(self, pipeline: Pipeline, as_json: bool, annotate_to: Path | None, many: bool):
+        self.pipeline = pipeline
+        self.as_json = as_json
+        self.annotate_to = annotate_to
+        self.many = many
+        self.timings: dict[str, list[float]] = defaultdict(list)
+        self.errors = 0
+
+    def _out_path(self, source: Path, suffix: str | None = None) -> Path:
+        assert self.annotate_to is not None
+        name = f"{source.stem}_annotated{suffix or source.suffix}"
+        if self.many or self.annotate_to.is_dir() or not self.annotate_to.suffix:
+            self.annotate_to.mkdir(parents=True, exist_ok=True)
+            return self.annotate_to / name
+        self.annotate_to.parent.mkdir(parents=True, exist_ok=True)
+        return self.annotate_to
+
+    def _record(self, result: FrameResult) -> None:
+        for key, value in result.timings_ms.items():
+            self.timings[key].append(value)
+
+    def images(self, paths: list[Path]) -> None:
+        source = ImageSource(paths)
+        while True:
+            try:
+                frame = source.read()
+            except BadImage as exc:
+                self.error(str(exc))
+                continue
+            if frame is None:
+                return
+            result = self.pipeline.process_frame(frame)
+            self._record(result)
+            print(json.dumps(result.to_json(frame.path)) if self.as_json else describe(result, str(frame.path)))
+            if self.annotate_to is not None:
+                out = self._out_path(Path(str(frame.path)), ".png" if Path(str(frame.path)).suffix.lower()
+                                     in (".pgm", ".ppm", ".tif", ".tiff") else None)
+                if not cv2.imwrite(str(out), annotate(frame.image, result)):
+                    self.error(f"{out}: could not write the annotated picture")
+
+    def video(self, path: Path) -> None:
+        source = OpenCVSource(str(path))
+        try:
+            source.open()
+        except SourceError as exc:
+            self.error(str(exc))
+            return
+        self.pipeline.reset()
+        writer = None
+        frames = faces = 0
+        changes = 0
+        last: dict[int, str] = {}
+        try:
+            fps = source.frame_rate
+            start = None
+            for frame in source:
+                now = frame.index / fps  # video time, so smoothing follows the clip, not the CPU
+                result = self.pipeline.process(frame.image, frame.gray, now=now)
+                start = start if start is not None else now
+                self._record(result)
+                frames += 1
+                faces += len(result.faces)
+                for face in result.faces:
+                    if face.track is not None and last.get(face.track, face.emotion) != face.emotion:
+                        changes += 1
+                    if face.track is not None:
+                        last[face.track] = face.emotion
+                if self.as_json:
+                    print(json.dumps(result.to_json(str(path))))
+                if self.annotate_to is not None:
+                    image = annotate(frame.image, result)
+                    if writer is None:
+                        out = self._out_path(path, ".mp4")
+                        writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                                                 (image.shape[1], image.shape[0]))
+                    writer.write(image)
+        finally:
+            source.close()
+            if writer is not None:
+                writer.release()
+        if frames == 0:
+            self.error(f"{path}: no frames could be read")
+        elif not self.as_json:
+            print(f"{path}: {frames} frames, {faces} faces, {len(last)} tracks, {changes} emotion label changes")
+
+    def error(self, message: str) -> None:
+        self.errors += 1
+        print(f"error: {message}", file=sys.stderr)
+
+    def summary(self) -> str:
+        keys = [k for k in ("convert", "detect", "crop", "emotion", "gender", "track", "total") if self.timings.get(k)]
+        parts = [f"{k} {statistics.median(self.timings[k]):.2f}" for k in keys]
+        return f"median ms per frame over {len(self.timings.get('total', []))} frame(s): " + ", ".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m edge analyze", description=__doc__.split("\n\n")[0])
+    parser.add_argument("paths", nargs="+", help="image files, folders or video files")
+    parser.add_argument("--json", action="store_true", help="one JSON object per image or video frame")
+    parser.add_argument("--annotate", metavar="OUT", help="write annotated pictures/videos (a folder for several)")
+    parser.add_argument("--no-smoothing", action="store_true", help="raw labels in videos (tracks kept)")
+    add_model_options(parser)
+    args = parser.parse_args(argv)
+    try:
+        models, detector = settings_from(args)
+        smoothing = SmoothingSettings(enabled=not args.no_smoothing)
+        pipeline = Pipeline.from_models(models, detector, smoothing)
+    except (ModelError, RuntimeMissing, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    files = expand_paths(args.paths)
+    if not files:
+        print("error: no images or videos in " + ", ".join(args.paths), file=sys.stderr)
+        return 2
+    annotate_to = Path(args.annotate) if args.annotate else None
+    analyzer = Analyzer(pipeline, args.json, annotate_to, many=len(files) > 1)
+    try:
+        images = [f for f in files if not is_video(f)]
+        if images:
+            analyzer.images(images)
+        for video in (f for f in files if is_video(f)):
+            analyzer.video(video)
+    except KeyboardInterrupt:
+        return 130
+    if not args.json and analyzer.timings:
+        print(analyzer.summary())
+    if annotate_to is not None and not args.json and analyzer.timings:
+        print(f"annotated output in {annotate_to}")
+    return 1 if analyzer.errors else 0

@@ -1,0 +1,109 @@
+"""One wrapper over the TFLite interpreter for both classifiers.
+
+It reads the input/output quantization from the model itself, refuses a model
+whose bytes or input spec disagree with the manifest, and turns uint8 face
+crops into class probabilities. int8 inputs are produced with a 256-entry
+lookup table (pixel -> int8), so the per-face cost on the Pi is one table
+lookup, one ``invoke`` and a dequantize of a handful of outputs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge.manifest import InputSpec, Manifest, ModelEntry, ModelError
+from edge.preprocess import CropSpec, normalize, quantize_lut
+from edge.runtime import make_interpreter
+
+_DTYPES = {"int8": np.int8, "uint8": np.uint8, "float32": np.float32}
+
+
+class Classifier:
+    """Classify uint8 gray face crops with one TFLite model.
+
+    Build it with :meth:`from_manifest` so the file is checked first.
+    """
+
+    def __init__(self, model_path: str, labels: tuple[str, ...], crop: CropSpec, num_threads: int = 1,
+                 expected_input: InputSpec | None = None):
+        self.path = str(model_path)
+        self.labels = tuple(labels)
+        self.num_threads = int(num_threads)
+        try:
+            self.interpreter = make_interpreter(self.path, self.num_threads)
+        except ImportError:
+            raise
+        except Exception as exc:  # the runtime raises ValueError/RuntimeError for corrupt flatbuffers
+            raise ModelError(f"{self.path}: not a loadable TFLite model ({str(exc).splitlines()[0]})") from None
+        inp = self.interpreter.get_input_details()
+        out = self.interpreter.get_output_details()
+        if len(inp) != 1 or len(out) != 1:
+            raise ModelError(f"{self.path}: expected one input and one output, got {len(inp)} and {len(out)}")
+        self._in, self._out = inp[0], out[0]
+        shape = tuple(int(v) for v in self._in["shape"])
+        if len(shape) != 4 or shape[0] != 1:
+            raise ModelError(f"{self.path}: input shape {list(shape)} is not [1, height, width, channels]")
+        self.input_shape = shape
+        self.input_dtype = np.dtype(self._in["dtype"])
+        self.input_scale, self.input_zero_point = (float(v) for v in self._in["quantization"])
+        self.output_scale, self.output_zero_point = (float(v) for v in self._out["quantization"])
+        if int(self._out["shape"][-1]) != len(self.labels):
+            raise ModelError(f"{self.path}: {int(self._out['shape'][-1])} outputs but {len(self.labels)} labels")
+        if expected_input is not None:
+            self._check_input(expected_input)
+        # The manifest's crop size must match the tensor, whatever the manifest says.
+        self.crop = CropSpec(size=(shape[1], shape[2]), margin=crop.margin, scale=crop.scale, offset=crop.offset)
+        self._lut = None
+        if self.input_dtype in (np.int8, np.uint8):
+            if self.input_scale <= 0:
+                raise ModelError(f"{self.path}: integer input without quantization parameters")
+            lut = quantize_lut(crop.scale, crop.offset, self.input_scale, int(self.input_zero_point))
+            self._lut = lut if self.input_dtype == np.int8 else (lut.astype(np.int16) + 128).astype(np.uint8)
+        self._buffer = np.zeros(shape, dtype=self.input_dtype)
+
+    def _check_input(self, spec: InputSpec) -> None:
+        actual = InputSpec(self.input_shape[1], self.input_shape[2], self.input_shape[3], self.input_dtype.name,
+                           self.input_scale, int(self.input_zero_point))
+        same_shape = (actual.height, actual.width, actual.channels, actual.dtype) == (
+            spec.height, spec.width, spec.channels, spec.dtype)
+        same_quant = abs(actual.scale - spec.scale) <= 1e-6 * max(1.0, abs(spec.scale)) and (
+            actual.zero_point == spec.zero_point)
+        if not (same_shape and same_quant):
+            raise ModelError(f"{self.path}: input {actual.__dict__} does not match the manifest {spec.__dict__}")
+
+    @classmethod
+    def from_manifest(cls, manifest: Manifest, entry: ModelEntry, num_threads: int = 1) -> Classifier:
+        """Verify ``entry``'s sha256 and input spec, then load it."""
+        path = manifest.verify(entry)
+        crop = CropSpec(size=(entry.input.height, entry.input.width), margin=entry.preprocessing.crop_margin,
+                        scale=entry.preprocessing.scale, offset=entry.preprocessing.offset)
+        return cls(str(path), entry.labels, crop, num_threads, expected_input=entry.input)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.crop.size
+
+    def prepare(self, face: np.ndarray) -> np.ndarray:
+        """uint8 face of the model's size -> the input tensor's dtype and layout."""
+        if self._lut is not None:
+            return self._lut[face].reshape(self.input_shape)
+        return normalize(face, self.crop.scale, self.crop.offset).reshape(self.input_shape)
+
+    def predict_one(self, face: np.ndarray) -> np.ndarray:
+        """Probabilities (float32, sums to 1) for one uint8 face of the model's size."""
+        self.interpreter.set_tensor(self._in["index"], self.prepare(face))
+        self.interpreter.invoke()
+        raw = self.interpreter.get_tensor(self._out["index"])[0]
+        if self.output_scale > 0:
+            probs = (raw.astype(np.float32) - self.output_zero_point) * self.output_scale
+        else:
+            probs = raw.astype(np.float32)
+        probs = np.clip(probs, 0.0, None)
+        total = float(probs.sum())
+        return probs / total if total > 0 else np.full(len(self.labels), 1.0 / len(self.labels), np.float32)
+
+    def predict(self, faces: list[np.ndarray] | np.ndarray) -> np.ndarray:
+        """Probabilities for each face, shape (N, classes)."""
+        if len(faces) == 0:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        return np.stack([self.predict_one(face) for face in faces])

@@ -1,0 +1,175 @@
+"""``models/manifest.json``: the contract between the host that makes models and the device.
+
+For each shipped model it records the task, file, sha256, size, labels in
+output order, the input spec (shape, dtype, quantization), the preprocessing
+(crop margin, ``x = pixel * scale + offset``), measured accuracy and provenance.
+The device refuses a model whose bytes or input spec disagree with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edge.labels import LABELS_BY_TASK
+
+MANIFEST_NAME = "manifest.json"
+SCHEMA_VERSION = 1
+VARIANTS = ("int8", "float32")
+
+
+class ModelError(RuntimeError):
+    """A model or manifest that must not be used; the message names the file."""
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What the model's input tensor must be."""
+
+    height: int
+    width: int
+    channels: int
+    dtype: str  # "int8" | "float32"
+    scale: float = 0.0  # quantization; 0 for float inputs
+    zero_point: int = 0
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How a detector box becomes the float input: margin, then ``pixel * scale + offset``."""
+
+    crop_margin: float
+    scale: float
+    offset: float
+    color: str = "gray"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One shipped model as the manifest describes it."""
+
+    name: str
+    task: str
+    variant: str
+    file: str
+    sha256: str
+    bytes: int
+    labels: tuple[str, ...]
+    input: InputSpec
+    preprocessing: Preprocessing
+    accuracy: list[dict[str, Any]] = field(default_factory=list)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    default: bool = False
+
+    @staticmethod
+    def from_json(raw: dict[str, Any], where: str) -> ModelEntry:
+        try:
+            entry = ModelEntry(
+                name=str(raw["name"]), task=str(raw["task"]), variant=str(raw["variant"]), file=str(raw["file"]),
+                sha256=str(raw["sha256"]), bytes=int(raw["bytes"]), labels=tuple(raw["labels"]),
+                input=InputSpec(**raw["input"]), preprocessing=Preprocessing(**raw["preprocessing"]),
+                accuracy=list(raw.get("accuracy", [])), provenance=dict(raw.get("provenance", {})),
+                default=bool(raw.get("default", False)),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"{where}: malformed model entry ({exc})") from None
+        if entry.task not in LABELS_BY_TASK:
+            raise ModelError(f"{where}: unknown task {entry.task!r} for {entry.file}")
+        if entry.labels != LABELS_BY_TASK[entry.task]:
+            raise ModelError(f"{where}: labels of {entry.file} are {list(entry.labels)}, "
+                             f"expected {list(LABELS_BY_TASK[entry.task])}")
+        return entry
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "task": self.task, "variant": self.variant, "file": self.file,
+            "sha256": self.sha256, "bytes": self.bytes, "labels": list(self.labels),
+            "input": self.input.__dict__, "preprocessing": self.preprocessing.__dict__,
+            "accuracy": self.accuracy, "provenance": self.provenance, "default": self.default,
+        }
+
+
+@dataclass
+class Manifest:
+    """All models in a models folder, plus the detector cascade."""
+
+    root: Path
+    models: list[ModelEntry]
+    detector: dict[str, Any]
+
+    @staticmethod
+    def load(models_dir: str | Path) -> Manifest:
+        root = Path(models_dir)
+        path = root / MANIFEST_NAME
+        try:
+            raw = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ModelError(f"{path}: no model manifest (run `python -m quantize ... --out {root}`)") from None
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"{path}: unreadable manifest ({exc})") from None
+        schema = raw.get("schema") if isinstance(raw, dict) else raw
+        if schema != SCHEMA_VERSION:
+            raise ModelError(f"{path}: unsupported manifest schema {schema!r} (expected {SCHEMA_VERSION})")
+        models = [ModelEntry.from_json(m, str(path)) for m in raw.get("models", [])]
+        return Manifest(root, models, dict(raw.get("detector", {})))
+
+    def select(self, task: str, variant: str | None = None) -> ModelEntry:
+        """The model for ``task``: the given variant, else the one marked default, else int8."""
+        candidates = [m for m in self.models if m.task == task]
+        if variant:
+            candidates = [m for m in candidates if m.variant == variant or m.name == variant]
+        if not candidates:
+            wanted = f"{variant} " if variant else ""
+            raise ModelError(f"{self.root / MANIFEST_NAME}: no {wanted}{task} model listed")
+        candidates.sort(key=lambda m: (not m.default, m.variant != "int8", m.name))
+        return candidates[0]
+
+    def path_of(self, entry: ModelEntry) -> Path:
+        return self.root / entry.file
+
+    def verify(self, entry: ModelEntry) -> Path:
+        """Check the file's bytes against the manifest; return its path."""
+        path = self.path_of(entry)
+        if not path.is_file():
+            raise ModelError(f"{path}: model file missing")
+        actual = sha256_file(path)
+        if actual != entry.sha256:
+            raise ModelError(f"{path}: sha256 {actual[:12]}... does not match the manifest "
+                             f"({entry.sha256[:12]}...); refusing a modified or corrupt model")
+        return path
+
+    def cascade_path(self) -> Path:
+        """The Haar cascade XML shipped next to the models (checked when the manifest has its sha256)."""
+        path = self.root / self.detector.get("file", "haarcascade_frontalface_default.xml")
+        if not path.is_file():
+            raise ModelError(f"{path}: Haar cascade missing")
+        expected = self.detector.get("sha256")
+        if expected and sha256_file(path) != expected:
+            raise ModelError(f"{path}: sha256 does not match the manifest; refusing a modified cascade")
+        return path
+
+    def save(self, path: Path | None = None) -> Path:
+        """Write the manifest atomically (temp file, then rename)."""
+        target = path or self.root / MANIFEST_NAME
+        body = {"schema": SCHEMA_VERSION, "detector": self.detector, "models": [m.to_json() for m in self.models]}
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.write_text(json.dumps(body, indent=2) + "\n")
+        tmp.replace(target)
+        return target
+
+
+def default_models_dir() -> Path:
+    """``models/`` of this checkout (editable install or running from the repository)."""
+    return Path(__file__).resolve().parent.parent / "models"

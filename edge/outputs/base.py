@@ -1,0 +1,43 @@
+"""The one small interface every output implements.
+
+The pipeline hands each output the frame it processed and the
+:class:`~edge.results.FrameResult`; an output never reaches back into the
+pipeline. To add your own (MQTT, a buzzer, a webhook), subclass :class:`Output`
+and implement the three methods; nothing else changes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge.results import FrameResult
+
+
+class OutputError(RuntimeError):
+    """An output that cannot start or keep running (pin busy, no display, port in use).
+
+    The daemon logs the one-line message, drops that output and keeps running.
+    """
+
+
+class Output:
+    """Base class: ``start`` once, ``update`` per frame, ``close`` once (idempotent)."""
+
+    name = "output"
+
+    def start(self) -> None:
+        """Acquire hardware or sockets; raise :class:`OutputError` with a clear message on failure."""
+
+    def update(self, frame: np.ndarray, result: FrameResult) -> None:
+        """React to one processed frame. Must be quick: it runs in the frame loop."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release everything and leave hardware in a safe state (LEDs off). Safe to call twice."""
+
+    def __enter__(self) -> Output:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,284 @@
+"""Frame sources behind one small interface: picamera2, OpenCV (USB camera or video file), image files.
+
+A source is opened, read frame by frame (``None`` = the stream ended) and
+closed. Reading a camera that has gone away raises :class:`CameraLost`, so the
+service can retry and, failing that, exit for systemd to restart it. Libraries
+are imported lazily: ``picamera2`` exists only on a Pi.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge.preprocess import FrameError, to_gray
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+
+
+class SourceError(RuntimeError):
+    """A source that cannot be opened (no camera, unreadable video); one-line message."""
+
+
+class CameraLost(SourceError):
+    """The camera stopped delivering frames mid-stream; the caller may reopen it."""
+
+
+class BadImage(SourceError):
+    """One image file could not be used; the source moves on to the next."""
+
+
+@dataclass
+class Frame:
+    """One captured frame.
+
+    ``image`` is what gets displayed and annotated (BGR or gray). ``gray`` is
+    the 8-bit gray frame for detection and both classifiers; ``box_scale``
+    maps its pixel coordinates onto ``image`` (picamera2's lores stream is
+    smaller than its main stream).
+    """
+
+    image: np.ndarray
+    gray: np.ndarray
+    index: int
+    timestamp: float
+    path: str | None = None
+    independent: bool = False  # a separate photo: never tracked together with its neighbours
+    box_scale: tuple[float, float] = (1.0, 1.0)
+
+
+def checked_frame(image: np.ndarray | None, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """(image, gray) for a decoded frame, or :class:`BadImage` saying why it cannot be used."""
+    if image is None:
+        raise BadImage(f"{what}: not a readable image")
+    try:
+        gray = to_gray(image)
+    except FrameError as exc:
+        raise BadImage(f"{what}: {exc}") from None
+    if image.dtype != np.uint8:  # 16-bit or float: show the same 8-bit data that was analysed
+        image = gray
+    elif image.ndim == 3 and image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return image, gray
+
+
+class FrameSource:
+    """Base class: ``open``, ``read`` until ``None``, ``close``; also an iterator and a context manager."""
+
+    name = "source"
+    live = False  # a camera: frames keep coming, tracking and smoothing apply
+
+    def open(self) -> None:
+        """Acquire the device or file; :class:`SourceError` with a clear message on failure."""
+
+    def read(self) -> Frame | None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the device. Safe to call twice."""
+
+    def __enter__(self) -> FrameSource:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[Frame]:
+        while True:
+            frame = self.read()
+            if frame is None:
+                return
+            yield frame
+
+
+def expand_paths(paths: Sequence[str | Path]) -> list[Path]:
+    """Files as given, folders expanded to their images and videos (sorted); missing paths kept to report."""
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files.extend(sorted(p for p in path.iterdir()
+                                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES))
+        else:
+            files.append(path)
+    return files
+
+
+def is_video(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_SUFFIXES
+
+
+class ImageSource(FrameSource):
+    """Image files (and folders of them), each an independent frame."""
+
+    name = "images"
+
+    def __init__(self, paths: Sequence[str | Path], loop: bool = False, size: tuple[int, int] | None = None):
+        self.paths = [p for p in expand_paths(paths) if not is_video(p)]
+        self.loop = loop
+        self.size = size  # optional (width, height) every image is scaled to
+        self._next = 0
+        self._index = 0
+
+    def open(self) -> None:
+        if not self.paths:
+            raise SourceError("no image files to read")
+
+    def read(self) -> Frame | None:
+        if self._next >= len(self.paths):
+            if not self.loop or not self.paths:
+                return None
+            self._next = 0
+        path = self.paths[self._next]
+        self._next += 1
+        if not path.exists():
+            raise BadImage(f"{path}: no such file")
+        image, gray = checked_frame(cv2.imread(str(path), cv2.IMREAD_UNCHANGED), str(path))
+        if self.size is not None:
+            image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
+            gray = cv2.resize(gray, self.size, interpolation=cv2.INTER_AREA)
+        frame = Frame(image, gray, self._index, time.monotonic(), str(path), independent=True)
+        self._index += 1
+        return frame
+
+
+class OpenCVSource(FrameSource):
+    """A USB camera (an index such as 0) or a video file, through ``cv2.VideoCapture``."""
+
+    name = "opencv"
+
+    def __init__(self, device: int | str = 0, width: int = 640, height: int = 480, fps: float = 15.0,
+                 read_failures: int = 5):
+        self.device = device
+        self.width, self.height, self.fps = width, height, fps
+        self.read_failures = read_failures
+        self.is_file = isinstance(device, str) and not str(device).isdigit()
+        self.live = not self.is_file
+        self.capture: cv2.VideoCapture | None = None
+        self._index = 0
+
+    def open(self) -> None:
+        if self.is_file and not Path(str(self.device)).is_file():
+            raise SourceError(f"{self.device}: no such video file")
+        target = self.device if self.is_file else int(self.device)
+        capture = cv2.VideoCapture(target)
+        if not capture.isOpened():
+            capture.release()
+            what = f"video {self.device}" if self.is_file else f"camera {self.device}"
+            raise SourceError(f"cannot open {what}")
+        if not self.is_file:
+            capture.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
+            capture.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
+            capture.set(cv2.CAP_PROP_FPS, self.fps)
+        self.capture = capture
+
+    @property
+    def frame_rate(self) -> float:
+        """The stream's nominal frame rate (a video file's own, or the configured one)."""
+        if self.capture is not None:
+            rate = self.capture.get(cv2.CAP_PROP_FPS)
+            if rate and 1 <= rate <= 240:
+                return float(rate)
+        return float(self.fps)
+
+    def read(self) -> Frame | None:
+        if self.capture is None:
+            raise SourceError("source is not open")
+        for _ in range(max(1, self.read_failures)):
+            ok, image = self.capture.read()
+            if ok and image is not None and image.size:
+                try:
+                    image, gray = checked_frame(image, str(self.device))
+                except BadImage:
+                    continue
+                frame = Frame(image, gray, self._index, time.monotonic(), str(self.device))
+                self._index += 1
+                return frame
+            if self.is_file:
+                return None  # end of the video
+            time.sleep(0.05)
+        raise CameraLost(f"camera {self.device} stopped delivering frames")
+
+    def close(self) -> None:
+        if self.capture is not None:
+            self.capture.release()
+            self.capture = None
+
+
+class Picamera2Source(FrameSource):
+    """The Pi camera through picamera2, with two streams from one request.
+
+    ``main`` (BGR, for display) and ``lores`` (YUV420; its Y plane is the gray
+    frame for detection and both classifiers) come from the same captured
+    request, so crops and display always show the same instant.
+    """
+
+    name = "picamera2"
+    live = True
+
+    def __init__(self, main_size: tuple[int, int] = (640, 480), lores_size: tuple[int, int] = (320, 240),
+                 fps: float = 15.0, camera_num: int = 0, timeout_s: float = 5.0):
+        self.main_size = tuple(main_size)
+        self.lores_size = tuple(lores_size)
+        self.fps = fps
+        self.camera_num = camera_num
+        self.timeout_s = timeout_s
+        self.camera = None
+        self._index = 0
+        self._lores_wh: tuple[int, int] = self.lores_size  # type: ignore[assignment]
+
+    def open(self) -> None:
+        try:
+            from picamera2 import Picamera2
+        except ImportError:
+            raise SourceError("picamera2 is not installed (on a Pi: sudo apt install python3-picamera2)") from None
+        try:
+            camera = Picamera2(self.camera_num)
+        except (IndexError, RuntimeError) as exc:
+            raise SourceError(f"no Pi camera {self.camera_num} ({exc})") from None
+        try:
+            frame_us = int(1_000_000 / self.fps)
+            config = camera.create_video_configuration(
+                main={"size": self.main_size, "format": "RGB888"},  # RGB888 is BGR byte order, as OpenCV wants
+                lores={"size": self.lores_size, "format": "YUV420"},
+                controls={"FrameDurationLimits": (frame_us, frame_us)},
+            )
+            camera.configure(config)
+            lores = camera.stream_configuration("lores")
+            self._lores_wh = tuple(lores["size"])  # libcamera may align the size
+            camera.start()
+        except Exception as exc:
+            camera.close()
+            raise SourceError(f"cannot start the Pi camera ({exc})") from None
+        self.camera = camera
+
+    def read(self) -> Frame | None:
+        if self.camera is None:
+            raise SourceError("source is not open")
+        lores_w, lores_h = self._lores_wh
+        try:
+            with self.camera.captured_request(wait=self.timeout_s) as request:
+                main = request.make_array("main")
+                yuv = request.make_array("lores")  # (h * 3 / 2, stride): Y plane on top, stride-padded
+            gray = np.ascontiguousarray(yuv[:lores_h, :lores_w])
+        except Exception as exc:  # libcamera reports a vanished camera as assorted errors or a timeout
+            raise CameraLost(f"Pi camera stopped delivering frames ({type(exc).__name__}: {exc})") from None
+        scale = (main.shape[1] / float(lores_w), main.shape[0] / float(lores_h))
+        frame = Frame(main, gray, self._index, time.monotonic(), "picamera2", box_scale=scale)
+        self._index += 1
+        return frame
+
+    def close(self) -> None:
+        if self.camera is not None:
+            try:
+                self.camera.stop()
+            finally:
+                self.camera.close()
+                self.camera = None
