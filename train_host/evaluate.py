@@ -1,0 +1,225 @@
+"""Evaluate a ``.keras`` or ``.tflite`` model on any supported dataset.
+
+    python -m train_host.evaluate --model models/emotion_mini_xception.keras \
+        --data ../shared/data/fer2013/fer2013_PublicTest.npz --json out/eval.json --plots out/
+
+Prints accuracy and per-class precision/recall, writes a row-normalised
+confusion matrix PNG (the paper's Fig. 8.6) and, when the data has ages or
+races (UTKFace), gender accuracy per age band and per group: the paper's
+gender model is known to be biased and users deserve the figures.
+
+TFLite models are run through the device's own classifier (``edge.classifier``),
+so the figure is what the Pi computes, including the int8 input table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge.labels import LABELS_BY_TASK, TASKS
+from edge.manifest import Manifest, ModelError
+from edge.preprocess import PIXEL_OFFSET, PIXEL_SCALE, CropSpec, normalize
+from train_host.augment import resize_batch
+from train_host.data import RACE_NAMES, DataError, FaceSet, load
+
+AGE_BANDS = ((0, 12), (13, 17), (18, 29), (30, 44), (45, 59), (60, 200))
+ADULT_AGE = 18
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to predict probabilities for uint8 faces of any size."""
+
+    path: Path
+    kind: str  # "keras" | "tflite"
+    size: tuple[int, int]
+    num_classes: int
+    predict: object  # Callable[[np.ndarray], np.ndarray]
+
+
+def load_model(path: str | Path, labels: Sequence[str] | None = None, margin: float = 0.0) -> LoadedModel:
+    """Load ``.keras``/``.h5``/``.hdf5`` with Keras or ``.tflite`` with the device classifier."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: no such model file")
+    suffix = path.suffix.lower()
+    if suffix == ".tflite":
+        return _load_tflite(path, labels)
+    if suffix in (".keras", ".h5", ".hdf5"):
+        import keras
+
+        try:
+            model = keras.models.load_model(path, compile=False)
+        except Exception as exc:  # Keras raises many types for a bad file
+            raise ModelError(f"{path}: not a loadable Keras model ({str(exc).splitlines()[0][:200]})") from None
+        _, height, width, channels = model.input_shape
+        if channels != 1:
+            raise ModelError(f"{path}: expects {channels} channels; these models take gray 1-channel faces")
+
+        def predict(faces: np.ndarray) -> np.ndarray:
+            x = normalize(resize_batch(faces, (height, width)))[..., None]
+            return np.asarray(model.predict(x, batch_size=256, verbose=0), dtype=np.float32)
+
+        return LoadedModel(path, "keras", (height, width), int(model.output_shape[-1]), predict)
+    raise ModelError(f"{path}: unknown model type '{suffix}' (use .keras, .h5 or .tflite)")
+
+
+def _load_tflite(path: Path, labels: Sequence[str] | None) -> LoadedModel:
+    from edge.classifier import Classifier
+
+    crop = CropSpec(scale=PIXEL_SCALE, offset=PIXEL_OFFSET)
+    try:  # a model listed in a manifest next to it: use its recorded preprocessing
+        manifest = Manifest.load(path.parent)
+        entry = next(m for m in manifest.models if m.file == path.name)
+        labels = entry.labels
+        crop = CropSpec(margin=entry.preprocessing.crop_margin, scale=entry.preprocessing.scale,
+                        offset=entry.preprocessing.offset)
+    except (ModelError, StopIteration):
+        pass
+    probe = Classifier(str(path), tuple(labels or ("?",) * _tflite_classes(path)), crop)
+    classes = len(probe.labels)
+
+    def predict(faces: np.ndarray) -> np.ndarray:
+        return probe.predict(resize_batch(faces, probe.size))
+
+    return LoadedModel(path, "tflite", probe.size, classes, predict)
+
+
+def _tflite_classes(path: Path) -> int:
+    from edge.runtime import make_interpreter
+
+    try:
+        return int(make_interpreter(str(path)).get_output_details()[0]["shape"][-1])
+    except Exception as exc:
+        raise ModelError(f"{path}: not a loadable TFLite model ({str(exc).splitlines()[0]})") from None
+
+
+def task_for(num_classes: int, task: str | None) -> str:
+    """The task a model with ``num_classes`` outputs serves (checked against ``task`` when given)."""
+    matches = [t for t in TASKS if len(LABELS_BY_TASK[t]) == num_classes]
+    if task:
+        if len(LABELS_BY_TASK[task]) != num_classes:
+            raise ModelError(f"model has {num_classes} outputs but {task} has {len(LABELS_BY_TASK[task])} classes")
+        return task
+    if not matches:
+        raise ModelError(f"model has {num_classes} outputs; expected 7 (emotion) or 2 (gender)")
+    return matches[0]
+
+
+def confusion(y: np.ndarray, pred: np.ndarray, num_classes: int) -> np.ndarray:
+    """Counts, true class per row."""
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(matrix, (y, pred), 1)
+    return matrix
+
+
+def metrics(y: np.ndarray, probs: np.ndarray, labels: Sequence[str]) -> dict:
+    """Accuracy, per-class precision/recall/F1/support and the confusion matrix."""
+    pred = probs.argmax(axis=1)
+    matrix = confusion(y, pred, len(labels))
+    per_class = {}
+    for i, label in enumerate(labels):
+        tp = matrix[i, i]
+        predicted, actual = matrix[:, i].sum(), matrix[i, :].sum()
+        precision = tp / predicted if predicted else 0.0
+        recall = tp / actual if actual else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[label] = {"precision": round(float(precision), 4), "recall": round(float(recall), 4),
+                            "f1": round(float(f1), 4), "support": int(actual)}
+    return {"accuracy": round(float((pred == y).mean()), 4), "samples": int(len(y)), "per_class": per_class,
+            "confusion": matrix.tolist()}
+
+
+def group_breakdown(y: np.ndarray, pred: np.ndarray, age: np.ndarray | None, race: np.ndarray | None) -> dict:
+    """Accuracy per age band, per race group and for adults only (when the data has them)."""
+    out: dict[str, dict] = {}
+    correct = pred == y
+
+    def cell(mask: np.ndarray) -> dict:
+        return {"accuracy": round(float(correct[mask].mean()), 4) if mask.any() else None, "samples": int(mask.sum())}
+
+    if age is not None:
+        out["age"] = {f"{lo}-{hi}" if hi < 200 else f"{lo}+": cell((age >= lo) & (age <= hi)) for lo, hi in AGE_BANDS}
+        out["adults"] = cell(age >= ADULT_AGE)
+    if race is not None:
+        out["race"] = {name: cell(race == i) for i, name in enumerate(RACE_NAMES)}
+    return out
+
+
+def evaluate(model: LoadedModel, faces: FaceSet, labels: Sequence[str]) -> dict:
+    """All figures for ``model`` on ``faces``."""
+    probs = np.asarray(model.predict(faces.x))
+    result = metrics(faces.y, probs, labels)
+    result.update(group_breakdown(faces.y, probs.argmax(axis=1), faces.age, faces.race))
+    result["model"] = str(model.path)
+    result["data"] = faces.source
+    return result
+
+
+def format_report(result: dict, labels: Sequence[str]) -> str:
+    """Human-readable table of the figures."""
+    lines = [f"{result['model']} on {result['data']} ({result['samples']} faces)",
+             f"accuracy: {100 * result['accuracy']:.2f}%", "",
+             f"{'class':>10} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>8}"]
+    for label in labels:
+        c = result["per_class"][label]
+        lines.append(f"{label:>10} {100 * c['precision']:>8.1f}% {100 * c['recall']:>6.1f}% "
+                     f"{100 * c['f1']:>5.1f}% {c['support']:>8}")
+    for group in ("age", "race"):
+        if group in result:
+            lines.append("")
+            lines.append(f"accuracy by {group}:")
+            for name, c in result[group].items():
+                acc = "-" if c["accuracy"] is None else f"{100 * c['accuracy']:.1f}%"
+                lines.append(f"  {name:>8}: {acc:>6} ({c['samples']} faces)")
+    if "adults" in result and result["adults"]["accuracy"] is not None:
+        a = result["adults"]
+        lines.append(f"adults only (age >= {ADULT_AGE}): {100 * a['accuracy']:.2f}% ({a['samples']} faces)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m train_host.evaluate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, help=".keras, .h5 or .tflite")
+    parser.add_argument("--data", required=True, help="dataset file or folder (its test split is used)")
+    parser.add_argument("--task", choices=TASKS, help="default: from the model's output count")
+    parser.add_argument("--split", help="FER CSV usage or train/test file of a folder (default: test)")
+    parser.add_argument("--json", help="write the figures as JSON here")
+    parser.add_argument("--plots", help="folder for the confusion-matrix PNG")
+    args = parser.parse_args(argv)
+    try:
+        model = load_model(args.model)
+        task = task_for(model.num_classes, args.task)
+        labels = LABELS_BY_TASK[task]
+        split = args.split or ("PublicTest" if Path(args.data).suffix.lower() == ".csv" else "test")
+        faces = load(args.data, task, split=split)
+        result = evaluate(model, faces, labels)
+    except (DataError, ModelError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    result["task"] = task
+    print(format_report(result, labels))
+    if args.plots:
+        from train_host.plots import confusion_matrix_png
+
+        plots = Path(args.plots)
+        plots.mkdir(parents=True, exist_ok=True)
+        png = plots / f"confusion_{model.path.stem}.png"
+        confusion_matrix_png(np.array(result["confusion"]), labels, png,
+                             f"{model.path.name}: {100 * result['accuracy']:.1f}% on {Path(faces.source).name}")
+        print(f"confusion matrix: {png}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
