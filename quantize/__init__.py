@@ -1,0 +1,1 @@
+"""Keras -> TFLite (float32 and full-integer int8), parity and size reports, and the model manifest."""

@@ -1,0 +1,108 @@
+"""Keras 3 -> TFLite through a SavedModel.
+
+``TFLiteConverter.from_keras_model`` is broken with Keras 3 on TF >= 2.16, so
+the model is exported with ``model.export(dir, "tf_saved_model")`` and
+converted with ``from_saved_model``. The int8 model is full-integer: int8 input
+and output, per-channel weights, and builtin int8 ops only, so an op that
+cannot be quantized fails the conversion loudly instead of silently staying float.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from edge.preprocess import normalize
+
+MIN_CALIBRATION = 300
+
+
+class ConversionError(RuntimeError):
+    """The converter refused the model; the message says why in one line."""
+
+
+def balanced_sample(y: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """Indices of ``count`` faces spread as evenly as possible over all classes."""
+    rng = np.random.default_rng(seed)
+    classes = np.unique(y)
+    per_class = {c: rng.permutation(np.flatnonzero(y == c)) for c in classes}
+    picked: list[int] = []
+    round_ = 0
+    while len(picked) < count and any(round_ < len(v) for v in per_class.values()):
+        for c in classes:
+            if round_ < len(per_class[c]) and len(picked) < count:
+                picked.append(int(per_class[c][round_]))
+        round_ += 1
+    return np.array(sorted(picked), dtype=np.int64)
+
+
+def representative_faces(faces_uint8: np.ndarray) -> Iterator[list[np.ndarray]]:
+    """The converter's calibration feed: one preprocessed float face per step."""
+    x = normalize(faces_uint8)[..., None]
+    for face in x:
+        yield [face[None]]
+
+
+def _export(model, directory: Path) -> None:
+    import tensorflow as tf  # noqa: F401  (makes sure TF, not another backend, exports)
+
+    model.export(str(directory), "tf_saved_model", verbose=False)
+
+
+def convert(model, calibration_uint8: np.ndarray | None) -> bytes:
+    """TFLite flatbuffer of ``model``: float32 when ``calibration_uint8`` is None, else full int8."""
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory(prefix="quantize-") as tmp:
+        saved = Path(tmp) / "saved_model"
+        _export(model, saved)
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
+        if calibration_uint8 is not None:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = lambda: representative_faces(calibration_uint8)
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
+        try:
+            flatbuffer = converter.convert()
+        except Exception as exc:  # the converter raises ConverterError, RuntimeError, ...
+            first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+            raise ConversionError(f"TFLite conversion failed: {first[:300]}") from None
+    return strip_strings(flatbuffer)
+
+
+def strip_strings(flatbuffer: bytes) -> bytes:
+    """Drop tensor names, descriptions and signature names (about 7 KB of a 100 KB int8 model).
+
+    The device addresses the single input and output by index, so nothing it
+    needs is lost; per-channel quantization parameters (int64 zero points) are
+    what remains of the overhead beyond the weights.
+    """
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+    flatbuffer_utils.strip_strings(model)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temp file in the same folder, then rename.
+
+    A reader (or a crash) never sees a half-written model.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,127 @@
+"""Put converted models into the models folder and record them in ``manifest.json``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from edge.manifest import MANIFEST_NAME, InputSpec, Manifest, ModelEntry, ModelError, Preprocessing, sha256_file
+from edge.preprocess import PIXEL_OFFSET, PIXEL_SCALE
+from quantize.convert import write_atomic
+from train_host import provenance
+from train_host.data import FaceSet
+
+CASCADE = "haarcascade_frontalface_default.xml"
+RUN_FILES = ("log.csv", "curves.png", "run.json")
+
+
+def _dataset_name(source: str) -> str:
+    name = Path(source.split("[")[0]).name.lower()
+    if "fer" in name:
+        return "FER-2013"
+    if "utk" in name:
+        return "UTKFace"
+    if "imdb" in name or "wiki" in name:
+        return "IMDB-WIKI"
+    return Path(source).name
+
+
+def _accuracy_entries(figures: dict, variant: str, test_source: str) -> list[dict]:
+    file = Path(test_source.split("[")[0]).name
+    split = "test" if "test" in file.lower() else file
+    if "publictest" in file.lower():
+        split = "PublicTest"
+    base = {"dataset": _dataset_name(test_source), "split": split, "file": file, "faces": figures["test"]["faces"]}
+    entries = [base | {"subset": "all", "accuracy": figures["accuracy"][variant]}]
+    adults = figures["groups"][variant].get("adults")
+    if adults and adults["accuracy"] is not None:
+        entries.append(base | {"subset": "adults", "faces": adults["samples"], "accuracy": adults["accuracy"]})
+    return entries
+
+
+def _load_or_new(out: Path) -> Manifest:
+    if (out / MANIFEST_NAME).exists():
+        return Manifest.load(out)
+    return Manifest(out, [], {})
+
+
+def _run_info(model_path: Path) -> dict:
+    run_json = model_path.parent / "run.json"
+    if not run_json.is_file():
+        return {}
+    run = json.loads(run_json.read_text())
+    keep = ("model", "input", "parameters", "data", "epochs_run", "best_epoch", "best_val_accuracy", "batch", "lr",
+            "l2", "label_smoothing", "seed", "augment", "train_seconds", "commit", "host")
+    return {k: run[k] for k in keep if k in run}
+
+
+def publish(args, out: Path, name: str, task: str, labels: Sequence[str], model, flatbuffers: dict[str, bytes],
+            figures: dict, calib: FaceSet, pick: np.ndarray) -> Path:
+    """Write the models, the float ``.keras``, run files and plots; update the manifest; return its path."""
+    from train_host.plots import confusion_matrix_png
+
+    out.mkdir(parents=True, exist_ok=True)
+    model_path = Path(args.model)
+    keras_bytes = model_path.read_bytes()
+    keras_target = out / f"{name}.keras"
+    if model_path.resolve() != keras_target.resolve():
+        write_atomic(keras_target, keras_bytes)
+    run_dir = out / "runs" / name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for file in RUN_FILES:
+        source = model_path.parent / file
+        if source.is_file() and source.resolve() != (run_dir / file).resolve():
+            write_atomic(run_dir / file, source.read_bytes())
+    cascade = out / CASCADE
+    if not cascade.exists():
+        from edge.manifest import default_models_dir
+
+        write_atomic(cascade, (default_models_dir() / CASCADE).read_bytes())
+
+    manifest = _load_or_new(out)
+    manifest.detector = {"file": CASCADE, "sha256": sha256_file(cascade),
+                         "source": "OpenCV data/haarcascades (Intel License Agreement, see the XML header)"}
+    calib_pick_sha = hashlib.sha256(np.asarray(pick).tobytes()).hexdigest()[:16]
+    entries = []
+    for variant, blob in flatbuffers.items():
+        file = f"{name}_{variant}.tflite"
+        write_atomic(out / file, blob)
+        q = figures["input_quantization"][variant]
+        height, width = model.input_shape[1:3]
+        entries.append(ModelEntry(
+            name=f"{name}_{variant}", task=task, variant=variant, file=file,
+            sha256=hashlib.sha256(blob).hexdigest(), bytes=len(blob), labels=tuple(labels),
+            input=InputSpec(int(height), int(width), 1, q["dtype"], float(q["scale"]), int(q["zero_point"])),
+            preprocessing=Preprocessing(crop_margin=float(args.margin), scale=PIXEL_SCALE, offset=PIXEL_OFFSET),
+            accuracy=_accuracy_entries(figures, variant, figures["test"]["source"]),
+            provenance={
+                "float_model": keras_target.name, "float_sha256": hashlib.sha256(keras_bytes).hexdigest(),
+                "training_run": _run_info(model_path),
+                "calibration": None if variant == "float32" else {
+                    "data": calib.source, "faces": int(len(pick)), "seed": args.seed,
+                    "classes": sorted(set(int(v) for v in calib.y[pick])), "pick_sha256_16": calib_pick_sha},
+                "converter": "model.export(tf_saved_model) + TFLiteConverter.from_saved_model"
+                             + (", full int8, builtin int8 ops only" if variant == "int8" else ", float32"),
+                "command": " ".join(["python -m quantize", *sys.argv[1:]]) if sys.argv[0].endswith("quantize")
+                           else "python -m quantize " + str(model_path),
+                "commit": provenance.git_commit(),
+            },
+            default=(variant == "int8"),
+        ))
+        confusion_matrix_png(np.array(figures["confusion"][variant]), labels, run_dir / f"confusion_{variant}.png",
+                             f"{name} {variant}: {100 * figures['accuracy'][variant]:.1f}% on "
+                             f"{Path(figures['test']['source']).name}")
+    names = {e.name for e in entries}
+    manifest.models = [m for m in manifest.models if m.name not in names] + entries
+    manifest.models.sort(key=lambda m: (m.task, m.variant != "int8", m.name))
+    path = manifest.save()
+    try:
+        Manifest.load(out).verify(entries[-1])
+    except ModelError as exc:  # pragma: no cover - would mean the write itself failed
+        raise ModelError(f"manifest written but does not verify: {exc}") from None
+    return path
