@@ -6,6 +6,7 @@ PY := $(VENV)/bin/python
 DATA ?= ../shared/data
 ANCHORS ?= ../shared/anchors/oarriaga
 PI ?=
+DEPLOY_ARGS ?=
 
 .PHONY: demo test lint eval bench deploy rollback status clean
 
@@ -29,6 +30,16 @@ test: $(VENV)/.dev-installed
 
 lint: $(VENV)/.dev-installed
 	$(PY) -m ruff check .
+
+# Deploy to one or more Pis over ssh: make deploy PI=pi1  or  make deploy PI="pi1 pi2"
+deploy:
+	$(PYTHON) -m deploy deploy $(PI) $(DEPLOY_ARGS)
+
+rollback:
+	$(PYTHON) -m deploy rollback $(PI) $(DEPLOY_ARGS)
+
+status:
+	$(PYTHON) -m deploy status $(PI) $(DEPLOY_ARGS)
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache

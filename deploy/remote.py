@@ -1,0 +1,313 @@
+"""The steps run on a target, each one shell script over one ssh call.
+
+Scripts are POSIX sh (the Pi's /bin/sh is dash), print ``KEY=value`` lines for
+results and ``ERROR: ...`` for the one line the user sees when a step fails.
+Privileged commands go through the configurable sudo prefix (``sudo -n`` by
+default, so a sudo that wants a password fails fast instead of hanging).
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+from deploy.errors import DeployError
+from deploy.fake_system import RECORDER, install_script
+from deploy.layout import CAMERA_PACKAGE, RELEASE_ID_RE, SERVICE, SERVICE_GROUPS, SERVICE_USER, Layout
+from deploy.ssh import Target, parse_keys
+
+q = shlex.quote
+
+
+def _check_release_id(release_id: str) -> str:
+    # Release ids end up in `rm -rf` and symlink targets: never pass anything else.
+    if not RELEASE_ID_RE.match(release_id):
+        raise DeployError(f"not a release id: {release_id!r}")
+    return release_id
+
+
+@dataclass(frozen=True)
+class Remote:
+    """One target with its layout: the building blocks of deploy, rollback and status."""
+
+    target: Target
+    layout: Layout
+    sudo: str = "sudo -n"
+    fake: bool = False
+
+    # -- plumbing -----------------------------------------------------------------
+
+    def _prelude(self) -> str:
+        lay = self.layout
+        lines = [
+            "set -eu",
+            "umask 022",
+            f"SUDO={q(self.sudo)}",
+            f"SERVICE={q(SERVICE)}",
+            f"ROOT={q(lay.root)}",
+            f"RELEASES={q(lay.releases)}",
+            f"CURRENT={q(lay.current)}",
+            f"CONFIG={q(lay.config)}",
+            f"CONFIG_DIR={q(lay.config_dir)}",
+            f"UNIT={q(lay.unit)}",
+            'die() { echo "ERROR: $*" >&2; exit 1; }',
+            "last() { printf '%s\\n' \"$1\" | sed '/^[[:space:]]*$/d' | tail -n 1; }",
+        ]
+        if self.fake:
+            lines.append(f'PATH={q(lay.fake_dir + "/bin")}:"$PATH"; export PATH')
+        return "\n".join(lines) + "\n"
+
+    def run(self, body: str, *, stdin: bytes | None = None, timeout: float | None = None) -> dict[str, str]:
+        return parse_keys(self.target.run(self._prelude() + body, stdin=stdin, timeout=timeout))
+
+    # -- steps --------------------------------------------------------------------
+
+    def install_fake_system(self, answers: dict[str, str]) -> None:
+        """Put the recorder in place of sudo/apt/systemd tools (tests without a Pi)."""
+        self.target.run(install_script(self.layout, answers), stdin=RECORDER.encode())
+
+    def preflight(self, min_free_mb: int) -> dict[str, str]:
+        """ssh works, python3 >= 3.9, sudo without password, enough disk, config parses."""
+        return self.run(
+            f"""
+command -v python3 >/dev/null 2>&1 || die "python3 not found on the target"
+python3 -c 'import sys; sys.exit(sys.version_info < (3, 9))' \\
+    || die "python3 on the target is too old: $(python3 -V 2>&1)"
+command -v systemctl >/dev/null 2>&1 || die "systemctl not found: the target does not run systemd"
+$SUDO true </dev/null >/dev/null 2>&1 \\
+    || die "sudo needs a password for $(id -un): allow passwordless sudo or pass --sudo ''"
+d=$ROOT
+while [ ! -d "$d" ]; do d=$(dirname "$d"); done
+free_kb=$(df -Pk "$d" | awk 'NR == 2 {{ print $4 }}')
+[ "$free_kb" -ge {min_free_mb * 1024} ] || die "only $((free_kb / 1024)) MB free on $d, need {min_free_mb} MB"
+if $SUDO test -e "$CONFIG" </dev/null; then
+    $SUDO cat "$CONFIG" </dev/null | python3 -c '
+import sys
+try:
+    import tomllib
+except ImportError:
+    sys.exit(0)
+try:
+    tomllib.loads(sys.stdin.read())
+except tomllib.TOMLDecodeError as exc:
+    print(f"ERROR: {{sys.argv[1]}} is not valid TOML ({{exc}}): fix it first, nothing was changed", file=sys.stderr)
+    sys.exit(1)
+' "$CONFIG"
+fi
+echo "PYTHON=$(python3 -V 2>&1)"
+echo "FREE_MB=$((free_kb / 1024))"
+"""
+        )
+
+    def ensure_apt(self, packages: tuple[str, ...]) -> list[str]:
+        """Install the missing apt packages; return those that were missing."""
+        if not packages:
+            return []
+        values = self.run(
+            f"""
+missing=""
+for p in {" ".join(q(p) for p in packages)}; do
+    st=$(dpkg-query -W --showformat='${{db:Status-Status}}' "$p" </dev/null 2>/dev/null) || st=""
+    [ "$st" = installed ] || missing="$missing $p"
+done
+echo "MISSING=$missing"
+[ -n "$missing" ] || exit 0
+APT="$SUDO env DEBIAN_FRONTEND=noninteractive apt-get"
+$APT update -q </dev/null >/dev/null 2>&1 || true
+if ! out=$($APT install -y -q --no-install-recommends $missing </dev/null 2>&1); then
+    cam={q(CAMERA_PACKAGE)}
+    case "$missing " in
+        *" $cam "*)
+            if printf '%s\\n' "$out" | grep -Eq "Unable to locate package $cam|'?$cam'? has no installation candidate"
+            then
+                die "no camera stack: $cam is not installable here" \\
+                    "(needs Raspberry Pi OS Bookworm or newer); nothing changed"
+            fi ;;
+    esac
+    err=$(printf '%s\\n' "$out" | grep '^E:' | tail -n 1) || true
+    die "apt-get install failed: ${{err:-$(last "$out")}}"
+fi
+"""
+        )
+        return values.get("MISSING", "").split()
+
+    def ensure_user(self) -> bool:
+        """Create the service's system user when missing; True if it was created."""
+        values = self.run(
+            f"""
+USER_NAME={q(SERVICE_USER)}
+if id -u "$USER_NAME" >/dev/null 2>&1; then echo USER=present; exit 0; fi
+groups=""
+for g in {" ".join(q(g) for g in SERVICE_GROUPS)}; do
+    if getent group "$g" >/dev/null 2>&1; then groups="${{groups:+$groups,}}$g"; fi
+done
+set -- --system --no-create-home --shell /usr/sbin/nologin
+if getent group "$USER_NAME" >/dev/null 2>&1; then set -- "$@" --gid "$USER_NAME"; else set -- "$@" --user-group; fi
+if [ -n "$groups" ]; then set -- "$@" --groups "$groups"; fi
+out=$($SUDO useradd "$@" "$USER_NAME" </dev/null 2>&1) || die "useradd $USER_NAME failed: $(last "$out")"
+echo USER=created
+"""
+        )
+        return values.get("USER") == "created"
+
+    def create_release(
+        self, release_id: str, bundle: bytes, wheel_name: str, pip_packages: tuple[str, ...], pip_args: tuple[str, ...]
+    ) -> str:
+        """Unpack the bundle into a new release dir, build its venv, install the example config.
+
+        Returns ``installed`` when the example became /etc/.../config.toml, ``kept``
+        when a config was already there (it is never overwritten). A failure
+        removes the half-made release dir.
+        """
+        _check_release_id(release_id)
+        extra = ""
+        if pip_packages:
+            cmd = shlex.join(["install", "-q", *pip_args, *pip_packages])
+            what = " ".join(pip_packages)
+            extra = f'out=$(vpip {cmd} 2>&1) || die "pip install {what} failed: $(last "$out")"\n'
+        values = self.run(
+            f"""
+REL="$RELEASES/"{q(release_id)}
+[ ! -e "$REL" ] || die "release {release_id} already exists on the target"
+$SUDO mkdir -p "$RELEASES" </dev/null
+$SUDO mkdir "$REL" </dev/null
+finished=0
+trap '[ "$finished" = 1 ] || $SUDO rm -rf "$REL" </dev/null' EXIT
+$SUDO tar -xf - --no-same-owner -C "$REL" || die "could not unpack the release into $REL"
+vpip() {{
+    $SUDO env PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 \\
+        "$REL/venv/bin/pip" "$@" </dev/null
+}}
+out=$($SUDO python3 -m venv --system-site-packages "$REL/venv" </dev/null 2>&1) \\
+    || die "python3 -m venv failed (python3-venv missing?): $(last "$out")"
+out=$(vpip install -q --no-deps "$REL/wheels/"{q(wheel_name)} 2>&1) \\
+    || die "pip install of the wheel failed: $(last "$out")"
+{extra}$SUDO mkdir -p "$CONFIG_DIR" </dev/null
+if $SUDO test -e "$CONFIG" </dev/null; then
+    echo CONFIG=kept
+else
+    $SUDO install -m 0644 "$REL/config.example.toml" "$CONFIG" </dev/null
+    echo CONFIG=installed
+fi
+finished=1
+""",
+            stdin=bundle,
+        )
+        return values.get("CONFIG", "")
+
+    def install_unit(self, release_id: str) -> bool:
+        """Install the release's unit file, daemon-reload, enable; False if the release has none."""
+        values = self.run(
+            f"""
+SRC="$RELEASES/"{q(_check_release_id(release_id))}"/$SERVICE.service"
+if [ ! -f "$SRC" ]; then echo UNIT=none; exit 0; fi
+$SUDO mkdir -p "$(dirname "$UNIT")" </dev/null
+$SUDO install -m 0644 "$SRC" "$UNIT" </dev/null
+out=$($SUDO systemctl daemon-reload </dev/null 2>&1) || die "systemctl daemon-reload failed: $(last "$out")"
+out=$($SUDO systemctl enable "$SERVICE" </dev/null 2>&1) || die "systemctl enable $SERVICE failed: $(last "$out")"
+echo UNIT=installed
+"""
+        )
+        return values.get("UNIT") == "installed"
+
+    def switch(self, release_id: str) -> None:
+        """Point ``current`` at the release: a temp symlink renamed over it (atomic)."""
+        rid = q(_check_release_id(release_id))
+        self.run(
+            f"""
+[ -d "$RELEASES/"{rid} ] || die "release {release_id} not found on the target"
+tmp="$ROOT/.current.$$"
+$SUDO ln -sfn "releases/"{rid} "$tmp" </dev/null
+$SUDO mv -Tf "$tmp" "$CURRENT" </dev/null || {{ $SUDO rm -f "$tmp" </dev/null; die "could not switch current"; }}
+"""
+        )
+
+    def restart_and_check(self, timeout: int, settle: int) -> tuple[str, str]:
+        """Restart and wait until ``is-active`` says active and stays so for ``settle`` s.
+
+        With Type=notify, ``active`` only comes after the daemon's READY=1. Returns
+        (final state, epoch second of the restart, for the journal).
+        """
+        values = self.run(
+            f"""
+start=$(date +%s)
+echo "SINCE=$start"
+deadline=$((start + {timeout}))
+$SUDO systemctl reset-failed "$SERVICE" </dev/null >/dev/null 2>&1 || true
+$SUDO timeout {timeout} systemctl restart "$SERVICE" </dev/null >/dev/null 2>&1 || true
+state=$(systemctl is-active "$SERVICE" </dev/null 2>/dev/null) || true
+while [ "$state" != active ] && [ "$state" != failed ] && [ "$(date +%s)" -lt "$deadline" ]; do
+    sleep 1
+    state=$(systemctl is-active "$SERVICE" </dev/null 2>/dev/null) || true
+done
+if [ "$state" = active ]; then
+    pid=$(systemctl show -p MainPID --value "$SERVICE" </dev/null 2>/dev/null) || true
+    stable_until=$(($(date +%s) + {settle}))
+    while [ "$(date +%s)" -lt "$stable_until" ]; do
+        sleep 1
+        state=$(systemctl is-active "$SERVICE" </dev/null 2>/dev/null) || true
+        [ "$state" = active ] || break
+        now=$(systemctl show -p MainPID --value "$SERVICE" </dev/null 2>/dev/null) || true
+        if [ "$now" != "$pid" ]; then state="restarting (main pid changed)"; break; fi
+    done
+fi
+echo "STATE=${{state:-unknown}}"
+""",
+            timeout=2 * timeout + settle + 60,
+        )
+        return values.get("STATE", "unknown"), values.get("SINCE", "")
+
+    def journal_tail(self, since: str, lines: int = 15) -> list[str]:
+        """The service's last journal lines since ``since`` (epoch seconds), best effort."""
+        since_opt = f"--since @{int(since)}" if since.isdigit() else ""
+        out = self.target.run(
+            self._prelude()
+            + f'$SUDO journalctl -u "$SERVICE" --no-pager -o cat -n {lines} {since_opt} </dev/null 2>/dev/null'
+            + " || true\n"
+        )
+        return [line for line in out.splitlines() if line.strip()]
+
+    def releases(self) -> tuple[str, list[str]]:
+        """(current release id or '', all release ids oldest first)."""
+        values = self.run(
+            """
+cur=$(readlink "$CURRENT" 2>/dev/null) || cur=""
+echo "CURRENT=${cur##*/}"
+if [ -d "$RELEASES" ]; then echo "RELEASES=$(ls -1 "$RELEASES" | tr '\\n' ' ')"; fi
+"""
+        )
+        found = sorted(r for r in values.get("RELEASES", "").split() if RELEASE_ID_RE.match(r))
+        return values.get("CURRENT", ""), found
+
+    def remove_releases(self, release_ids: list[str]) -> None:
+        """Delete release dirs (ids are checked, never arbitrary paths)."""
+        if release_ids:
+            names = " ".join(q(_check_release_id(r)) for r in release_ids)
+            self.run(f'cd "$RELEASES"\n$SUDO rm -rf -- {names} </dev/null\n')
+
+    def status(self) -> dict[str, str]:
+        """is-active, selected ``systemctl show`` properties, current release, last latency log line."""
+        return self.run(
+            """
+echo "ACTIVE=$(systemctl is-active "$SERVICE" </dev/null 2>/dev/null || true)"
+systemctl show "$SERVICE" -p SubState -p MainPID -p NRestarts -p StatusText </dev/null 2>/dev/null \\
+    | sed 's/^/SHOW_/' || true
+cur=$(readlink "$CURRENT" 2>/dev/null) || cur=""
+echo "CURRENT=${cur##*/}"
+line=$($SUDO journalctl -u "$SERVICE" --no-pager -o short-iso -n 5000 </dev/null 2>/dev/null \\
+    | grep latency | tail -n 1) || true
+echo "LATENCY=$line"
+"""
+        )
+
+
+def releases_to_prune(releases: list[str], current: str, keep: int) -> list[str]:
+    """Release ids beyond the newest ``keep``, never the current one."""
+    newest_first = sorted(releases, reverse=True)
+    return sorted(r for r in newest_first[keep:] if r != current)
+
+
+def previous_release(releases: list[str], current: str) -> str | None:
+    """The newest release older than ``current`` (what a rollback goes back to)."""
+    older = [r for r in sorted(releases) if r < current]
+    return older[-1] if older else None
