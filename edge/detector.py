@@ -51,7 +51,10 @@ class HaarDetector:
 
     def __init__(self, cascade_path: str | Path, settings: DetectorSettings | None = None):
         self.settings = settings or DetectorSettings()
-        self.cascade = cv2.CascadeClassifier(str(cascade_path))
+        try:
+            self.cascade = cv2.CascadeClassifier(str(cascade_path))
+        except (cv2.error, SystemError):  # OpenCV raises while parsing a broken XML
+            raise ModelError(f"{cascade_path}: not a loadable Haar cascade") from None
         if self.cascade.empty():
             raise ModelError(f"{cascade_path}: not a loadable Haar cascade")
         self._clahe = cv2.createCLAHE(clipLimit=self.settings.clahe_clip, tileGridSize=(8, 8))

@@ -1,0 +1,73 @@
+"""Shared fixtures: repository paths, committed samples, the shipped models and a test video."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "samples"
+MODELS = ROOT / "models"
+FAKES = Path(__file__).resolve().parent / "fakes"
+SHARED = ROOT.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def samples() -> Path:
+    return SAMPLES
+
+
+@pytest.fixture(scope="session")
+def models_dir() -> Path:
+    return MODELS
+
+
+@pytest.fixture(scope="session")
+def pipeline_factory():
+    """Build pipelines on the shipped models (int8 by default)."""
+    from edge.pipeline import ModelSettings, Pipeline
+
+    def build(**kwargs):
+        models = kwargs.pop("models", ModelSettings(dir=str(MODELS)))
+        return Pipeline.from_models(models, **kwargs)
+
+    return build
+
+
+@pytest.fixture
+def fake_picamera2(monkeypatch):
+    """Put the picamera2 fake on the import path (a Pi camera cannot run here)."""
+    monkeypatch.syspath_prepend(str(FAKES))
+    sys.modules.pop("picamera2", None)
+    import picamera2
+
+    picamera2.reset()
+    yield picamera2
+    picamera2.reset()
+    sys.modules.pop("picamera2", None)
+
+
+def write_pan_video(path: Path, image_path: Path, frames: int = 45, fps: float = 15.0,
+                    size: tuple[int, int] = (640, 480)) -> Path:
+    """A short video panning slowly across a real photo: faces move, so tracks must follow them."""
+    image = cv2.imread(str(image_path))
+    height, width = size[1], size[0]
+    scale = max(width / image.shape[1], height / image.shape[0]) * 1.15
+    big = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    max_dx, max_dy = big.shape[1] - width, big.shape[0] - height
+    for i in range(frames):
+        t = i / max(frames - 1, 1)
+        x, y = int(round(max_dx * t)), int(round(max_dy * (0.5 + 0.5 * np.sin(np.pi * t)) * 0.5))
+        writer.write(np.ascontiguousarray(big[y:y + height, x:x + width]))
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="session")
+def pan_video(tmp_path_factory) -> Path:
+    return write_pan_video(tmp_path_factory.mktemp("video") / "pan.mp4", SAMPLES / "two_people.jpg")

@@ -1,0 +1,119 @@
+"""The TFLite classifier wrapper and the manifest contract: the device refuses what does not match."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.classifier import Classifier
+from edge.detector import HaarDetector
+from edge.labels import EMOTION_LABELS, GENDER_LABELS
+from edge.manifest import Manifest, ModelError
+from edge.pipeline import ModelSettings, Pipeline
+from edge.preprocess import crop_face, to_gray
+
+
+@pytest.fixture(scope="module")
+def manifest(models_dir):
+    return Manifest.load(models_dir)
+
+
+@pytest.fixture(scope="module")
+def faces(samples, manifest):
+    """Real face crops from the samples, cut as the device cuts them."""
+    detector = HaarDetector(manifest.cascade_path())
+    entry = manifest.select("emotion", "int8")
+    clf = Classifier.from_manifest(manifest, entry)
+    crops = []
+    for name in ("astronaut.jpg", "two_people.jpg", "obama_720p.jpg", "biden.jpg"):
+        gray = to_gray(cv2.imread(str(samples / name)))
+        crops += [crop_face(gray, box, clf.crop) for box in detector.detect(gray)]
+    return crops
+
+
+@pytest.fixture
+def models_copy(models_dir, tmp_path):
+    target = tmp_path / "models"
+    shutil.copytree(models_dir, target, ignore=shutil.ignore_patterns("*.keras", "runs", "reports"))
+    return target
+
+
+def test_manifest_lists_int8_and_float_models_for_both_tasks(manifest):
+    for task, labels in (("emotion", EMOTION_LABELS), ("gender", GENDER_LABELS)):
+        int8 = manifest.select(task, "int8")
+        assert int8.input.dtype == "int8" and int8.labels == labels and int8.default
+        assert manifest.select(task).name == int8.name  # int8 is what the device uses by default
+        assert manifest.select(task, "float32").input.dtype == "float32"
+
+
+@pytest.mark.parametrize("task", ["emotion", "gender"])
+def test_probabilities_for_real_faces(manifest, faces, task):
+    clf = Classifier.from_manifest(manifest, manifest.select(task, "int8"))
+    probs = clf.predict(faces)
+    assert probs.shape == (len(faces), len(clf.labels))
+    assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    assert (probs >= 0).all()
+
+
+@pytest.mark.parametrize("task", ["emotion", "gender"])
+def test_int8_follows_the_float_model_on_real_faces(manifest, faces, task):
+    int8 = Classifier.from_manifest(manifest, manifest.select(task, "int8")).predict(faces)
+    float32 = Classifier.from_manifest(manifest, manifest.select(task, "float32")).predict(faces)
+    assert np.abs(int8 - float32).mean() < 0.05
+
+
+def test_int8_input_comes_from_the_models_own_quantization(manifest, faces):
+    clf = Classifier.from_manifest(manifest, manifest.select("emotion", "int8"))
+    tensor = clf.prepare(faces[0])
+    assert tensor.dtype == np.int8 and tensor.shape == clf.input_shape
+    x = faces[0].astype(np.float64) * clf.crop.scale + clf.crop.offset
+    expected = np.clip(np.round(x / clf.input_scale) + clf.input_zero_point, -128, 127)
+    assert np.array_equal(tensor.reshape(faces[0].shape), expected)
+
+
+def test_a_tampered_model_is_refused_naming_the_file(models_copy):
+    entry = Manifest.load(models_copy).select("emotion", "int8")
+    path = models_copy / entry.file
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match=f"{entry.file}.*does not match the manifest"):
+        Pipeline.from_models(ModelSettings(dir=str(models_copy)))
+
+
+def test_an_input_spec_that_disagrees_with_the_manifest_is_refused(models_copy):
+    raw = json.loads((models_copy / "manifest.json").read_text())
+    entry = next(m for m in raw["models"] if m["task"] == "gender" and m["variant"] == "int8")
+    entry["input"]["zero_point"] += 3
+    (models_copy / "manifest.json").write_text(json.dumps(raw))
+    with pytest.raises(ModelError, match=f"{entry['file']}: input .* does not match the manifest"):
+        Pipeline.from_models(ModelSettings(dir=str(models_copy)))
+
+
+def test_a_corrupt_model_with_a_matching_checksum_is_refused(models_copy):
+    import hashlib
+
+    raw = json.loads((models_copy / "manifest.json").read_text())
+    entry = next(m for m in raw["models"] if m["task"] == "emotion" and m["variant"] == "int8")
+    garbage = b"TFL3" + bytes(range(256)) * 8
+    (models_copy / entry["file"]).write_bytes(garbage)
+    entry["sha256"] = hashlib.sha256(garbage).hexdigest()
+    (models_copy / "manifest.json").write_text(json.dumps(raw))
+    with pytest.raises(ModelError, match="not a loadable TFLite model"):
+        Pipeline.from_models(ModelSettings(dir=str(models_copy)))
+
+
+def test_a_missing_manifest_says_how_to_make_one(tmp_path):
+    with pytest.raises(ModelError, match="no model manifest"):
+        Pipeline.from_models(ModelSettings(dir=str(tmp_path)))
+
+
+def test_threads_setting_reaches_the_interpreter(manifest, faces):
+    one = Classifier.from_manifest(manifest, manifest.select("gender", "int8"), num_threads=1)
+    two = Classifier.from_manifest(manifest, manifest.select("gender", "int8"), num_threads=2)
+    assert (one.num_threads, two.num_threads) == (1, 2)
+    assert np.allclose(one.predict(faces), two.predict(faces), atol=1e-6)

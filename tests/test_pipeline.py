@@ -1,0 +1,93 @@
+"""The pipeline on real photos and odd frames: labels, tracks, timings, border faces."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.labels import EMOTION_LABELS, GENDER_LABELS
+from edge.preprocess import FrameError
+from edge.sources import OpenCVSource
+
+
+@pytest.fixture(scope="module")
+def pipeline(pipeline_factory):
+    return pipeline_factory()
+
+
+def test_every_face_gets_both_labels_scores_and_stage_timings(pipeline, samples):
+    result = pipeline.process(cv2.imread(str(samples / "two_people.jpg")), independent=True)
+    assert len(result.faces) == 2
+    for face in result.faces:
+        assert face.emotion in EMOTION_LABELS and face.gender in GENDER_LABELS
+        assert set(face.emotion_scores) == set(EMOTION_LABELS)
+        assert abs(sum(face.emotion_scores.values()) - 1) < 1e-4
+        assert face.emotion == max(face.emotion_scores, key=face.emotion_scores.get)
+        assert face.track is None  # a photo is not a stream
+    assert set(result.timings_ms) >= {"detect", "crop", "emotion", "gender", "track", "total"}
+    assert result.timings_ms["total"] >= result.timings_ms["detect"]
+
+
+def test_json_matches_the_documented_shape(pipeline, samples):
+    out = pipeline.process(cv2.imread(str(samples / "astronaut.jpg")), independent=True).to_json("a.jpg")
+    assert set(out) == {"path", "frame", "faces", "timings_ms"}
+    assert set(out["faces"][0]) == {"box", "track", "emotion", "emotion_scores", "gender", "gender_scores"}
+    assert {"detect", "emotion", "gender", "total"} <= set(out["timings_ms"])
+
+
+def test_photos_are_independent_even_in_one_pipeline(pipeline, samples):
+    image = cv2.imread(str(samples / "astronaut.jpg"))
+    first = pipeline.process(image, independent=True)
+    second = pipeline.process(image, independent=True)
+    assert first.faces[0].emotion_scores == second.faces[0].emotion_scores  # nothing carried over
+
+
+def test_a_video_keeps_track_ids_while_faces_move(pipeline, pan_video):
+    pipeline.reset()
+    source = OpenCVSource(str(pan_video))
+    source.open()
+    ids = set()
+    frames = 0
+    for frame in source:
+        result = pipeline.process(frame.image, frame.gray, now=frame.index / 15.0)
+        ids.update(f.track for f in result.faces)
+        frames += 1
+    source.close()
+    assert frames == 45
+    assert None not in ids
+    assert len(ids) <= 4  # two people panning across the frame: a handful of tracks, not one per frame
+
+
+def test_a_face_cut_by_the_frame_edge_is_classified_not_crashed(pipeline, samples):
+    image = cv2.imread(str(samples / "astronaut.jpg"))
+    box = pipeline.detector.detect(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))[0]
+    x, y, w, h = box
+    cut = image[:, x + w // 4:]  # the left quarter of the face is outside the new frame
+    result = pipeline.process(cut, independent=True)
+    for face in result.faces:
+        fx, fy, fw, fh = face.box
+        assert fx >= 0 and fy >= 0
+
+
+@pytest.mark.parametrize("frame", [
+    np.zeros((1, 1, 3), np.uint8),
+    np.zeros((480, 640, 4), np.uint8),
+    np.zeros((480, 640), np.uint16),
+])
+def test_odd_frames_give_an_empty_result(pipeline, frame):
+    assert pipeline.process(frame).faces == []
+
+
+def test_an_empty_frame_is_a_clear_error(pipeline):
+    with pytest.raises(FrameError, match="empty"):
+        pipeline.process(np.zeros((0, 0, 3), np.uint8))
+
+
+def test_rgba_and_16_bit_photos_give_the_same_faces_as_8_bit(pipeline, samples):
+    image = cv2.imread(str(samples / "astronaut.jpg"))
+    base = pipeline.process(image, independent=True)
+    rgba = pipeline.process(cv2.cvtColor(image, cv2.COLOR_BGR2BGRA), independent=True)
+    sixteen = pipeline.process(image.astype(np.uint16) * 257, independent=True)
+    assert [f.box for f in rgba.faces] == [f.box for f in base.faces]
+    assert [f.box for f in sixteen.faces] == [f.box for f in base.faces]
