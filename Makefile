@@ -28,6 +28,10 @@ demo: $(VENV)/.edge-installed
 test: $(VENV)/.dev-installed
 	$(PY) -m pytest
 
+# Accuracy of the shipped models on the real datasets, against what models/manifest.json promises.
+eval: $(VENV)/.dev-installed
+	$(PY) -m quantize.verify --models models --data $(DATA)
+
 lint: $(VENV)/.dev-installed
 	$(PY) -m ruff check .
 

@@ -28,6 +28,7 @@ from edge.preprocess import resize_face
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".pgm", ".tif", ".tiff")
 UNKNOWN_RACE = 255
+ADULT_AGE_DEFAULT = 18
 RACE_NAMES = ("White", "Black", "Asian", "Indian", "Others")
 
 

@@ -27,10 +27,10 @@ from edge.labels import LABELS_BY_TASK, TASKS
 from edge.manifest import Manifest, ModelError
 from edge.preprocess import PIXEL_OFFSET, PIXEL_SCALE, CropSpec, normalize
 from train_host.augment import resize_batch
-from train_host.data import RACE_NAMES, DataError, FaceSet, load
+from train_host.data import ADULT_AGE_DEFAULT, RACE_NAMES, DataError, FaceSet, load
 
 AGE_BANDS = ((0, 12), (13, 17), (18, 29), (30, 44), (45, 59), (60, 200))
-ADULT_AGE = 18
+ADULT_AGE = ADULT_AGE_DEFAULT
 
 
 @dataclass

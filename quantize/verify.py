@@ -1,0 +1,79 @@
+"""Re-measure the shipped models' accuracy on the real data and compare with the manifest.
+
+    python -m quantize.verify --models models --data ../shared/data
+
+For every model in ``manifest.json`` and every accuracy figure it records
+(dataset file, subset), the file is looked up under ``--data`` by name, the
+model is run through the device's own classifier and the figure is measured
+again. Exits 1 when any model scores more than ``--tolerance`` percentage
+points (default 1.0) below what its manifest promises: the manifest must never
+claim more than the shipped file delivers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from edge.manifest import Manifest, ModelError
+from train_host.data import ADULT_AGE_DEFAULT, DataError, load
+from train_host.evaluate import evaluate, load_model
+
+
+def find_data(root: Path, name: str) -> Path | None:
+    """The dataset file called ``name`` anywhere under ``root``."""
+    if (root / name).is_file():
+        return root / name
+    return next(iter(sorted(root.rglob(name))), None)
+
+
+def verify(models: Path, data_root: Path, tolerance_pp: float) -> tuple[list[dict], bool]:
+    """Rows of (model, dataset, subset, recorded, measured, ok) and whether all passed."""
+    manifest = Manifest.load(models)
+    rows, ok = [], True
+    for entry in manifest.models:
+        path = manifest.verify(entry)
+        for figure in entry.accuracy:
+            data = find_data(data_root, figure["file"])
+            row = {"model": entry.file, "dataset": figure["file"], "subset": figure.get("subset", "all"),
+                   "recorded": figure["accuracy"]}
+            if data is None:
+                rows.append(row | {"measured": None, "ok": None, "note": "data not found"})
+                continue
+            faces = load(data, entry.task, split="test")
+            if row["subset"] == "adults" and faces.age is not None:
+                faces = faces.subset(faces.age >= ADULT_AGE_DEFAULT)
+            measured = evaluate(load_model(path), faces, entry.labels)["accuracy"]
+            passed = 100 * (figure["accuracy"] - measured) <= tolerance_pp
+            ok &= passed
+            rows.append(row | {"measured": measured, "ok": passed, "faces": len(faces)})
+    return rows, ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m quantize.verify", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", default="models")
+    parser.add_argument("--data", required=True, help="folder holding the datasets (e.g. ../shared/data)")
+    parser.add_argument("--tolerance", type=float, default=1.0, help="allowed shortfall in percentage points")
+    parser.add_argument("--json", help="write the rows as JSON here")
+    args = parser.parse_args(argv)
+    try:
+        rows, ok = verify(Path(args.models), Path(args.data), args.tolerance)
+    except (ModelError, DataError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{'model':<42} {'data':<34} {'subset':<7} {'manifest':>8} {'measured':>8}  result")
+    for r in rows:
+        measured = "-" if r["measured"] is None else f"{100 * r['measured']:.2f}%"
+        verdict = r.get("note") or ("ok" if r["ok"] else f"FAIL (more than {args.tolerance} pp below)")
+        print(f"{r['model']:<42} {r['dataset']:<34} {r['subset']:<7} {100 * r['recorded']:>7.2f}% "
+              f"{measured:>8}  {verdict}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
