@@ -72,9 +72,9 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_model(args.model)
     if loaded.kind != "keras":
         raise ModelError(f"{args.model}: give the float Keras model (.keras), not a {loaded.kind} file")
-    import keras
+    from train_host.tfquiet import import_keras
 
-    model = keras.models.load_model(args.model, compile=False)
+    model = import_keras().models.load_model(args.model, compile=False)
     task = task_for(loaded.num_classes, args.task)
     labels = LABELS_BY_TASK[task]
     name = args.name or f"{task}_{model.name}"

@@ -53,8 +53,9 @@ def load_model(path: str | Path, labels: Sequence[str] | None = None, margin: fl
     if suffix == ".tflite":
         return _load_tflite(path, labels)
     if suffix in (".keras", ".h5", ".hdf5"):
-        import keras
+        from train_host.tfquiet import import_keras
 
+        keras = import_keras()
         try:
             model = keras.models.load_model(path, compile=False)
         except Exception as exc:  # Keras raises many types for a bad file

@@ -112,13 +112,6 @@ def blur_match(args: argparse.Namespace, train_set: FaceSet, val_set: FaceSet,
 
 def train(args: argparse.Namespace) -> dict:
     """Run one training; returns the summary written to ``run.json``."""
-    import keras
-
-    from train_host.models import build_model
-    from train_host.plots import training_curves
-    from train_host.sequence import AugmentedFaces, BestCanonicalCheckpoint, canonical_copy
-
-    keras.utils.set_random_seed(args.seed)
     task_defaults = DEFAULTS[args.task]
     epochs = args.epochs or task_defaults["epochs"]
     patience = args.patience or task_defaults["patience"]
@@ -132,6 +125,15 @@ def train(args: argparse.Namespace) -> dict:
     print(f"{args.task}: {len(train_set)} training faces from {train_set.source}, "
           f"{len(val_set)} validation faces from {val_set.source}", flush=True)
     sharpness, blur_sigma = blur_match(args, train_set, val_set, size)
+
+    from train_host.tfquiet import import_keras
+
+    keras = import_keras()
+    from train_host.models import build_model
+    from train_host.plots import training_curves
+    from train_host.sequence import AugmentedFaces, BestCanonicalCheckpoint, canonical_copy
+
+    keras.utils.set_random_seed(args.seed)
     kwargs = {"subsample_residual": True, "l2": args.l2} if args.model == "mini_xception" else {}
     model = build_model(args.model, (*size, 1), len(labels), **kwargs)
     params = model.count_params()

@@ -139,10 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-row", type=int, default=3, help="faces per emotion")
     args = parser.parse_args(argv)
     try:
-        import keras
+        from train_host.tfquiet import import_keras
 
         if not Path(args.model).is_file():
             raise ModelError(f"{args.model}: no such model file")
+        faces = load(args.data, "emotion", split="test")
+        keras = import_keras()
         try:
             model = keras.models.load_model(args.model, compile=False)
         except Exception as exc:
@@ -150,7 +152,6 @@ def main(argv: list[str] | None = None) -> int:
         if model.output_shape[-1] != len(EMOTION_LABELS):
             raise ModelError(f"{args.model}: {model.output_shape[-1]} outputs; guided back-prop rows need the "
                              f"{len(EMOTION_LABELS)}-class emotion model")
-        faces = load(args.data, "emotion", split="test")
         size = tuple(model.input_shape[1:3])
         picked = pick_faces(model, faces.x, faces.y, size, args.per_row)
         maps = {label: guided_backprop(model, batch) for label, batch in picked.items()}

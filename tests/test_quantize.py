@@ -1,0 +1,139 @@
+"""Conversion end to end on a freshly built mini-Xception, the manifest it writes, and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.facecrops import varied_faces
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "quantize", *args], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> dict[str, Path]:
+    from train_host.models import mini_xception
+    from train_host.tfquiet import import_keras
+
+    import_keras()
+    folder = tmp_path_factory.mktemp("quantize")
+    model = mini_xception((48, 48, 1), 7, blur_sigma=1.0)  # untrained, with the frozen input blur
+    model.save(folder / "tiny.keras")
+    rng = np.random.default_rng(0)
+    np.savez(folder / "calib.npz", x=varied_faces(350, 48, 3), y=np.arange(350) % 7)
+    np.savez(folder / "test.npz", x=varied_faces(70, 48, 4), y=rng.integers(0, 7, 70))
+    np.savez(folder / "few.npz", x=varied_faces(50, 48, 5), y=np.arange(50) % 7)
+    return {"model": folder / "tiny.keras", "calib": folder / "calib.npz", "test": folder / "test.npz",
+            "few": folder / "few.npz", "folder": folder}
+
+
+@pytest.fixture(scope="module")
+def converted(inputs) -> Path:
+    out = inputs["folder"] / "models"
+    proc = run(str(inputs["model"]), "--calib", str(inputs["calib"]), "--test", str(inputs["test"]), "--out",
+               str(out), "--name", "emotion_tiny", "--calib-count", "300", "--bench-runs", "20", "--force")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "argmax agreement" in proc.stdout
+    return out
+
+
+def test_int8_model_has_int8_io_and_the_expected_quantization(converted):
+    from edge.runtime import make_interpreter
+
+    interpreter = make_interpreter(str(converted / "emotion_tiny_int8.tflite"))
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    assert inp["dtype"] == np.int8 and out["dtype"] == np.int8
+    assert list(inp["shape"]) == [1, 48, 48, 1]
+    scale, zero_point = inp["quantization"]
+    assert scale == pytest.approx(2 / 255, rel=0.02) and abs(zero_point) <= 1  # [-1, 1] mapped onto int8
+    out_scale, _ = out["quantization"]
+    assert out_scale == pytest.approx(1 / 256, rel=0.05)  # softmax output
+    ops = {op["op_name"] for op in interpreter._get_ops_details()}
+    assert "DEQUANTIZE" not in ops and "QUANTIZE" not in ops  # full-integer graph, no float islands
+    assert (converted / "emotion_tiny_float32.tflite").stat().st_size > 2 * (
+        converted / "emotion_tiny_int8.tflite").stat().st_size
+
+
+def test_manifest_records_what_the_device_checks(converted):
+    from edge.manifest import Manifest, sha256_file
+
+    manifest = Manifest.load(converted)
+    entry = manifest.select("emotion", "int8")
+    assert entry.sha256 == sha256_file(converted / entry.file)
+    assert entry.bytes == (converted / entry.file).stat().st_size
+    assert entry.input.dtype == "int8" and (entry.input.height, entry.input.width) == (48, 48)
+    assert entry.preprocessing.scale == pytest.approx(2 / 255) and entry.preprocessing.offset == -1.0
+    assert entry.accuracy[0]["file"] == "test.npz" and 0 <= entry.accuracy[0]["accuracy"] <= 1
+    assert entry.provenance["calibration"]["faces"] == 300
+    assert entry.provenance["calibration"]["classes"] == list(range(7))
+    assert entry.provenance["float_sha256"]
+    assert manifest.detector["sha256"] == sha256_file(converted / "haarcascade_frontalface_default.xml")
+    report = json.loads((converted / "reports" / "emotion_tiny_quantize.json").read_text())
+    assert {"keras", "float32", "int8"} <= set(report["bytes"])
+    assert set(report["latency"]["int8"]) == {"threads_1", "threads_2"}
+
+
+def test_the_device_refuses_a_tampered_converted_model(converted, tmp_path):
+    import shutil
+
+    from edge.classifier import Classifier
+    from edge.manifest import Manifest, ModelError
+
+    copy = tmp_path / "m"
+    shutil.copytree(converted, copy)
+    path = copy / "emotion_tiny_int8.tflite"
+    path.write_bytes(path.read_bytes()[:-1] + b"\x00")
+    manifest = Manifest.load(copy)
+    with pytest.raises(ModelError, match="emotion_tiny_int8.tflite"):
+        Classifier.from_manifest(manifest, manifest.select("emotion", "int8"))
+
+
+def test_bad_input_is_one_line_and_leaves_existing_models_untouched(inputs, converted, tmp_path):
+    before = {p.name: p.read_bytes() for p in converted.glob("*.tflite")}
+    cases = [
+        ([str(inputs["calib"]), "--calib", str(inputs["calib"]), "--test", str(inputs["test"])],
+         "unknown model type"),
+        ([str(inputs["model"]), "--calib", str(inputs["few"]), "--test", str(inputs["test"])],
+         "calibration needs at least 300"),
+        ([str(inputs["model"]), "--calib", str(tmp_path / "missing.npz"), "--test", str(inputs["test"])],
+         "no such file"),
+        ([str(inputs["model"]), "--calib", str(inputs["calib"]), "--test", str(inputs["test"]), "--calib-count",
+          "10"], "below the minimum"),
+    ]
+    for args, message in cases:
+        proc = run(*args, "--out", str(converted))
+        assert proc.returncode == 2, proc.stderr
+        assert message in proc.stderr and "Traceback" not in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+    assert {p.name: p.read_bytes() for p in converted.glob("*.tflite")} == before
+    assert not list(converted.glob(".*.tflite*"))  # no temp files left behind
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_an_unwritable_output_folder_is_one_line(inputs, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    proc = run(str(inputs["model"]), "--calib", str(inputs["calib"]), "--test", str(inputs["test"]), "--out",
+               str(locked / "models"))
+    assert proc.returncode == 2 and "not writable" in proc.stderr
+
+
+def test_an_output_path_that_is_a_file_is_one_line(inputs, tmp_path):
+    blocker = tmp_path / "models"
+    blocker.write_text("a file, not a folder")
+    proc = run(str(inputs["model"]), "--calib", str(inputs["calib"]), "--test", str(inputs["test"]), "--out",
+               str(blocker))
+    assert proc.returncode == 2 and "is not a folder" in proc.stderr

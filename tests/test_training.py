@@ -1,0 +1,85 @@
+"""Training and evaluation end to end on a tiny set of real faces (plumbing, not accuracy)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.facecrops import varied_faces
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+def run(module: str, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    """A folder with train/test npz files of real faces, gender labels, ages and races."""
+    folder = tmp_path_factory.mktemp("data")
+    for name, count, seed in (("tiny_train.npz", 96, 1), ("tiny_test.npz", 32, 2)):
+        rng = np.random.default_rng(seed)
+        np.savez(folder / name, x=varied_faces(count, 64, seed), y=rng.integers(0, 2, count),
+                 age=rng.integers(5, 80, count), race=rng.integers(0, 5, count))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def trained(dataset, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("run")
+    proc = run("train_host.train", "gender", "--data", str(dataset), "--out", str(out), "--epochs", "2",
+               "--size", "48", "--batch", "16", "--verbose", "0")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "parameters at 48x48x1" in proc.stdout
+    return out
+
+
+def test_a_run_leaves_checkpoints_log_curves_and_provenance(trained):
+    for name in ("best.keras", "last.keras", "log.csv", "curves.png", "run.json"):
+        assert (trained / name).is_file(), name
+    run_json = json.loads((trained / "run.json").read_text())
+    assert run_json["epochs_run"] == 2 and run_json["parameters"] > 40_000
+    assert run_json["input"] == [48, 48, 1] and run_json["labels"] == ["woman", "man"]
+    assert run_json["input_blur_sigma"] == 0.0  # train and validation are equally sharp here
+    assert len((trained / "log.csv").read_text().splitlines()) == 3
+
+
+def test_evaluate_prints_per_class_figures_groups_and_a_confusion_matrix(trained, dataset, tmp_path):
+    proc = run("train_host.evaluate", "--model", str(trained / "best.keras"), "--data", str(dataset),
+               "--json", str(tmp_path / "eval.json"), "--plots", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads((tmp_path / "eval.json").read_text())
+    assert result["samples"] == 32 and result["task"] == "gender"
+    assert set(result["per_class"]) == {"woman", "man"}
+    assert sum(c["samples"] for c in result["age"].values()) == 32
+    assert set(result["race"]) == {"White", "Black", "Asian", "Indian", "Others"}
+    assert "adults only" in proc.stdout
+    assert (tmp_path / "confusion_best.png").stat().st_size > 1000
+    assert np.array(result["confusion"]).sum() == 32
+
+
+def test_a_blurred_training_set_gets_a_blur_matched_model(dataset, tmp_path):
+    import cv2
+
+    with np.load(dataset / "tiny_train.npz") as data:
+        blurred = np.stack([cv2.GaussianBlur(face, (0, 0), 2.5) for face in data["x"]])
+        np.savez(tmp_path / "blurry_train.npz", x=blurred, y=data["y"])
+    with np.load(dataset / "tiny_test.npz") as data:
+        np.savez(tmp_path / "sharp_test.npz", x=data["x"], y=data["y"])
+    out = tmp_path / "run"
+    proc = run("train_host.train", "gender", "--data", str(tmp_path), "--out", str(out), "--epochs", "1",
+               "--val", "dataset", "--verbose", "0")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "the training faces are blurred" in proc.stdout
+    sigma = json.loads((out / "run.json").read_text())["input_blur_sigma"]
+    assert 1.8 < sigma < 3.2
