@@ -1,0 +1,215 @@
+"""LEDs that show the smoothed emotion and gender of the largest face, through gpiozero.
+
+Layout ``rgb`` (default): one RGB LED (PWM) whose colour is the emotion's
+colour from the config and whose brightness follows the confidence, plus one
+LED each for woman and man. Layout ``board``: one LED per emotion, the current
+one lit (brightness again following the confidence), plus the gender LEDs.
+
+The confidence is quantised into ``bands`` brightness steps, and pins are
+written only when the shown state (label, gender, band) changes: a stable
+label costs no GPIO writes at all, and a confidence hovering on a band edge
+does not flicker (a small margin keeps the current band). With no face for
+``off_after_s`` everything goes dark; a face missed for a frame or two keeps
+the LEDs as they were.
+
+gpiozero is imported in :meth:`LedOutput.start`, so this module imports on
+any machine. The pin factory is gpiozero's choice (``GPIOZERO_PIN_FACTORY``;
+lgpio on a Pi 5 / Bookworm) unless one is injected (tests use gpiozero's
+``MockFactory``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from edge.outputs.base import Output, OutputError
+from edge.outputs.config import LedSettings
+from edge.results import FrameResult
+
+BAND_MARGIN = 0.03  # how far past a band edge the confidence must move before the brightness changes
+INSTALL_HINT = "on a Pi: sudo apt install python3-gpiozero python3-lgpio"
+
+
+def confidence_band(confidence: float, bands: int, current: int | None = None) -> int:
+    """The brightness step 1..``bands`` for ``confidence``: ``ceil(confidence * bands)``, clamped.
+
+    With ``current`` given, that band is kept while the confidence stays
+    within :data:`BAND_MARGIN` of it, so noise on a band edge does not toggle pins.
+    """
+    band = min(bands, max(1, math.ceil(confidence * bands)))
+    if current is not None and band != current and 1 <= current <= bands:
+        low, high = (current - 1) / bands, current / bands
+        if low - BAND_MARGIN <= confidence <= high + BAND_MARGIN:
+            return current
+    return band
+
+
+@dataclass(frozen=True)
+class LedState:
+    """What the LEDs show; pins are written only when this changes."""
+
+    emotion: str | None = None
+    band: int = 0  # 0 = dark
+    gender: str | None = None
+
+
+OFF = LedState()
+
+
+class LedOutput(Output):
+    """The LED output; see the module docstring for the layouts."""
+
+    name = "LEDs"
+
+    def __init__(self, settings: LedSettings | None = None, pin_factory: Any = None,
+                 clock: Callable[[], float] = time.monotonic):
+        self.settings = settings or LedSettings()
+        self.pin_factory = pin_factory
+        self.clock = clock
+        self.colours = self.settings.colour_map()
+        self.state = OFF
+        self.writes = 0  # state changes applied to the pins (for tests and debugging)
+        self._last_face: float | None = None
+        self._rgb: Any = None
+        self._emotion_leds: dict[str, Any] = {}
+        self._gender_leds: dict[str, Any] = {}
+        self._devices: list[Any] = []
+
+    # -- start / close -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        try:
+            import gpiozero
+        except ImportError:
+            raise OutputError(f"LEDs: gpiozero is not installed ({INSTALL_HINT})") from None
+        s = self.settings
+        kw = {"pin_factory": self.pin_factory} if self.pin_factory is not None else {}
+        try:
+            if s.layout == "rgb":
+                self._rgb = self._claim(
+                    "rgb_pins", s.rgb_pins, lambda: gpiozero.RGBLED(*s.rgb_pins, active_high=s.active_high, **kw))
+            else:
+                for emotion, pin in s.emotion_pins.items():
+                    self._emotion_leds[emotion] = self._claim(
+                        f"emotion_pins.{emotion}", (pin,),
+                        lambda pin=pin: gpiozero.PWMLED(pin, active_high=s.active_high, **kw))
+            for gender, pin in s.gender_pins.items():
+                self._gender_leds[gender] = self._claim(
+                    f"gender_pins.{gender}", (pin,), lambda pin=pin: gpiozero.LED(pin, active_high=s.active_high, **kw))
+        except OutputError:
+            self.close()
+            raise
+        self.state = OFF
+
+    def _claim(self, key: str, pins: tuple[int, ...], make: Callable[[], Any]) -> Any:
+        """Create one gpiozero device, turning its failure into one clear :class:`OutputError`."""
+        failure: Exception | None = None
+        try:
+            device = make()
+        except Exception as exc:  # gpiozero raises its own classes, lgpio plain errors ("GPIO busy")
+            failure = exc
+        else:
+            self._devices.append(device)
+            return device
+        if len(pins) == 1:
+            raise OutputError(explain_pin_error(failure, key, pins[0])) from None
+        index = self._culprit(pins, failure)
+        if index is None:
+            raise OutputError(explain_pin_error(failure, key, pins)) from None
+        raise OutputError(explain_pin_error(failure, f"{key}[{index}]", pins[index])) from None
+
+    def _culprit(self, pins: tuple[int, ...], failure: Exception) -> int | None:
+        """Which pin (index) of a multi-pin device (the RGB LED) failed, by trying each one alone."""
+        import gpiozero
+
+        kw = {"pin_factory": self.pin_factory} if self.pin_factory is not None else {}
+        for index, pin in enumerate(pins):
+            try:
+                probe = gpiozero.PWMLED(pin, **kw)
+            except Exception as exc:
+                if type(exc) is type(failure):
+                    return index
+                continue
+            probe.close()
+        return None
+
+    def close(self) -> None:
+        """All LEDs off, devices closed (pins released). Safe to call twice."""
+        for device in self._devices:
+            with contextlib.suppress(Exception):  # keep switching the others off
+                device.off()
+            with contextlib.suppress(Exception):
+                device.close()
+        self._devices.clear()
+        self._rgb = None
+        self._emotion_leds.clear()
+        self._gender_leds.clear()
+        self.state = OFF
+
+    # -- per frame -----------------------------------------------------------------------------------
+
+    def target(self, result: FrameResult) -> LedState | None:
+        """The state to show for ``result``; None = keep the current one (a face missed only briefly)."""
+        now = self.clock()
+        face = result.largest
+        if face is None:
+            if self._last_face is not None and now - self._last_face < self.settings.off_after_s:
+                return None
+            return OFF
+        self._last_face = now
+        current = self.state.band if face.emotion == self.state.emotion else None
+        band = confidence_band(face.emotion_confidence, self.settings.bands, current)
+        return LedState(face.emotion, band, face.gender)
+
+    def update(self, frame: np.ndarray, result: FrameResult) -> None:
+        if not self._devices:
+            return
+        state = self.target(result)
+        if state is None or state == self.state:
+            return
+        self._apply(self.state, state)
+        self.state = state
+        self.writes += 1
+
+    def _apply(self, old: LedState, new: LedState) -> None:
+        """Write only the devices whose value differs between ``old`` and ``new``."""
+        level = new.band / self.settings.bands
+        if self._rgb is not None and (old.emotion, old.band) != (new.emotion, new.band):
+            colour = self.colours.get(new.emotion or "", (0.0, 0.0, 0.0))
+            self._rgb.color = tuple(channel * level for channel in colour)
+        if self._emotion_leds:
+            old_level = old.band / self.settings.bands
+            for emotion, led in self._emotion_leds.items():
+                before = old_level if emotion == old.emotion else 0.0
+                after = level if emotion == new.emotion else 0.0
+                if after != before:
+                    led.value = after
+        for gender, led in self._gender_leds.items():
+            if (gender == old.gender) != (gender == new.gender):
+                led.value = 1 if gender == new.gender else 0
+
+
+def explain_pin_error(exc: Exception, key: str, pin: int | tuple[int, ...]) -> str:
+    """One line for a device that could not be created on ``pin`` (config key ``key``)."""
+    from gpiozero import exc as gz
+
+    where = f"pin {pin} ({key})" if isinstance(pin, int) else f"pins {list(pin)} ({key})"
+    if isinstance(exc, gz.BadPinFactory):
+        return ("LEDs: no GPIO access: gpiozero found no pin factory (not a Raspberry Pi, or lgpio missing: "
+                f"{INSTALL_HINT}; GPIOZERO_PIN_FACTORY picks one)")
+    if isinstance(exc, gz.GPIOPinInUse) or "busy" in str(exc).lower():
+        return f"LEDs: {where} is already in use (by another output, device or program)"
+    if isinstance(exc, gz.PinInvalidPin):
+        return f"LEDs: {where} is not a valid GPIO pin on this board (use BCM numbers, e.g. 17 for GPIO17)"
+    if isinstance(exc, gz.PinPWMUnsupported):
+        return f"LEDs: {where} cannot do PWM with this pin factory (use lgpio: GPIOZERO_PIN_FACTORY=lgpio)"
+    if isinstance(exc, PermissionError) or "permission" in str(exc).lower():
+        return f"LEDs: no permission to use {where}: run as a user in the gpio group"
+    return f"LEDs: cannot use {where}: {type(exc).__name__}: {exc}"

@@ -1,0 +1,324 @@
+"""A headless live view: annotated MJPEG stream, JSON statistics and one HTML page over HTTP.
+
+For a Pi without a screen: open ``http://<pi>:8080/`` (after an ssh tunnel,
+since it binds 127.0.0.1 by default) and watch the annotated camera with
+fps, per-stage latency and the labels of every track, updating live.
+
+* ``/`` the page: ``<img src="/stream.mjpg">`` plus statistics refreshed from
+  ``/status.json`` every 500 ms.
+* ``/stream.mjpg`` ``multipart/x-mixed-replace`` JPEGs of annotated frames, at
+  most ``max_fps`` a second.
+* ``/status.json`` fps, median latency per stage over the last
+  ``stats_window`` frames, faces with track/labels/box, frame index, uptime.
+
+The frame loop never waits for the network: :meth:`LiveViewOutput.update`
+records statistics and, only while someone watches and at most ``max_fps``
+times a second, hands a copy of the frame to the server threads; drawing and
+JPEG encoding happen there, once per frame however many viewers there are.
+A viewer that does not read only blocks its own thread, and newer frames
+simply replace older ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from socketserver import TCPServer
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edge.annotate import annotate
+from edge.outputs.base import Output, OutputError
+from edge.outputs.config import LiveViewSettings
+from edge.outputs.display import stats_text
+from edge.results import FrameResult
+from edge.stats import LatencyStats
+
+log = logging.getLogger(__name__)
+BOUNDARY = "FRAME"
+WAIT_S = 0.25  # how often a waiting stream thread checks whether the server is closing
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>face-emotion live view</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body { font-family: system-ui, sans-serif; background: #111; color: #eee; margin: 1em; }
+img { max-width: 100%; background: #000; display: block; margin-bottom: .5em; min-height: 60px; }
+table { border-collapse: collapse; } td, th { padding: 2px 10px; text-align: left; }
+th { border-bottom: 1px solid #555; } .dim { color: #999; }
+</style></head>
+<body>
+<img id="stream" src="/stream.mjpg" alt="annotated camera stream">
+<p id="summary">waiting for the first status...</p>
+<table><thead><tr><th>track</th><th>emotion</th><th>gender</th><th>box (x, y, w, h)</th></tr></thead>
+<tbody id="faces"></tbody></table>
+<p id="latency" class="dim"></p>
+<p id="updates" class="dim">status updates: 0</p>
+<script>
+"use strict";
+window.statusUpdates = 0;
+const $ = (id) => document.getElementById(id);
+const img = $("stream");
+img.onerror = () => setTimeout(() => { img.src = "/stream.mjpg?" + Date.now(); }, 2000);
+function cell(row, text) { const td = document.createElement("td"); td.textContent = text; row.appendChild(td); }
+function show(s) {
+  const frame = s.frame === null ? "-" : s.frame;
+  $("summary").textContent = `frame ${frame} | ${s.fps.toFixed(1)} fps | ${s.faces} face(s) | ` +
+    `${s.viewers} viewer(s) | up ${s.uptime_s.toFixed(0)} s`;
+  const body = $("faces"); body.replaceChildren();
+  for (const f of s.tracks) {
+    const row = document.createElement("tr");
+    cell(row, f.track === null ? "-" : "#" + f.track);
+    cell(row, `${f.emotion} ${f.confidence.toFixed(2)}`);
+    cell(row, `${f.gender} ${f.gender_confidence.toFixed(2)}`);
+    cell(row, f.box.join(", "));
+    body.appendChild(row);
+  }
+  $("latency").textContent = "median latency (ms): " +
+    Object.entries(s.latency_ms).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(", ");
+  window.statusUpdates += 1;
+  window.lastStatus = s;
+  $("updates").textContent = "status updates: " + window.statusUpdates;
+}
+async function refresh() {
+  try {
+    const response = await fetch("/status.json", { cache: "no-store" });
+    show(await response.json());
+  } catch (err) {
+    $("summary").textContent = "no connection to the Pi (" + err + ")";
+  }
+  setTimeout(refresh, 500);
+}
+refresh();
+</script>
+</body></html>
+"""
+
+
+class Hub:
+    """What the frame loop hands to the server threads: statistics, the latest result and frame."""
+
+    def __init__(self, stats_window: int, jpeg_quality: int, clock: Callable[[], float]):
+        self.cond = threading.Condition()
+        self.encode_lock = threading.Lock()
+        self.clock = clock
+        self.started = clock()
+        self.stats = LatencyStats(stats_window)
+        self.jpeg_quality = jpeg_quality
+        self.result: FrameResult | None = None
+        self.frame: np.ndarray | None = None
+        self.frame_result: FrameResult | None = None
+        self.frame_text = ""
+        self.seq = 0  # increments with every frame handed over
+        self.jpeg = b""
+        self.jpeg_seq = 0
+        self.encoded = 0  # JPEGs encoded so far (stays 0 while nobody watches)
+        self.viewers = 0
+        self.connections: set[socket.socket] = set()
+        self.closed = False
+
+    def record(self, result: FrameResult, now: float, frame: np.ndarray | None) -> None:
+        """Called by the frame loop: statistics always, the frame only when someone watches."""
+        with self.cond:
+            self.stats.add(result.timings_ms, stamp=now)
+            self.result = result
+            if frame is not None:
+                self.frame, self.frame_result, self.frame_text = frame, result, stats_text(self.stats)
+                self.seq += 1
+                self.cond.notify_all()
+
+    def next_jpeg(self, after: int) -> tuple[int, bytes] | None:
+        """The first frame newer than ``after`` as JPEG, or None after a short wait (check ``closed``)."""
+        with self.cond:
+            if not self.cond.wait_for(lambda: self.closed or self.seq > after, timeout=WAIT_S) or self.closed:
+                return None
+            seq, frame, result, text = self.seq, self.frame, self.frame_result, self.frame_text
+        with self.encode_lock:  # several viewers: the first one encodes, the others reuse it
+            if self.jpeg_seq != seq:
+                assert frame is not None and result is not None
+                ok, data = cv2.imencode(".jpg", annotate(frame, result, text),
+                                        [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
+                if not ok:
+                    return None
+                self.jpeg, self.jpeg_seq = data.tobytes(), seq
+                self.encoded += 1
+            return self.jpeg_seq, self.jpeg
+
+    def status(self) -> dict[str, Any]:
+        """The ``/status.json`` document."""
+        with self.cond:
+            result = self.result
+            latency = {stage: round(value, 2) for stage in sorted(self.stats.samples)
+                       if (value := self.stats.median(stage)) is not None}
+            faces = list(result.faces) if result is not None else []
+            return {
+                "frame": result.index if result is not None else None,
+                "frames": self.stats.frames,
+                "fps": round(self.stats.fps(), 2),
+                "latency_ms": latency,
+                "faces": len(faces),
+                "tracks": [{"track": f.track, "emotion": f.emotion, "confidence": round(f.emotion_confidence, 4),
+                            "gender": f.gender, "gender_confidence": round(f.gender_confidence, 4),
+                            "box": [int(v) for v in f.box]} for f in faces],
+                "width": result.width if result is not None else None,
+                "height": result.height if result is not None else None,
+                "uptime_s": round(self.clock() - self.started, 2),
+                "viewers": self.viewers,
+            }
+
+    def join(self, connection: socket.socket) -> int:
+        with self.cond:
+            self.viewers += 1
+            self.connections.add(connection)
+            return self.seq  # a new viewer waits for a fresh frame, not the one a previous viewer saw
+
+    def leave(self, connection: socket.socket) -> None:
+        with self.cond:
+            self.viewers -= 1
+            self.connections.discard(connection)
+
+    def close(self) -> None:
+        """Wake every stream thread and cut their connections, so none lingers after close()."""
+        with self.cond:
+            self.closed = True
+            self.cond.notify_all()
+            connections = list(self.connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+
+class Handler(BaseHTTPRequestHandler):
+    """The three routes; everything else is 404."""
+
+    server: LiveViewServer
+    server_version = "face-emotion-live-view"
+    timeout = 30  # a viewer that stops reading for this long is dropped
+
+    def log_message(self, fmt: str, *args: Any) -> None:
+        log.debug("live view %s: " + fmt, self.address_string(), *args)
+
+    def do_GET(self) -> None:
+        route = self.path.split("?", 1)[0]
+        hub = self.server.hub
+        if route in ("/", "/index.html"):
+            self._send(HTTPStatus.OK, "text/html; charset=utf-8", PAGE.encode())
+        elif route == "/status.json":
+            self._send(HTTPStatus.OK, "application/json", json.dumps(hub.status()).encode())
+        elif route == "/stream.mjpg":
+            self._stream(hub)
+        else:
+            self._send(HTTPStatus.NOT_FOUND, "text/plain; charset=utf-8", b"not found\n")
+
+    def _send(self, status: HTTPStatus, content_type: str, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _stream(self, hub: Hub) -> None:
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        seq = hub.join(self.connection)
+        try:
+            while not hub.closed:
+                got = hub.next_jpeg(seq)
+                if got is None:
+                    continue
+                seq, jpeg = got
+                self.wfile.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
+                                 .encode() + jpeg + b"\r\n")
+                self.wfile.flush()
+        except (OSError, ValueError):  # viewer gone, connection cut by close(), or timed out
+            pass
+        finally:
+            hub.leave(self.connection)
+            self.close_connection = True
+
+
+class LiveViewServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer with daemon threads and no reverse DNS lookup at bind time."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], hub: Hub):
+        self.hub = hub
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, Handler)
+
+    def server_bind(self) -> None:
+        TCPServer.server_bind(self)  # HTTPServer's version calls getfqdn(), which can hang without DNS
+        self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
+
+
+class LiveViewOutput(Output):
+    """Serves the live view; see the module docstring."""
+
+    name = "live view"
+
+    def __init__(self, settings: LiveViewSettings | None = None, clock: Callable[[], float] = time.monotonic):
+        self.settings = settings or LiveViewSettings()
+        self.clock = clock
+        self.hub = Hub(self.settings.stats_window, self.settings.jpeg_quality, clock)
+        self.server: LiveViewServer | None = None
+        self.thread: threading.Thread | None = None
+        self._interval = 1.0 / self.settings.max_fps
+        self._last_handed: float | None = None
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (differs from the setting when that is 0)."""
+        return self.server.server_port if self.server is not None else self.settings.port
+
+    @property
+    def url(self) -> str:
+        host = self.settings.host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}/"
+
+    def start(self) -> None:
+        host, port = self.settings.host, self.settings.port
+        try:
+            self.server = LiveViewServer((host, port), self.hub)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise OutputError(f"live view: port {port} on {host} is in use") from None
+            raise OutputError(f"live view: cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": WAIT_S},
+                                       name="live-view", daemon=True)
+        self.thread.start()
+        log.info("live view on %s", self.url)
+
+    def update(self, frame: np.ndarray, result: FrameResult) -> None:
+        now = self.clock()
+        hand = self.hub.viewers > 0 and (self._last_handed is None or now - self._last_handed >= self._interval)
+        if hand:
+            self._last_handed = now
+        self.hub.record(result, now, frame.copy() if hand else None)
+
+    def close(self) -> None:
+        """Stop serving: stream threads woken and cut, listener closed, server thread joined. Safe twice."""
+        self.hub.close()
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+        if self.thread is not None:
+            self.thread.join(timeout=5)
+            self.thread = None

@@ -1,0 +1,414 @@
+"""Live view: the HTTP routes, the MJPEG stream and the page in a real headless Chromium, fed real results.
+
+Frames come from the committed photos through the real pipeline. The browser
+test drives Debian's /usr/bin/chromium over the DevTools protocol (pip
+websocket-client) and is skipped, with the reason, when either is missing.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.annotate import annotate
+from edge.outputs.base import OutputError
+from edge.outputs.config import LiveViewSettings
+from edge.outputs.liveview import LiveViewOutput
+
+WAIT_S = 20.0  # an upper bound for conditions to come true, not a timing assertion
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def tracked(pipeline, path, frames: int = 3):
+    """[(image, result)] for a photo tracked over a few frames at 15 fps."""
+    image = cv2.imread(str(path))
+    pipeline.reset()
+    return [(image, pipeline.process(image, now=i / 15)) for i in range(frames)]
+
+
+@pytest.fixture(scope="module")
+def frames(pipeline_factory, samples):
+    """Real (image, result) pairs: astronaut (one face, 512 px wide) then two_people (two faces, 1126 px)."""
+    pipeline = pipeline_factory()
+    pairs = tracked(pipeline, samples / "astronaut.jpg") + tracked(pipeline, samples / "two_people.jpg")
+    assert all(result.faces for _, result in pairs)
+    return pairs
+
+
+def wait_for(condition, what: str, timeout: float = WAIT_S):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def live():
+    outputs: list[LiveViewOutput] = []
+
+    def start(clock=None, **settings) -> LiveViewOutput:
+        output = LiveViewOutput(LiveViewSettings(enabled=True, port=0, **settings), clock=clock or time.monotonic)
+        output.start()
+        outputs.append(output)
+        return output
+
+    yield start
+    for output in outputs:
+        output.close()
+
+
+def get(output: LiveViewOutput, path: str) -> tuple[int, str, bytes]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{output.port}{path}", timeout=10) as response:
+            return response.status, response.headers["Content-Type"], response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers["Content-Type"], error.read()
+
+
+class StreamReader:
+    """A viewer of /stream.mjpg that parses the multipart parts."""
+
+    def __init__(self, port: int):
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        self.connection.request("GET", "/stream.mjpg")
+        self.response = self.connection.getresponse()
+
+    def next_jpeg(self) -> bytes:
+        fp = self.response.fp
+        line = fp.readline()
+        while line in (b"\r\n", b"\n"):
+            line = fp.readline()
+        assert line.strip() == b"--FRAME", line
+        headers = {}
+        while (line := fp.readline().strip()):
+            key, value = line.decode().split(":", 1)
+            headers[key.lower()] = value.strip()
+        assert headers["content-type"] == "image/jpeg"
+        data = fp.read(int(headers["content-length"]))
+        assert fp.read(2) == b"\r\n"
+        return data
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def test_a_port_in_use_is_one_clear_line():
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        output = LiveViewOutput(LiveViewSettings(enabled=True, port=port))
+        with pytest.raises(OutputError) as error:
+            output.start()
+    assert str(error.value) == f"live view: port {port} on 127.0.0.1 is in use"
+
+
+def test_an_address_that_is_not_ours_is_reported():
+    with socket.socket() as probe:
+        try:
+            probe.bind(("192.0.2.1", 0))
+        except OSError:
+            pass
+        else:
+            pytest.skip("this host allows binding non-local addresses (net.ipv4.ip_nonlocal_bind)")
+    output = LiveViewOutput(LiveViewSettings(enabled=True, host="192.0.2.1", port=0))  # TEST-NET-1
+    with pytest.raises(OutputError, match=r"^live view: cannot listen on 192\.0\.2\.1:0 \(.+\)$"):
+        output.start()
+
+
+def test_status_json_reports_the_pipeline_results(live, frames):
+    clock = Clock()
+    output = live(clock=clock)
+    start = clock.t
+    for image, result in frames[:3]:
+        clock.t += 0.25
+        output.update(image, result)
+    status, content_type, body = get(output, "/status.json")
+    assert status == 200 and content_type == "application/json"
+    data = json.loads(body)
+    last = frames[2][1]
+    assert data["frame"] == last.index and data["frames"] == 3
+    assert data["faces"] == len(last.faces)
+    assert data["tracks"] == [{"track": f.track, "emotion": f.emotion, "confidence": round(f.emotion_confidence, 4),
+                               "gender": f.gender, "gender_confidence": round(f.gender_confidence, 4),
+                               "box": list(f.box)} for f in last.faces]
+    assert data["fps"] == pytest.approx(4.0)  # 3 frames 0.25 s apart
+    assert data["uptime_s"] == pytest.approx(clock.t - start)
+    assert set(data["latency_ms"]) == set(last.timings_ms)
+    for stage, value in data["latency_ms"].items():
+        median = float(np.median([r.timings_ms[stage] for _, r in frames[:3]]))
+        assert value == pytest.approx(median, abs=0.01)
+    assert data["viewers"] == 0 and (data["width"], data["height"]) == (last.width, last.height)
+
+
+def test_status_before_any_frame(live):
+    data = json.loads(get(live(), "/status.json")[2])
+    assert data["frame"] is None and data["faces"] == 0 and data["tracks"] == [] and data["fps"] == 0
+
+
+def test_the_page_and_unknown_paths(live):
+    output = live()
+    status, content_type, body = get(output, "/")
+    page = body.decode()
+    assert status == 200 and content_type.startswith("text/html")
+    assert '<img id="stream" src="/stream.mjpg"' in page and 'fetch("/status.json"' in page
+    assert get(output, "/nothing")[0] == 404
+
+
+def test_nothing_is_encoded_or_copied_while_nobody_watches(live, frames):
+    output = live()
+    for image, result in frames * 5:
+        output.update(image, result)
+    assert output.hub.encoded == 0 and output.hub.seq == 0 and output.hub.frame is None
+
+
+def test_the_stream_carries_annotated_frames(live, frames):
+    output = live(max_fps=30)
+    reader = StreamReader(output.port)
+    assert reader.response.status == 200
+    assert reader.response.headers["Content-Type"] == "multipart/x-mixed-replace; boundary=FRAME"
+    wait_for(lambda: output.hub.viewers == 1, "the viewer to be registered")
+    image, result = frames[3]  # two_people
+    stop = threading.Event()
+
+    def feed():
+        while not stop.is_set():
+            output.update(image, result)
+            time.sleep(0.02)
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    try:
+        decoded = [cv2.imdecode(np.frombuffer(reader.next_jpeg(), np.uint8), cv2.IMREAD_COLOR) for _ in range(3)]
+    finally:
+        stop.set()
+        feeder.join()
+        reader.close()
+    expected = annotate(image, result)
+    for frame in decoded:
+        assert frame.shape == image.shape
+        below_stats = (slice(80, None), slice(None))  # the fps text in the corner differs frame to frame
+        diff = np.abs(frame[below_stats].astype(int) - expected[below_stats].astype(int)).mean()
+        assert diff < 4, diff
+    # the boxes are really in the stream: the box edge is far closer to the box colour than the photo is
+    x, y, w, h = result.faces[0].box
+    edge = decoded[-1][y + 5:y + h - 5, x].astype(int)
+    box_colour = np.array(expected[y + h // 2, x], int)
+    assert np.abs(edge - box_colour).mean() < np.abs(image[y + 5:y + h - 5, x].astype(int) - box_colour).mean()
+
+
+def test_max_fps_limits_the_frames_handed_to_viewers(live, frames):
+    clock = Clock()
+    output = live(clock=clock, max_fps=4)  # one frame every 0.25 s of (fake) time
+    reader = StreamReader(output.port)
+    try:
+        wait_for(lambda: output.hub.viewers == 1, "the viewer to be registered")
+        image, result = frames[0]
+        for _ in range(32):  # 2 s at 16 fps
+            output.update(image, result)
+            clock.t += 0.0625
+        assert output.hub.seq == 8
+    finally:
+        reader.close()
+
+
+def test_a_viewer_that_stops_reading_never_blocks_update_and_close_cuts_it(live, frames):
+    clock = Clock()
+    output = live(clock=clock, max_fps=60)
+    viewer = socket.create_connection(("127.0.0.1", output.port))
+    viewer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    viewer.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n")
+    _, result = frames[3]
+    # noise does not compress: each JPEG is megabytes, more than the socket buffers hold, so the
+    # stream thread blocks writing the first one to a viewer that reads nothing
+    noise = np.random.default_rng(0).integers(0, 256, (1500, 2000, 3), dtype=np.uint8)
+    try:
+        wait_for(lambda: output.hub.viewers == 1, "the viewer to be registered")
+        for _ in range(50):
+            clock.t += 1.0
+            output.update(noise, result)
+        assert output.hub.seq == 50  # update() handed every frame and returned each time
+        wait_for(lambda: output.hub.encoded >= 1, "the stream thread to take a frame")
+        time.sleep(0.5)  # let it get stuck in the write (no assertion on time)
+        for _ in range(50):
+            clock.t += 1.0
+            output.update(noise, result)
+        assert output.hub.seq == 100
+        assert output.hub.encoded < 100  # frames nobody could take were dropped, not queued
+        thread = output.thread
+        output.close()
+        assert not thread.is_alive()
+        # the stream thread, blocked writing to that viewer, was cut loose by close() and has finished
+        wait_for(lambda: output.hub.viewers == 0 and not output.hub.connections, "the stream thread to finish")
+    finally:
+        viewer.close()
+
+
+def test_close_stops_serving(live, frames):
+    output = live()
+    port = output.port
+    assert get(output, "/status.json")[0] == 200
+    output.close()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    output.close()  # twice is fine
+
+
+# -- a real browser ------------------------------------------------------------------------------------------------
+
+def chromium_binary() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class DevTools:
+    """The few DevTools-protocol calls the test needs, over websocket-client."""
+
+    def __init__(self, url: str):
+        import websocket
+
+        self.socket = websocket.create_connection(url, timeout=10, suppress_origin=True)
+        self.next_id = 0
+
+    def evaluate(self, expression: str):
+        self.next_id += 1
+        self.socket.send(json.dumps({"id": self.next_id, "method": "Runtime.evaluate",
+                                     "params": {"expression": expression, "returnByValue": True}}))
+        while True:
+            message = json.loads(self.socket.recv())
+            if message.get("id") == self.next_id:
+                return message["result"]["result"].get("value")
+
+    def close(self) -> None:
+        self.socket.close()
+
+
+@pytest.fixture
+def browser(tmp_path):
+    binary = chromium_binary()
+    if binary is None:
+        pytest.skip("no chromium (Debian: apt-get install chromium)")
+    pytest.importorskip("websocket", reason="pip install websocket-client to drive chromium")
+    processes: list[subprocess.Popen] = []
+
+    def open_page(url: str) -> DevTools:
+        port = free_port()
+        log = open(tmp_path / "chromium.log", "wb")  # noqa: SIM115 - closed with the process below
+        process = subprocess.Popen(
+            [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+             "--no-first-run", "--no-default-browser-check", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--disable-extensions", "--mute-audio",
+             f"--user-data-dir={tmp_path / 'profile'}", f"--remote-debugging-port={port}",
+             "--remote-allow-origins=*", url],
+            stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, HOME=str(tmp_path)))
+        log.close()
+        processes.append(process)
+
+        def page_target():
+            if process.poll() is not None:
+                raise AssertionError(f"chromium exited: {Path(tmp_path / 'chromium.log').read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=2) as response:
+                    targets = json.load(response)
+            except OSError:
+                return None
+            return next((t for t in targets if t.get("type") == "page" and t.get("url", "").startswith(url)), None)
+
+        target = wait_for(page_target, "chromium's DevTools page target")
+        return DevTools(target["webSocketDebuggerUrl"])
+
+    yield open_page
+    for process in processes:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+PAGE_STATE = """JSON.stringify({
+  width: document.getElementById("stream").naturalWidth,
+  updates: window.statusUpdates || 0,
+  summary: document.getElementById("summary").textContent,
+  rows: Array.from(document.querySelectorAll("#faces tr")).map(r => r.textContent),
+  status: window.lastStatus || null
+})"""
+
+
+@pytest.mark.skipif(chromium_binary() is None, reason="no chromium (Debian: apt-get install chromium)")
+def test_the_page_shows_the_stream_and_live_statistics_in_chromium(browser, live, frames):
+    output = live(max_fps=10)
+    stop = threading.Event()
+
+    def feed():  # the frame loop: astronaut frames, then two_people frames, round and round
+        i = 0
+        while not stop.is_set():
+            image, result = frames[(i // 20) % 2 * 3 + i % 3]
+            output.update(image, result)
+            i += 1
+            time.sleep(0.03)
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    page = browser(output.url)
+    try:
+        def state() -> dict:
+            value = page.evaluate(PAGE_STATE)  # None while the page is still loading
+            return json.loads(value) if value else {"width": 0, "updates": 0, "summary": ""}
+
+        first = wait_for(lambda: (s := state())["width"] > 0 and s["updates"] >= 2 and s, "a frame and two updates")
+        widths = {first["width"]}
+        # MJPEG frames keep arriving: the <img> shows both photos (512 and 1126 px wide) in turn
+        wait_for(lambda: widths.add(state()["width"]) or widths >= {512, 1126}, "frames of both photos")
+        later = wait_for(lambda: (s := state())["updates"] >= first["updates"] + 3 and s["summary"] != first["summary"]
+                         and s, "the statistics to change")
+        assert later["updates"] > first["updates"]
+        assert output.hub.viewers == 1 and output.hub.encoded >= 2
+        # what the page shows is what the pipeline produced for one of the frames fed
+        status = later["status"]
+        assert f"frame {status['frame']} |" in later["summary"]
+        assert f"{status['faces']} face(s)" in later["summary"]
+        fed = [[{"track": f.track, "emotion": f.emotion, "confidence": round(f.emotion_confidence, 4),
+                 "gender": f.gender, "gender_confidence": round(f.gender_confidence, 4), "box": list(f.box)}
+                for f in r.faces] for _, r in frames if r.index == status["frame"]]
+        assert status["tracks"] in fed
+        assert len(later["rows"]) == status["faces"] == len(status["tracks"])
+        for track, row in zip(status["tracks"], later["rows"]):
+            assert row.startswith(f"#{track['track']}{track['emotion']} {track['confidence']:.2f}")
+    finally:
+        page.close()
+        stop.set()
+        feeder.join()
