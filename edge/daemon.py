@@ -1,0 +1,257 @@
+"""The service: camera -> pipeline -> outputs, with systemd notify, watchdog and camera retries.
+
+    python -m edge [run] [--config /etc/face-emotion/config.toml] [--models DIR]
+
+Start-up: config, models (manifest check), camera, outputs, then READY=1.
+The frame loop sends WATCHDOG=1 after every processed frame and nowhere else:
+a camera that hangs stops the pings and systemd restarts the service. A lost
+camera is reopened with exponential backoff; after ``camera.retries`` failed
+attempts the daemon exits with status 3 for ``Restart=on-failure``. SIGTERM
+or SIGINT stops it within about a second, outputs off and camera released.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from edge.config import DEFAULT_CONFIG, Config, load_config
+from edge.manifest import ModelError
+from edge.notify import Notifier
+from edge.outputs.base import Output
+from edge.pipeline import Pipeline
+from edge.runtime import RuntimeMissing
+from edge.settings import ConfigError
+from edge.sources import (
+    BadImage,
+    CameraLost,
+    FrameSource,
+    ImageSource,
+    OpenCVSource,
+    Picamera2Source,
+    SourceError,
+)
+from edge.stats import LatencyStats
+
+log = logging.getLogger("face-emotion")
+
+EXIT_OK, EXIT_CONFIG, EXIT_CAMERA = 0, 2, 3
+
+
+def make_source(config: Config) -> FrameSource:
+    """The frame source the ``[camera]`` section describes (not opened yet)."""
+    cam = config.camera
+    if cam.source == "picamera2":
+        return Picamera2Source((cam.width, cam.height), (cam.lores_width, cam.lores_height), cam.fps,
+                               timeout_s=1.0)
+    if cam.source == "opencv":
+        return OpenCVSource(cam.device, cam.width, cam.height, cam.fps)
+    return ImageSource([cam.path], loop=cam.loop)
+
+
+def setup_logging(level: str) -> None:
+    """Journal under systemd (when systemd-python is there), stderr otherwise."""
+    handler: logging.Handler | None = None
+    if os.environ.get("JOURNAL_STREAM") or os.environ.get("INVOCATION_ID"):
+        try:
+            from systemd.journal import JournalHandler  # type: ignore[import-not-found]
+
+            handler = JournalHandler(SYSLOG_IDENTIFIER="face-emotion")
+        except ImportError:
+            handler = None
+    if handler is None:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+class Daemon:
+    """One run of the service. ``source`` and ``outputs`` may be injected (tests, bench)."""
+
+    def __init__(self, config: Config, notifier: Notifier | None = None, source: FrameSource | None = None,
+                 outputs: list[Output] | None = None, max_frames: int | None = None,
+                 sleep=time.sleep):
+        self.config = config
+        self.notifier = notifier or Notifier()
+        self.source = source or make_source(config)
+        self.outputs = outputs
+        self.max_frames = max_frames
+        self.stats = LatencyStats()
+        self.stop_event = threading.Event()
+        self.sleep = sleep
+        self.pipeline: Pipeline | None = None
+
+    def request_stop(self, *_: object) -> None:
+        """Signal handler: finish the current frame, then shut down."""
+        self.stop_event.set()
+
+    def _open_with_retries(self, reason: str) -> bool:
+        """Open the source, retrying with exponential backoff; False when it never came up."""
+        cam = self.config.camera
+        delay = cam.retry_backoff_s
+        for attempt in range(cam.retries + 1):
+            try:
+                self.source.open()
+                if attempt:
+                    log.info("camera back after %d attempt(s)", attempt)
+                return True
+            except SourceError as exc:
+                self.source.close()
+                if attempt == cam.retries:
+                    log.error("%s: %s; giving up after %d attempt(s)", reason, exc, attempt + 1)
+                    return False
+                log.warning("%s: %s; retrying in %.1f s (%d/%d)", reason, exc, delay, attempt + 1, cam.retries)
+                self.notifier.status(f"camera unavailable, retry {attempt + 1}/{cam.retries}")
+                if self.stop_event.wait(delay):
+                    return False
+                delay = min(delay * 2, 30.0)
+        return False
+
+    def start(self) -> int:
+        """Models, camera, outputs; READY=1. Returns an exit status (0 = running)."""
+        cfg = self.config
+        try:
+            self.pipeline = Pipeline.from_models(cfg.models, cfg.detector, cfg.smoothing)
+        except (ModelError, RuntimeMissing) as exc:
+            log.error("%s", exc)
+            return EXIT_CONFIG
+        if not self._open_with_retries("cannot open the camera"):
+            return EXIT_CAMERA if not self.stop_event.is_set() else EXIT_OK
+        if self.outputs is None:
+            from edge.outputs.config import build_outputs
+
+            self.outputs = build_outputs(cfg.outputs, camera=getattr(self.source, "camera", None), log=log)
+        models = f"{self.pipeline.emotion.path}, {self.pipeline.gender.path}"
+        log.info("ready: %s source, models %s, %d output(s), notify via %s", self.source.name, models,
+                 len(self.outputs), self.notifier.backend)
+        self.notifier.ready(f"running, {self.source.name} source")
+        return EXIT_OK
+
+    def run(self) -> int:
+        """Start, loop until stopped or the input ends, clean up; returns the exit status."""
+        status = self.start()
+        try:
+            if status == EXIT_OK and not self.stop_event.is_set():
+                status = self.loop()
+        finally:
+            self.shutdown()
+        return status
+
+    def loop(self) -> int:
+        assert self.pipeline is not None
+        interval = self.config.service.stats_interval_s
+        next_stats = time.monotonic() + interval
+        pace = 0.0 if getattr(self.source, "live", False) else 1.0 / self.config.camera.fps
+        frames = 0
+        while not self.stop_event.is_set():
+            started = time.perf_counter()
+            try:
+                frame = self.source.read()
+            except BadImage as exc:
+                log.warning("%s", exc)
+                continue
+            except CameraLost as exc:
+                log.error("%s", exc)
+                self.source.close()
+                if not self._open_with_retries("camera lost"):
+                    return EXIT_OK if self.stop_event.is_set() else EXIT_CAMERA
+                self.pipeline.reset()
+                continue
+            if frame is None:
+                if not self.config.camera.loop:
+                    log.info("input ended after %d frame(s)", frames)
+                    return EXIT_OK
+                self.source.close()
+                self.source.open()
+                self.pipeline.reset()
+                continue
+            captured = time.perf_counter()
+            result = self.pipeline.process_frame(frame)
+            outputs_start = time.perf_counter()
+            self._update_outputs(frame.image, result)
+            done = time.perf_counter()
+            self.notifier.watchdog()  # only here: no frame, no ping
+            timings = dict(result.timings_ms, capture=(captured - started) * 1e3,
+                           outputs=(done - outputs_start) * 1e3, frame=(done - started) * 1e3)
+            self.stats.add(timings)
+            frames += 1
+            if time.monotonic() >= next_stats:
+                log.info("%s", self.stats.summary())
+                self.notifier.status(self.stats.status())
+                next_stats = time.monotonic() + interval
+            if self.max_frames and frames >= self.max_frames:
+                return EXIT_OK
+            if pace:
+                self.stop_event.wait(max(0.0, pace - (time.perf_counter() - started)))
+        return EXIT_OK
+
+    def _update_outputs(self, image, result) -> None:
+        from edge.outputs.base import OutputError
+
+        for output in list(self.outputs or []):
+            try:
+                output.update(image, result)
+            except OutputError as exc:
+                log.error("%s; continuing without it", exc)
+                self._drop(output)
+            except Exception as exc:  # an output bug must not take the camera loop down
+                log.exception("output %s failed (%s); continuing without it", output.name, exc)
+                self._drop(output)
+
+    def _drop(self, output: Output) -> None:
+        try:
+            output.close()
+        finally:
+            if self.outputs and output in self.outputs:
+                self.outputs.remove(output)
+
+    def shutdown(self) -> None:
+        """Outputs off, camera released, systemd told."""
+        self.notifier.stopping()
+        for output in self.outputs or []:
+            try:
+                output.close()
+            except Exception as exc:  # keep closing the rest
+                log.error("closing %s: %s", output.name, exc)
+        self.source.close()
+        if self.stats.frames:
+            log.info("stopped after %d frame(s); %s", self.stats.frames, self.stats.summary())
+        self.notifier.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m edge", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", default=str(DEFAULT_CONFIG), help=f"TOML config (default {DEFAULT_CONFIG})")
+    parser.add_argument("--models", help="models folder (overrides [models] dir)")
+    parser.add_argument("--frames", type=int, help="stop after this many frames")
+    parser.add_argument("--check", action="store_true", help="validate config and models, then exit")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.models:
+        config = replace(config, models=replace(config.models, dir=str(Path(args.models))))
+    setup_logging(config.service.log_level)
+    if args.check:
+        try:
+            Pipeline.from_models(config.models, config.detector, config.smoothing)
+        except (ModelError, RuntimeMissing) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+        print(f"{args.config}: OK")
+        return EXIT_OK
+    daemon = Daemon(config, max_frames=args.frames)
+    signal.signal(signal.SIGTERM, daemon.request_stop)
+    signal.signal(signal.SIGINT, daemon.request_stop)
+    return daemon.run()

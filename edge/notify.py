@@ -1,0 +1,86 @@
+"""Talk to systemd: READY=1, WATCHDOG=1, STATUS=..., STOPPING=1.
+
+Uses systemd-python's ``systemd.daemon.notify`` when installed (apt
+``python3-systemd`` on the Pi); otherwise writes the same datagram to
+``$NOTIFY_SOCKET`` itself. Outside systemd (no socket) every call is a no-op.
+WATCHDOG=1 must only ever be sent from the frame loop, so that a hung camera
+stops the pings and systemd restarts the service.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+
+
+def _systemd_notify() -> Callable[[str], bool] | None:
+    try:
+        from systemd import daemon  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return daemon.notify
+
+
+class Notifier:
+    """sd_notify for the daemon."""
+
+    def __init__(self, use_systemd_python: bool = True):
+        self.socket_path = os.environ.get("NOTIFY_SOCKET", "")
+        self._library = _systemd_notify() if use_systemd_python else None
+        self._socket: socket.socket | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.socket_path)
+
+    @property
+    def backend(self) -> str:
+        if not self.enabled:
+            return "none"
+        return "systemd-python" if self._library is not None else "socket"
+
+    def watchdog_interval_s(self) -> float | None:
+        """Half of systemd's WatchdogSec (from ``WATCHDOG_USEC``), or None when no watchdog is armed."""
+        usec = os.environ.get("WATCHDOG_USEC")
+        pid = os.environ.get("WATCHDOG_PID")
+        if not usec or (pid and pid.isdigit() and int(pid) != os.getpid()):
+            return None
+        try:
+            return max(0.05, int(usec) / 2e6)
+        except ValueError:
+            return None
+
+    def notify(self, message: str) -> bool:
+        """Send one state string; False when not under systemd or the send failed."""
+        if not self.enabled:
+            return False
+        if self._library is not None:
+            return bool(self._library(message))
+        address = self.socket_path
+        if address.startswith("@"):
+            address = "\0" + address[1:]
+        try:
+            if self._socket is None:
+                self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            self._socket.sendto(message.encode(), address)
+            return True
+        except OSError:
+            return False
+
+    def ready(self, status: str = "") -> bool:
+        return self.notify("READY=1" + (f"\nSTATUS={status}" if status else ""))
+
+    def watchdog(self) -> bool:
+        return self.notify("WATCHDOG=1")
+
+    def status(self, text: str) -> bool:
+        return self.notify(f"STATUS={text}")
+
+    def stopping(self) -> bool:
+        return self.notify("STOPPING=1")
+
+    def close(self) -> None:
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
