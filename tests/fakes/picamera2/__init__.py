@@ -127,7 +127,12 @@ class Picamera2:
         self.overlays.append(overlay)
 
     def start_preview(self, preview=None, **kwargs) -> None:
+        if getattr(self, "preview", None) is not None:
+            raise RuntimeError("An event loop is already running")  # picamera2 allows one preview at a time
         self.preview = preview
+
+    def stop_preview(self) -> None:
+        self.preview = None
 
 
 class Preview:
