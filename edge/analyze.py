@@ -119,6 +119,7 @@ class Analyzer:
         frames = faces = 0
         changes = 0
         last: dict[int, str] = {}
+        track_frames: dict[int, int] = defaultdict(int)
         try:
             fps = source.frame_rate
             start = None
@@ -130,10 +131,12 @@ class Analyzer:
                 frames += 1
                 faces += len(result.faces)
                 for face in result.faces:
-                    if face.track is not None and last.get(face.track, face.emotion) != face.emotion:
+                    if face.track is None:
+                        continue
+                    if last.get(face.track, face.emotion) != face.emotion:
                         changes += 1
-                    if face.track is not None:
-                        last[face.track] = face.emotion
+                    last[face.track] = face.emotion
+                    track_frames[face.track] += 1
                 if self.as_json:
                     print(json.dumps(result.to_json(str(path))))
                 if self.annotate_to is not None:
@@ -150,7 +153,10 @@ class Analyzer:
         if frames == 0:
             self.error(f"{path}: no frames could be read")
         elif not self.as_json:
-            print(f"{path}: {frames} frames, {faces} faces, {len(last)} tracks, {changes} emotion label changes")
+            track_seconds = sum(track_frames.values()) / fps
+            rate = changes / track_seconds if track_seconds else 0.0
+            print(f"{path}: {frames} frames, {faces} faces, {len(last)} tracks, {changes} emotion label changes "
+                  f"({rate:.2f} per track-second)")
 
     def error(self, message: str) -> None:
         self.errors += 1
