@@ -40,6 +40,9 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--equalize", choices=("hist", "clahe", "none"), default=d.equalize)
     parser.add_argument("--detect-width", type=int, default=d.detect_width,
                         help="detect on a copy scaled to this width (0 = full resolution)")
+    parser.add_argument("--full-scan-every", type=int, default=d.full_scan_every,
+                        help="videos/cameras: whole-frame Haar scan every N frames, around known faces in between "
+                             f"(default {d.full_scan_every}; 1 = every frame)")
 
 
 def settings_from(args: argparse.Namespace) -> tuple[ModelSettings, DetectorSettings]:
@@ -50,7 +53,8 @@ def settings_from(args: argparse.Namespace) -> tuple[ModelSettings, DetectorSett
                           "models")
     detector = from_mapping(DetectorSettings, {
         "scale_factor": args.scale_factor, "min_neighbors": args.min_neighbors, "min_size": args.min_size,
-        "equalize": args.equalize, "detect_width": args.detect_width}, "detector")
+        "equalize": args.equalize, "detect_width": args.detect_width,
+        "full_scan_every": args.full_scan_every}, "detector")
     return models, detector
 
 

@@ -57,6 +57,7 @@ class FrameResult:
     faces: list[FaceResult] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
     timestamp: float = 0.0  # time.monotonic() when the frame was processed
+    detection: str = "full"  # "full" scan, "roi" (around tracked faces) or "skip" (nobody tracked)
 
     @property
     def largest(self) -> FaceResult | None:

@@ -91,3 +91,28 @@ def test_rgba_and_16_bit_photos_give_the_same_faces_as_8_bit(pipeline, samples):
     sixteen = pipeline.process(image.astype(np.uint16) * 257, independent=True)
     assert [f.box for f in rgba.faces] == [f.box for f in base.faces]
     assert [f.box for f in sixteen.faces] == [f.box for f in base.faces]
+
+
+def test_a_stream_scans_fully_every_n_frames_and_around_known_faces_in_between(pipeline_factory, samples):
+    from edge.detector import DetectorSettings
+
+    pipeline = pipeline_factory(detector=DetectorSettings(full_scan_every=4))
+    still = cv2.imread(str(samples / "two_people.jpg"))
+    results = [pipeline.process(still, now=i / 15) for i in range(9)]
+    assert [r.detection for r in results] == ["full", "roi", "roi", "roi", "full", "roi", "roi", "roi", "full"]
+    assert all(len(r.faces) == 2 for r in results)  # the neighbourhood search finds both faces again
+    assert len({f.track for r in results for f in r.faces}) == 2
+    # The scene changes: the search around the old faces fails, so the very next frame scans fully.
+    other = cv2.imread(str(samples / "astronaut.jpg"))
+    changed = [pipeline.process(other, now=(9 + i) / 15) for i in range(2)]
+    assert changed[0].detection == "roi" and changed[1].detection == "full"
+    assert len(changed[1].faces) == 1
+
+
+def test_with_nobody_tracked_a_stream_only_scans_every_n_frames(pipeline_factory, samples):
+    from edge.detector import DetectorSettings
+
+    pipeline = pipeline_factory(detector=DetectorSettings(full_scan_every=3))
+    empty = cv2.imread(str(samples / "chelsea.jpg"))
+    modes = [pipeline.process(empty, now=i / 15).detection for i in range(6)]
+    assert modes == ["full", "skip", "skip", "full", "skip", "skip"]
