@@ -1,0 +1,425 @@
+"""``python -m edge.bench``: where the time goes, against the paper and the peers, measured side by side.
+
+    python -m edge.bench                                  # samples/ letterboxed to 640x480
+    python -m edge.bench --source ../shared/media --manifest ../shared/media/manifest.csv --frames 200
+    python -m edge.bench --source clip.mp4 --variants all --json out/bench.json
+    python -m edge.bench --source camera                  # on a Pi: picamera2, else OpenCV camera 0
+
+Every row (each of our settings, the paper's Keras pipeline, ``fer``) runs in a
+process of its own over the very same prepared frames with the same loop
+(:mod:`edge.bench_loop`), after the same warm-up. The report gives per-stage
+median/p90/p99, fps, CPU %, peak RSS, face recall against a manifest, model
+size, MACs and the share of the CPU's measured peak the classifiers reach, and
+the speed ratios against the paper's pipeline, ``fer`` and the paper's
+published 0.22 s per frame. See docs/bench.md for the method.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edge.analyze import add_model_options, settings_from
+from edge.bench_floor import FloorUnavailable, measure_peak
+from edge.bench_frames import Inputs, load_inputs, match_expected, parse_size, read_manifest, recall
+from edge.bench_loop import summarize
+from edge.bench_report import render, write_chart
+from edge.bench_workers import run_rows
+from edge.detector import DetectorSettings
+from edge.manifest import Manifest, ModelError, default_models_dir
+from edge.pipeline import ModelSettings
+from edge.runtime import RuntimeMissing, interpreter_class
+from edge.sources import SourceError
+from edge.stats import PAPER_SECONDS_PER_FRAME
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SOURCE = ROOT / "samples"
+DEFAULT_PAPER_MODELS = ROOT.parent / "shared" / "anchors" / "oarriaga"
+DOWNSCALED_WIDTH = 320
+ALL_THREADS = (1, 2, 4)
+# The cascade settings the bench compares detection against (full resolution, no equalisation).
+REFERENCE_CASCADES = (("cascade 1.1/5/min30", 1.1, 5, 30, "paper's default cascade settings (media manifest)"),
+                      ("cascade 1.3/5", 1.3, 5, 0, "the paper's code: detectMultiScale(gray, 1.3, 5)"))
+
+
+class BenchError(RuntimeError):
+    """Bad input: printed as one line, exit status 2."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One of our rows: model variant, classifier threads and the detector settings."""
+
+    variant: str
+    threads: int
+    detector: DetectorSettings
+
+    @property
+    def detect_width(self) -> int:
+        return self.detector.detect_width
+
+    @property
+    def label(self) -> str:
+        """``int8 t1 full``; scale factor, equalisation and min size only where they differ from the shipped ones."""
+        width = "full" if self.detect_width == 0 else f"w{self.detect_width}"
+        shipped, d = DetectorSettings(), self.detector
+        extra = "".join((f" sf{d.scale_factor:g}" if d.scale_factor != shipped.scale_factor else "",
+                         f" n{d.min_neighbors}" if d.min_neighbors != shipped.min_neighbors else "",
+                         f" min{d.min_size}" if d.min_size != shipped.min_size else "",
+                         f" eq={d.equalize}" if d.equalize != shipped.equalize else ""))
+        return f"{self.variant} t{self.threads} {width}{extra}"
+
+    @property
+    def shipped(self) -> bool:
+        """The settings a fresh install runs: ModelSettings() and DetectorSettings()."""
+        models = ModelSettings()
+        return (self.variant, self.threads, self.detector) == (models.variant, models.threads, DetectorSettings())
+
+
+SPEC = re.compile(r"([\w.-]+):(\d+):(\d+)((?::\w+=[\w.]+)*)")
+SPEC_KEYS = {"sf": ("scale_factor", float), "n": ("min_neighbors", int), "min": ("min_size", int),
+             "eq": ("equalize", str)}
+SPEC_HELP = ("VARIANT:THREADS:WIDTH[:sf=SCALE_FACTOR][:n=MIN_NEIGHBORS][:min=MIN_SIZE][:eq=hist|clahe|none], "
+             "e.g. int8:1:0,float32:2:320,int8:1:0:sf=1.3:n=3:eq=none")
+
+
+def parse_spec(spec: str, base: DetectorSettings) -> Variant:
+    """One ``--variants`` item; detector fields not given come from ``base`` (the command line's)."""
+    match = SPEC.fullmatch(spec)
+    if not match:
+        raise BenchError(f"--variants {spec!r}: expected default, all or {SPEC_HELP}")
+    changes: dict[str, Any] = {"detect_width": int(match[3])}
+    for item in filter(None, match[4].split(":")):
+        key, _, value = item.partition("=")
+        if key not in SPEC_KEYS:
+            raise BenchError(f"--variants {spec!r}: unknown key {key!r} (sf, n, min, eq)")
+        field, kind = SPEC_KEYS[key]
+        try:
+            changes[field] = kind(value)
+        except ValueError:
+            raise BenchError(f"--variants {spec!r}: {key}={value} is not a {kind.__name__}") from None
+    if changes.get("equalize", "hist") not in ("hist", "clahe", "none"):
+        raise BenchError(f"--variants {spec!r}: eq must be hist, clahe or none")
+    return Variant(match[1], int(match[2]), replace(base, **changes))
+
+
+def parse_variants(text: str, base: Variant) -> list[Variant]:
+    """``default``, ``all`` or a comma list of specs (:data:`SPEC_HELP`)."""
+    other = "float32" if base.variant == "int8" else "int8"
+
+    def width(w: int) -> DetectorSettings:
+        return replace(base.detector, detect_width=w)
+
+    if text == "default":
+        fast = replace(base.detector, scale_factor=1.3, min_neighbors=3, min_size=40)  # the paper code's pyramid
+        other_width = 0 if base.detect_width else DOWNSCALED_WIDTH
+        wanted = [base, replace(base, detector=fast), replace(base, detector=width(other_width)),
+                  replace(base, variant=other)]
+        wanted += [replace(base, threads=t) for t in ALL_THREADS[1:]]
+    elif text == "all":
+        widths = sorted({0, DOWNSCALED_WIDTH, base.detect_width})
+        wanted = [base] + [Variant(v, t, width(w)) for v in ("int8", "float32") for t in ALL_THREADS for w in widths]
+    else:
+        wanted = [parse_spec(spec, base.detector) for spec in filter(None, (s.strip() for s in text.split(",")))]
+    unique: list[Variant] = []
+    for item in wanted:
+        if item not in unique:
+            unique.append(item)
+    return unique
+
+
+def cpu_model() -> str:
+    """The board (``Model`` on a Pi) or the CPU (``model name``) from /proc/cpuinfo."""
+    fields: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    return fields.get("Model") or fields.get("model name") or platform.processor() or platform.machine()
+
+
+def machine_info() -> dict[str, Any]:
+    _, runtime = interpreter_class()
+    try:
+        version = metadata.version("ai-edge-litert" if runtime == "ai_edge_litert" else "tflite-runtime")
+    except metadata.PackageNotFoundError:
+        version = "?"
+    return {"cpu_model": cpu_model(), "cpus": os.cpu_count(), "machine": platform.machine(),
+            "runtime": runtime, "runtime_version": version, "python": platform.python_version(),
+            "opencv": cv2.__version__, "numpy": np.__version__, "opencv_threads": cv2.getNumThreads()}
+
+
+def check_models(models_dir: Path, variants: list[Variant]) -> Path:
+    """Fail early, in one line, on a broken models folder; return the cascade path."""
+    manifest = Manifest.load(models_dir)
+    for name in sorted({v.variant for v in variants}):
+        for task in ("emotion", "gender"):
+            manifest.verify(manifest.select(task, name))
+    return manifest.cascade_path()
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONWARNINGS="ignore")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(ROOT), env.get("PYTHONPATH"))))
+    return env
+
+
+def variant_command(variant: Variant, args: argparse.Namespace, frames_file: Path, stream: bool) -> list[str]:
+    d = variant.detector
+    return [sys.executable, "-m", "edge.bench_run", "--frames-file", str(frames_file), "--warmup", str(args.warmup),
+            "--models", args.models_dir, "--variant", variant.variant, "--threads", str(variant.threads),
+            "--detect-width", str(d.detect_width), "--scale-factor", str(d.scale_factor),
+            "--min-neighbors", str(d.min_neighbors), "--min-size", str(d.min_size),
+            "--equalize", d.equalize] + (["--stream"] if stream else [])
+
+
+def baseline_command(which: str, args: argparse.Namespace, frames_file: Path, cascade: Path,
+                     stream: bool) -> list[str]:
+    command = [sys.executable, "-m", "train_host.baselines", "--which", which, "--frames-file", str(frames_file),
+               "--warmup", str(args.warmup), "--cascade", str(cascade)]
+    command += ["--paper-models", str(args.paper_models)] if args.paper_models else []
+    return command + (["--stream"] if stream else [])
+
+
+def run_all(variants: list[Variant], args: argparse.Namespace, frames_file: Path, cascade: Path,
+            stream: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Our rows and the baselines' rows, measured in the same rounds over the same frames."""
+    labels = {"paper": "paper Keras (measured)", "paper-call": "paper Keras model()", "fer": "fer (measured)"}
+    jobs: list[tuple[str, list[str]]] = [(v.label, variant_command(v, args, frames_file, stream)) for v in variants]
+    skipped: dict[str, str] = {}
+    for name in args.baseline_names:
+        if name.startswith("paper") and args.paper_models is None:
+            skipped[name] = f"no paper models: {DEFAULT_PAPER_MODELS} is absent; give --paper-models DIR"
+        else:
+            jobs.append((labels[name], baseline_command(name, args, frames_file, cascade, stream)))
+    results = iter(run_rows(jobs, args.frames, args.rounds, _env(), ROOT))
+    rows = []
+    for variant in variants:
+        row = {"label": variant.label, "variant": variant.variant, "threads_setting": variant.threads,
+               "detect_width": variant.detect_width, "detector": dict(variant.detector.__dict__),
+               "default": variant.shipped}
+        rows.append({**row, **next(results)})
+    baselines = []
+    for name in args.baseline_names:
+        head = {"label": labels[name], "name": name}
+        if name in skipped:
+            baselines.append({**head, "available": False, "reason": skipped[name]})
+            continue
+        result = next(results)
+        if "error" in result:
+            result = {"available": False, "reason": result["error"]}
+        baselines.append({**result, **head})
+    return rows, baselines
+
+
+def reference_cascades(inputs: Inputs, cascade_path: Path) -> list[dict[str, Any]]:
+    """Detection only, with the paper's cascade settings, on the same frames (full resolution, raw gray).
+
+    Timed once per distinct frame in the bench process, outside the rounds: their recall is the point.
+    """
+    cascade = cv2.CascadeClassifier(str(cascade_path))
+    grays = [cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) for frame in inputs.frames]
+    rows = []
+    for label, scale, neighbours, min_size, what in REFERENCE_CASCADES:
+        cascade.detectMultiScale(grays[0], scale, neighbours, minSize=(min_size, min_size))  # warm-up
+        found, times = [], []
+        for gray in grays:
+            start = time.perf_counter()
+            boxes = cascade.detectMultiScale(gray, scale, neighbours, minSize=(min_size, min_size))
+            times.append((time.perf_counter() - start) * 1e3)
+            found.append(len(boxes))
+        rows.append({"label": label, "what": what, "scale_factor": scale, "min_neighbors": neighbours,
+                     "min_size": min_size, "stages": summarize({"detect": times}),
+                     "faces_per_distinct_frame": found, "faces_per_frame": float(np.mean(found))})
+    return rows
+
+
+def add_recall(rows: list[dict[str, Any]], expected: list[int | None] | None) -> None:
+    for row in rows:
+        counts = row.get("faces_per_distinct_frame")
+        if expected is not None and counts is not None:
+            row["recall"] = recall(counts, expected)
+
+
+def add_floor(rows: list[dict[str, Any]], peaks: dict[str, dict[str, Any]]) -> None:
+    """Bare-invoke speed of the two models as a share of the measured peak (x usable threads)."""
+    for row in rows:
+        models = row.get("models")
+        if not models:
+            continue
+        dtype = "float32" if all(m.get("dtype") == "float32" for m in models.values()) else "int8"
+        peak = peaks.get(dtype, {}).get("macs_per_s")
+        macs = sum(m.get("macs") or 0 for m in models.values())
+        seconds = sum(m["invoke_ms"] for m in models.values()) / 1e3
+        usable = max(1, min(row["threads"]["classifier"], row["threads"]["cpus"] or 1))
+        row["floor"] = {"macs": macs, "peak_dtype": dtype, "usable_threads": usable,
+                        "floor_ms": macs / (peak * usable) * 1e3 if peak else None,
+                        "percent_of_peak": 100.0 * macs / seconds / (peak * usable) if peak and seconds else None}
+
+
+def ratios_for(row: dict[str, Any], baselines: list[dict[str, Any]]) -> dict[str, Any]:
+    """Speed-ups of one of our rows: measured baselines' median (and mean) total over ours, and 220 ms over ours."""
+    ours, our_mean = row["stages"]["total"]["median"], row["stages"]["total"]["mean"]
+    out: dict[str, Any] = {}
+    by_name = {r["name"]: r for r in baselines}
+    for key, name in (("vs_paper_measured", "paper"), ("vs_fer_measured", "fer")):
+        other = by_name.get(name)
+        if other is None:
+            out[key] = {"ratio": None, "reason": "not run (--baselines)"}
+        elif not other.get("available"):
+            out[key] = {"ratio": None, "reason": other.get("reason")}
+        else:
+            theirs = other["stages"]["total"]
+            out[key] = {"ratio": theirs["median"] / ours if ours else None, "ms": theirs["median"],
+                        "ratio_of_means": theirs["mean"] / our_mean if our_mean else None}
+    paper_ms = PAPER_SECONDS_PER_FRAME * 1e3
+    out["vs_paper_published"] = {"ratio": paper_ms / ours if ours else None, "ms": paper_ms}
+    return out
+
+
+def ratios(report: dict[str, Any]) -> dict[str, Any]:
+    """Each row's speed-ups (``row["ratios"]``); the report's own are those of the default row (or the first)."""
+    rows = [r for r in report["variants"] if not r.get("error")]
+    for row in rows:
+        row["ratios"] = ratios_for(row, report["baselines"])
+    base = next((r for r in rows if r.get("default")), rows[0] if rows else None)
+    if base is None:
+        return {"base_label": None, "base_total_ms": None}
+    return {"base_label": base["label"], "base_total_ms": base["stages"]["total"]["median"], **base["ratios"]}
+
+
+def describe_input(inputs: Inputs, size: tuple[int, int]) -> str:
+    kinds = {"images": "images", "video": "frames of a video", "camera": "camera frames"}
+    return (f"{len(inputs.frames)} {kinds[inputs.kind]} from {inputs.source}, letterboxed to "
+            f"{size[0]}x{size[1]}")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m edge.bench", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("\n\n")[1])
+    parser.add_argument("--source", default=str(DEFAULT_SOURCE),
+                        help="image folder (recursive), image, video file or 'camera' (default: samples/)")
+    parser.add_argument("--manifest", help="CSV with file,expected_faces (default: manifest.csv in the folder)")
+    parser.add_argument("--size", default="640x480", help="frame size; images are letterboxed (default 640x480)")
+    parser.add_argument("--frames", type=int, default=100, help="timed frames per row, cycling the input")
+    parser.add_argument("--warmup", type=int, default=10, help="untimed frames first (default 10)")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="rows take turns in this many chunks of frames (default 5; 1 = one after another)")
+    parser.add_argument("--variants", default="default", help=f"default, all, or a comma list of {SPEC_HELP}")
+    parser.add_argument("--baselines", default="paper,fer", help="paper,fer (default), paper-call, all or none")
+    parser.add_argument("--paper-models", help=f"folder with the paper's .hdf5 (default {DEFAULT_PAPER_MODELS})")
+    parser.add_argument("--json", metavar="OUT", help="write the full report as JSON")
+    parser.add_argument("--chart", metavar="PNG", help="stacked-bar chart (default: next to --json, else "
+                        "out/bench.png)")
+    parser.add_argument("--no-chart", action="store_true")
+    add_model_options(parser)
+    args = parser.parse_args(argv)
+    if args.frames < 1 or args.warmup < 0 or args.rounds < 1:
+        raise BenchError("--frames and --rounds must be at least 1 and --warmup at least 0")
+    names = {"all": ["paper", "fer", "paper-call"], "none": []}.get(args.baselines)
+    args.baseline_names = names if names is not None else [b for b in args.baselines.split(",") if b]
+    unknown = [b for b in args.baseline_names if b not in ("paper", "paper-call", "fer")]
+    if unknown:
+        raise BenchError(f"--baselines: unknown {unknown[0]!r} (paper, paper-call, fer, all or none)")
+    if args.paper_models is None and DEFAULT_PAPER_MODELS.is_dir():
+        args.paper_models = str(DEFAULT_PAPER_MODELS)
+    args.models_dir = args.models or str(default_models_dir())
+    return args
+
+
+def bench(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
+    """Prepare the frames, run every row and assemble the report; returns (report, exit status)."""
+    models, detector = settings_from(args)
+    variants = parse_variants(args.variants, Variant(models.variant, models.threads, detector))
+    for item in variants:
+        replace(ModelSettings(), variant=item.variant, threads=item.threads).validate()
+        item.detector.validate()
+    cascade = check_models(Path(args.models_dir), variants)
+    size = parse_size(args.size)
+    inputs = load_inputs(args.source, size, args.frames, args.warmup)
+    manifest = Path(args.manifest) if args.manifest else None
+    if manifest is None and inputs.kind == "images" and Path(args.source).is_dir():
+        candidate = Path(args.source) / "manifest.csv"
+        manifest = candidate if candidate.is_file() else None
+    expected = match_expected(inputs.names, manifest, read_manifest(manifest)) if (
+        manifest is not None and inputs.kind == "images") else None
+
+    report: dict[str, Any] = {
+        "input": {"source": inputs.source, "kind": inputs.kind, "frames_distinct": len(inputs.frames),
+                  "size": list(size), "resize": "letterbox (aspect kept, black padding)",
+                  "manifest": str(manifest) if manifest else None, "expected": expected,
+                  "names": inputs.names, "skipped": inputs.skipped, "description": describe_input(inputs, size)},
+        "settings": {"frames": args.frames, "warmup": args.warmup, "rounds": args.rounds, "variants": args.variants,
+                     "baselines": args.baseline_names, "paper_models": args.paper_models},
+        "machine": machine_info(),
+        "paper_published_s_per_frame": PAPER_SECONDS_PER_FRAME,
+    }
+    if inputs.capture_ms:
+        report["camera_capture"] = summarize({"capture": inputs.capture_ms})["capture"]
+    peaks: dict[str, dict[str, Any]] = {}
+    for dtype in ("int8", "float32"):
+        try:
+            peak = measure_peak(dtype)
+            peaks[dtype] = {"macs_per_s": peak.macs_per_s, "method": peak.method}
+        except FloorUnavailable as exc:
+            peaks[dtype] = {"macs_per_s": None, "reason": str(exc)}
+    report["peak"] = peaks
+
+    with tempfile.TemporaryDirectory(prefix="edge-bench-") as tmp:
+        frames_file = Path(tmp) / "frames.npy"
+        np.save(frames_file, inputs.frames)
+        rows, baselines = run_all(variants, args, frames_file, cascade, inputs.stream)
+    for row in rows:
+        if not row.get("error"):
+            row["paper_ratio"] = PAPER_SECONDS_PER_FRAME * 1e3 / row["stages"]["total"]["median"]
+            row["model_bytes"] = sum(m["bytes"] for m in row["models"].values())
+    report["variants"], report["baselines"] = rows, baselines
+    report["detector_reference"] = reference_cascades(inputs, cascade)
+    add_recall(rows + baselines + report["detector_reference"], expected)
+    add_floor(rows, peaks)
+    report["ratios"] = ratios(report)
+    return report, (1 if any(r.get("error") for r in rows) else 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = parse_args(argv)
+        report, status = bench(args)
+    except (BenchError, ModelError, RuntimeMissing, SourceError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    if not args.no_chart:
+        chart = Path(args.chart) if args.chart else (
+            Path(args.json).with_suffix(".png") if args.json else ROOT / "out" / "bench.png")
+        note = write_chart(report, chart)
+        report["chart"] = None if note else str(chart)
+    print(render(report))
+    if not args.no_chart:
+        print("\n" + (note or f"chart: {chart}"))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        print(f"JSON report: {args.json}")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

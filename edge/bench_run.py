@@ -1,0 +1,91 @@
+"""One row of ``python -m edge.bench``: our pipeline with one setting, in a process of its own.
+
+Launched by :mod:`edge.bench` as ``python -m edge.bench_run --frames-file F ...``
+with the same model and detector options as ``python -m edge analyze``; it
+then times frames when the bench tells it to on stdin and prints its row as
+JSON at the end (:func:`edge.bench_loop.serve`). A fresh process per row keeps each row's peak RSS
+and thread pools its own (a row with 4 classifier threads does not leave a
+pool behind for the next one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edge.analyze import add_model_options, settings_from
+from edge.bench_floor import FloorUnavailable, count_macs, time_invoke
+from edge.bench_loop import Loop, LoopResult, serve
+from edge.manifest import ModelError
+from edge.pipeline import Pipeline
+from edge.runtime import RuntimeMissing
+from edge.tracking import SmoothingSettings
+
+STREAM_FPS = 15.0  # the clock a stream's smoothing sees: frame index / 15 fps, as a Pi camera runs
+
+
+def model_facts(path: str, threads: int, dtype: str) -> dict[str, Any]:
+    """File size, input type, MACs per invoke and the median time of a bare ``invoke`` for one classifier model."""
+    facts: dict[str, Any] = {"file": Path(path).name, "bytes": os.path.getsize(path), "dtype": dtype}
+    try:
+        facts["macs"] = count_macs(path)["total"]
+    except FloorUnavailable as exc:
+        facts["macs"], facts["macs_note"] = None, str(exc)
+    facts["invoke_ms"] = time_invoke(path, threads) * 1e3
+    return facts
+
+
+def per_face_ms(stage: list[float], faces: list[int]) -> float | None:
+    """A classifier stage's time per face over the timed frames (crop excluded; None without faces)."""
+    total = sum(faces)
+    return sum(stage) / total if total else None
+
+
+def serve_row(pipeline: Pipeline, store: np.ndarray, warmup: int, stream: bool, threads: int) -> None:
+    """Serve the bench's turns (:func:`edge.bench_loop.serve`) with ``pipeline``; the last line is the row."""
+    clock = itertools.count()
+
+    def process(frame: np.ndarray, _call: int) -> tuple[dict[str, float], int]:
+        now = next(clock) / STREAM_FPS if stream else None
+        result = pipeline.process(frame, now=now, independent=not stream)
+        return result.timings_ms, len(result.faces)
+
+    def finish(result: LoopResult) -> dict[str, Any]:
+        row = result.to_json()
+        row["per_face_ms"] = {task: per_face_ms(result.samples.get(task, []), result.faces_timed)
+                              for task in ("emotion", "gender")}
+        row["threads"] = {"classifier": threads, "opencv": cv2.getNumThreads(), "cpus": os.cpu_count()}
+        row["models"] = {task: model_facts(clf.path, threads, clf.input_dtype.name)
+                         for task, clf in (("emotion", pipeline.emotion), ("gender", pipeline.gender))}
+        return row
+
+    serve(Loop(process, store, all_frames=not stream), warmup, finish)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m edge.bench_run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frames-file", required=True, help=".npy of (N, H, W, 3) uint8 frames")
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--stream", action="store_true", help="frames of one video/camera stream (tracking on)")
+    add_model_options(parser)
+    args = parser.parse_args(argv)
+    try:
+        models, detector = settings_from(args)
+        pipeline = Pipeline.from_models(models, detector, SmoothingSettings(), track=True)
+        store = np.load(args.frames_file, mmap_mode="r")
+    except (ModelError, RuntimeMissing, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    serve_row(pipeline, store, max(0, args.warmup), args.stream, models.threads)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
