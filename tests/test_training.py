@@ -83,3 +83,13 @@ def test_a_blurred_training_set_gets_a_blur_matched_model(dataset, tmp_path):
     assert "the training faces are blurred" in proc.stdout
     sigma = json.loads((out / "run.json").read_text())["input_blur_sigma"]
     assert 1.8 < sigma < 3.2
+
+
+def test_evaluate_through_the_detector_recuts_faces_as_the_device_does(trained, dataset, tmp_path):
+    proc = run("train_host.evaluate", "--model", str(trained / "best.keras"), "--data", str(dataset),
+               "--through-detector", "0.2", "--json", str(tmp_path / "eval.json"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads((tmp_path / "eval.json").read_text())
+    found = result["through_detector"]["faces_found"]
+    assert result["through_detector"]["chips"] == 32 and 0 < found <= 32
+    assert result["samples"] == found  # figures are on the faces Haar found

@@ -194,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", help="FER CSV usage or train/test file of a folder (default: test)")
     parser.add_argument("--json", help="write the figures as JSON here")
     parser.add_argument("--plots", help="folder for the confusion-matrix PNG")
+    parser.add_argument("--through-detector", type=float, metavar="MARGIN",
+                        help="re-cut every face as the device does: Haar box grown by MARGIN per side "
+                             "(e.g. 0.1), instead of the dataset's own chip")
     args = parser.parse_args(argv)
     try:
         model = load_model(args.model)
@@ -201,11 +204,27 @@ def main(argv: list[str] | None = None) -> int:
         labels = LABELS_BY_TASK[task]
         split = args.split or ("PublicTest" if Path(args.data).suffix.lower() == ".csv" else "test")
         faces = load(args.data, task, split=split)
+        detected = None
+        if args.through_detector is not None:
+            from edge.manifest import default_models_dir
+            from train_host.through_detector import recut
+
+            total = len(faces)
+            faces, found = recut(faces, default_models_dir() / "haarcascade_frontalface_default.xml",
+                                 args.through_detector, model.size)
+            detected = {"margin": args.through_detector, "chips": total, "faces_found": int(found.sum())}
+            if len(faces) == 0:
+                raise DataError(f"{args.data}: Haar found no face in any chip")
         result = evaluate(model, faces, labels)
+        if detected:
+            result["through_detector"] = detected
     except (DataError, ModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     result["task"] = task
+    if detected:
+        print(f"through the detector (margin {detected['margin']}): Haar found a face in "
+              f"{detected['faces_found']} of {detected['chips']} chips; figures below are on those")
     print(format_report(result, labels))
     if args.plots:
         from train_host.plots import confusion_matrix_png
