@@ -15,9 +15,14 @@ import sys
 
 
 def import_keras():
-    """``import keras`` (and TensorFlow under it) quietly; returns the module."""
+    """``import keras`` (and TensorFlow under it) quietly; returns the module.
+
+    Also registers this project's custom layers, which saved models need to load.
+    """
     if "keras" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2") == "0":
         import keras
+
+        import train_host.models  # noqa: F401  (registers ReflectPad2D)
 
         return keras
     sys.stderr.flush()
@@ -31,4 +36,6 @@ def import_keras():
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+    import train_host.models  # noqa: F401  (registers ReflectPad2D)
+
     return keras

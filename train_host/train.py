@@ -19,15 +19,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from edge.labels import LABELS_BY_TASK, TASKS
 from train_host import provenance
-from train_host.augment import PAPER, AugmentConfig
+from train_host.augment import AugmentConfig
 from train_host.data import DataError, FaceSet, load_train_val, random_split
 
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
@@ -57,6 +59,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--patience", type=int, help="early-stopping patience (epochs)")
     parser.add_argument("--lr-patience", type=int, help="epochs without improvement before the LR drops 10x")
     parser.add_argument("--label-smoothing", type=float, default=0.0)
+    parser.add_argument("--zoom", type=float, help="random zoom range (content scale 1 +- zoom); "
+                                                   "the default suits each task")
+    parser.add_argument("--shift", type=float, help="random shift range, fraction of the size")
     parser.add_argument("--l2", type=float, default=0.01, help="L2 on conv kernels (the paper's 0.01)")
     parser.add_argument("--val", choices=("dataset", "holdout"),
                         help="validate on the dataset's own test split, or hold out part of training "
@@ -83,6 +88,32 @@ def load_data(args: argparse.Namespace, size: tuple[int, int]) -> tuple[FaceSet,
         train = train.subset(rng.permutation(len(train))[: args.limit])
         val = val.subset(rng.permutation(len(val))[: max(args.limit // 4, 32)])
     return train, val
+
+
+class _StopFlag:
+    requested = False
+
+
+def stop_on_signal():
+    """Ctrl-C or SIGTERM ends training after the current epoch, so checkpoints, log and run.json are written."""
+    import keras
+
+    class _Callback(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            def stop(signum, _frame):
+                if _StopFlag.requested:  # a second Ctrl-C stops at once
+                    raise KeyboardInterrupt
+                _StopFlag.requested = True
+                print(f"\n{signal.Signals(signum).name}: stopping after this epoch (again to stop now)", flush=True)
+
+            signal.signal(signal.SIGINT, stop)
+            signal.signal(signal.SIGTERM, stop)
+
+        def on_epoch_end(self, epoch, logs=None):
+            if _StopFlag.requested:
+                self.model.stop_training = True
+
+    return _Callback()
 
 
 def blur_match(args: argparse.Namespace, train_set: FaceSet, val_set: FaceSet,
@@ -139,7 +170,11 @@ def train(args: argparse.Namespace) -> dict:
     params = model.count_params()
     print(f"{args.model}: {params:,} parameters at {size[0]}x{size[1]}x1, {len(labels)} classes", flush=True)
 
-    augment: AugmentConfig = task_defaults["augment"] if args.model else PAPER
+    augment: AugmentConfig = task_defaults["augment"]
+    if args.zoom is not None:
+        augment = replace(augment, zoom=args.zoom)
+    if args.shift is not None:
+        augment = replace(augment, shift=args.shift)
     train_seq = AugmentedFaces(train_set, size, len(labels), args.batch, augment, seed=args.seed, shuffle=True)
     val_seq = AugmentedFaces(val_set, size, len(labels), 256, None, seed=args.seed, shuffle=False,
                              blur_sigma=blur_sigma)
@@ -165,6 +200,7 @@ def train(args: argparse.Namespace) -> dict:
                                                              f"{args.task} {args.model} {size[0]}x{size[1]}")
         ),
     ]
+    callbacks.append(stop_on_signal())
     start = time.time()
     history = model.fit(train_seq, validation_data=val_seq, epochs=epochs, callbacks=callbacks, verbose=args.verbose)
     seconds = time.time() - start
@@ -188,7 +224,9 @@ def train(args: argparse.Namespace) -> dict:
         "input_blur_sigma": round(blur_sigma, 3),
         "sharpness": sharpness,
         "train_seconds": round(seconds, 1),
+        "stopped_by_signal": _StopFlag.requested,
         "commit": provenance.git_commit(),
+        "command": "python -m train_host.train " + " ".join(sys.argv[1:]),
         "host": provenance.host_info(),
     }
     (out / "run.json").write_text(json.dumps(summary, indent=2) + "\n")
