@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from edge.manifest import InputSpec, Manifest, ModelEntry, ModelError
-from edge.preprocess import CropSpec, normalize, quantize_lut
+from edge.preprocess import CropSpec, normalize, quantize_lut, resize_face
 from edge.runtime import make_interpreter
 
 _DTYPES = {"int8": np.int8, "uint8": np.uint8, "float32": np.float32}
@@ -84,13 +84,15 @@ class Classifier:
         return self.crop.size
 
     def prepare(self, face: np.ndarray) -> np.ndarray:
-        """uint8 face of the model's size -> the input tensor's dtype and layout."""
+        """uint8 gray face -> the input tensor's dtype and layout (resized first if it is another size)."""
+        if face.shape[:2] != self.crop.size:
+            face = resize_face(face, self.crop.size)
         if self._lut is not None:
             return self._lut[face].reshape(self.input_shape)
         return normalize(face, self.crop.scale, self.crop.offset).reshape(self.input_shape)
 
     def predict_one(self, face: np.ndarray) -> np.ndarray:
-        """Probabilities (float32, sums to 1) for one uint8 face of the model's size."""
+        """Probabilities (float32, sums to 1) for one uint8 gray face."""
         self.interpreter.set_tensor(self._in["index"], self.prepare(face))
         self.interpreter.invoke()
         raw = self.interpreter.get_tensor(self._out["index"])[0]
