@@ -55,6 +55,8 @@ class Pipeline:
         self._index = 0
         self._since_full = 1 << 30  # frames since the last full scan: the first frame of a stream scans fully
         self._lost_face = False
+        self._last_boxes: list = []  # the faces found in the previous frame: where a stream searches next
+        self._since_rescan = 1 << 30  # frames since the last full scan caused by a lost face
 
     @classmethod
     def from_models(cls, models: ModelSettings | None = None, detector: DetectorSettings | None = None,
@@ -73,6 +75,8 @@ class Pipeline:
         self._index = 0
         self._since_full = 1 << 30
         self._lost_face = False
+        self._last_boxes = []
+        self._since_rescan = 1 << 30
 
     def process(self, frame: np.ndarray, gray: np.ndarray | None = None, now: float | None = None,
                 box_scale: tuple[float, float] = (1.0, 1.0), independent: bool = False) -> FrameResult:
@@ -111,19 +115,28 @@ class Pipeline:
     def _detect(self, gray: np.ndarray, independent: bool) -> tuple[list, str]:
         """Full scan, or (in a stream) a search around the faces already tracked.
 
-        A stream gets a full scan every ``full_scan_every`` frames and right
-        after a known face was not found again; in between only the
-        neighbourhood of each tracked face is searched, and with nobody
-        tracked nothing is scanned until the next full scan. A new face
-        therefore shows up within ``full_scan_every`` frames. Measured on the
-        two media videos this keeps 95% of the faces a per-frame full scan
-        finds at 2-6x less detection time (``docs/bench.md``).
+        A stream gets a full scan every ``full_scan_every`` frames; in between
+        only the neighbourhood of each tracked face is searched (tracks outlive
+        a missed detection by ``max_missed_s``, so a face that flickers out of
+        the cascade's reach is picked up again there), and with nobody tracked
+        nothing is scanned until the next full scan. A new face therefore shows
+        up within ``full_scan_every`` frames. A face of the previous frame
+        that the search loses triggers a full scan at once (at most once per
+        half period).
         """
+        boxes, mode = self._scan(gray, independent)
+        self._last_boxes = boxes
+        return boxes, mode
+
+    def _scan(self, gray: np.ndarray, independent: bool) -> tuple[list, str]:
         every = self.detector.settings.full_scan_every
         if independent or self.tracker is None or every <= 1:
             return self.detector.detect(gray), "full"
         self._since_full += 1
+        self._since_rescan += 1
         if self._since_full >= every or self._lost_face:
+            if self._lost_face:
+                self._since_rescan = 0
             self._since_full = 0
             self._lost_face = False
             return self.detector.detect(gray), "full"
@@ -131,7 +144,11 @@ class Pipeline:
         if not known:
             return [], "skip"
         boxes = self.detector.detect_near(gray, known)
-        self._lost_face = any(all(iou(k, b) < 0.3 for b in boxes) for k in known)
+        # A face of the previous frame that the search lost (it moved fast, the scene changed) is worth a
+        # full scan at once, but at most every other half period: a box that only full scans find (often
+        # a false face) would otherwise cost a full scan every other frame.
+        lost = any(all(iou(k, b) < 0.3 for b in boxes) for k in self._last_boxes)
+        self._lost_face = lost and self._since_rescan >= max(2, every // 2)
         return boxes, "roi"
 
     def _label(self, boxes, emotion_probs, gender_probs, now, box_scale, independent) -> list[FaceResult]:

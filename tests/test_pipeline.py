@@ -109,6 +109,20 @@ def test_a_stream_scans_fully_every_n_frames_and_around_known_faces_in_between(p
     assert len(changed[1].faces) == 1
 
 
+def test_a_box_only_full_scans_find_does_not_force_a_full_scan_every_other_frame(pipeline_factory, samples):
+    from edge.bench_frames import letterbox
+
+    # At 640x480 the default cascade reports a second, false face beside the astronaut; the search around
+    # it finds nothing. One immediate re-scan is allowed, then it waits for the next periodic full scan.
+    pipeline = pipeline_factory()
+    frame = letterbox(cv2.imread(str(samples / "astronaut.jpg")), (640, 480))
+    results = [pipeline.process(frame, now=i / 15) for i in range(16)]
+    modes = [r.detection for r in results]
+    assert modes[:3] == ["full", "roi", "full"] and modes[3:10] == ["roi"] * 7 and modes[10] == "full"
+    assert modes.count("full") == 4 and len({len(r.faces) for r in results}) == 2
+    assert all(len(r.faces) >= 1 for r in results)  # the real face is held throughout
+
+
 def test_with_nobody_tracked_a_stream_only_scans_every_n_frames(pipeline_factory, samples):
     from edge.detector import DetectorSettings
 
