@@ -42,10 +42,11 @@ class Inputs:
 
     frames: np.ndarray
     names: list[str]  # path of each image (for the manifest); the source for video/camera frames
-    kind: str  # "images" | "video" | "camera"
+    kind: str  # "images" | "video" | "camera" | "held" (images repeated as one stream, see --hold)
     source: str
     capture_ms: list[float] = field(default_factory=list)  # camera only: time of each read()
     skipped: list[str] = field(default_factory=list)
+    hold: int = 1  # "held": frames per image
 
     @property
     def stream(self) -> bool:

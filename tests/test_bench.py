@@ -136,6 +136,29 @@ def test_a_video_is_a_stream_and_a_camera_records_its_capture_time(pan_video, tm
     assert data["camera_capture"]["median"] >= 0 and data["variants"][0]["frames"] == 3
 
 
+def test_held_images_are_one_stream_and_recall_scores_each_scene_once(tmp_path):
+    out = tmp_path / "held.json"
+    # 9 frames per scene: more than full_scan_every (8), so every scene gets a full scan even when the
+    # previous one left nobody to track (then the stream waits for the periodic scan, as a camera would).
+    proc = bench("--hold", "9", "--frames", "2", "--warmup", "1", "--variants", "int8:1:0", "--baselines", "none",
+                 "--json", str(out), "--no-chart")
+    assert proc.returncode == 0, proc.stderr
+    assert "--frames raised to 63" in proc.stderr
+    data = json.loads(out.read_text())
+    assert data["input"]["kind"] == "held" and data["input"]["frames_distinct"] == 63
+    names = [Path(n).name for n in data["input"]["names"]]
+    assert names[:9] == ["astronaut.jpg"] * 9 and names[9] == "biden.jpg"
+    row = data["variants"][0]
+    assert row["frames"] == 63 and row["stages"]["track"]["median"] >= 0
+    rec = row["recall"]
+    assert rec["images"] == 7 and rec["expected"] == 6 and rec["negatives"] == 2  # the last frame of each scene
+    counts = row["faces_per_distinct_frame"]
+    independent = {row["label"]: row for row in data["detector_reference"]}["cascade 1.1/5/min30"]
+    # Holding a scene never loses a face that a full scan of the same picture finds.
+    for scene in range(7):
+        assert counts[9 * scene + 8] >= min(1, independent["faces_per_distinct_frame"][9 * scene])
+
+
 def test_a_missing_paper_models_folder_is_a_row_not_a_failure(tmp_path):
     frames = tmp_path / "f.npy"
     np.save(frames, np.zeros((1, 48, 64, 3), np.uint8))
