@@ -8,7 +8,7 @@ ANCHORS ?= ../shared/anchors/oarriaga
 PI ?=
 DEPLOY_ARGS ?=
 
-.PHONY: demo test lint eval bench deploy rollback status clean
+.PHONY: demo test lint eval compare bench deploy rollback status clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,14 @@ test: $(VENV)/.dev-installed
 # Accuracy of the shipped models on the real datasets, against what models/manifest.json promises.
 eval: $(VENV)/.dev-installed
 	$(PY) -m quantize.verify --models models --data $(DATA)
+
+# Where the time goes: our variants, the paper's pipeline and fer on the samples (docs/bench.md).
+bench: $(VENV)/.edge-installed
+	$(PY) -m edge.bench --json out/bench.json
+
+# The paper's published models next to ours on the same test splits (chips, adults, through the detector).
+compare: $(VENV)/.dev-installed
+	$(PY) -m train_host.compare --data $(DATA) --anchors $(ANCHORS) --json out/compare.json --markdown out/compare.md
 
 lint: $(VENV)/.dev-installed
 	$(PY) -m ruff check .

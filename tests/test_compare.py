@@ -1,0 +1,86 @@
+"""train_host.compare: our shipped models and a published Keras model, same faces, one table."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+
+from tests.facecrops import varied_faces
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("keras") is None, reason="needs the host extras (Keras)")
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    from train_host.tfquiet import import_keras
+
+    keras = import_keras()
+    root = tmp_path_factory.mktemp("compare")
+    data = root / "data" / "utkface"
+    data.mkdir(parents=True)
+    rng = np.random.default_rng(3)
+    n = 40
+    np.savez(data / "utkface_gender_gray64_test.npz", x=varied_faces(n, size=64, seed=5),
+             y=rng.integers(0, 2, n), age=rng.integers(5, 70, n), race=rng.integers(0, 5, n))
+    anchors = root / "anchors"
+    anchors.mkdir()
+    inputs = keras.Input((64, 64, 1))
+    pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inputs))
+    paper = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(pooled))
+    paper.save(anchors / "gender_mini_XCEPTION.h5")
+    (anchors / "gender_mini_XCEPTION.h5").rename(anchors / "gender_mini_XCEPTION.00-0.50.hdf5")
+    return root, data
+
+
+def test_every_model_on_chips_adults_and_through_the_detector(setup, models_dir, capsys):
+    from train_host.compare import main
+    from train_host.data import load
+    from train_host.evaluate import evaluate, load_model
+
+    root, data = setup
+    out = root / "rows.json"
+    assert main(["--models", str(models_dir), "--data", str(root / "data"), "--anchors", str(root / "anchors"),
+                 "--tasks", "gender", "--margins", "0,0.2", "--json", str(out),
+                 "--markdown", str(root / "t.md")]) == 0
+    rows = json.loads(out.read_text())
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    assert models == ["ours int8", "ours float32", "paper (published Keras)"]
+    assert {r["subset"] for r in rows} == {"chips", "adults", "detector m0", "detector m0.2"}
+    faces = load(data / "utkface_gender_gray64_test.npz", "gender", split="test")
+    adults = int((faces.age >= 18).sum())
+    for r in rows:
+        assert r["of"] == 40 and 0 <= r["faces"] <= 40
+        assert r["accuracy"] is None or 0 <= r["accuracy"] <= 1
+        if r["subset"] == "adults":
+            assert r["faces"] == adults
+    # The chips figure is exactly what train_host.evaluate reports for the same file.
+    int8 = next(r for r in rows if r["model"] == "ours int8" and r["subset"] == "chips")
+    direct = evaluate(load_model(int8["file"]), faces, ("woman", "man"))["accuracy"]
+    assert int8["accuracy"] == direct
+    table = capsys.readouterr().out
+    assert "| paper (published Keras) | 64x64 |" in table and "detector m0.2" in table
+    assert (root / "t.md").read_text() == table
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--anchors", "/no/such/folder"], "--anchors"),
+    (["--margins", "wide"], "--margins"),
+    (["--tasks", "age"], "unknown task"),
+])
+def test_bad_input_is_one_line_and_exit_2(setup, models_dir, capsys, args, message):
+    from train_host.compare import main
+
+    root, _ = setup
+    assert main(["--models", str(models_dir), "--data", str(root / "data"), "--tasks", "gender", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
+
+
+def test_a_missing_test_file_is_named(setup, models_dir, tmp_path, capsys):
+    from train_host.compare import main
+
+    assert main(["--models", str(models_dir), "--data", str(tmp_path), "--tasks", "emotion"]) == 2
+    assert "fer2013_PublicTest.npz" in capsys.readouterr().err

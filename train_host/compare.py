@@ -1,0 +1,178 @@
+"""The paper's published models next to ours: same test splits, same crops, one run.
+
+    python -m train_host.compare --data ../shared/data --anchors ../shared/anchors/oarriaga \
+        --json out/compare.json --markdown out/compare.md
+
+For each task of ``models/manifest.json`` the test file its accuracy figures
+name is looked up under ``--data``; every shipped model of that task (int8 and
+float32 TFLite, run through the device's classifier) and the paper's published
+Keras model from ``--anchors`` are scored on it:
+
+- on the dataset's own chips (and adults only, when the data has ages);
+- through the detector: each chip re-cut from the Haar box the device would
+  find, grown by each ``--margins`` value per side (chips where Haar finds no
+  face are left out, and their count is reported). The paper's gender model is
+  very sensitive to this margin, so it gets every margin, not just ours.
+
+The anchors are the baseline only: they are read from the path given, never
+copied or shipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge.labels import LABELS_BY_TASK
+from edge.manifest import Manifest, ModelError
+from quantize.verify import find_data
+from train_host.data import ADULT_AGE_DEFAULT, DataError, FaceSet, load
+from train_host.evaluate import evaluate, load_model
+
+PAPER_MODELS = {"emotion": "fer2013_mini_XCEPTION*.hdf5", "gender": "gender_mini_XCEPTION*.hdf5"}
+DEFAULT_MARGINS = (0.0, 0.2, 0.4)
+
+
+@dataclass(frozen=True)
+class Contender:
+    label: str
+    path: Path
+    bytes: int
+
+
+def contenders(manifest: Manifest, anchors: Path | None, task: str) -> list[Contender]:
+    """Our shipped models of ``task`` (int8 first) and the paper's published one when present."""
+    ours = sorted((e for e in manifest.models if e.task == task), key=lambda e: e.variant != "int8")
+    found = [Contender(f"ours {e.variant}", manifest.root / e.file, e.bytes) for e in ours]
+    if anchors is not None:
+        paper = sorted(anchors.glob(PAPER_MODELS[task]))
+        if paper:
+            found.append(Contender("paper (published Keras)", paper[0], paper[0].stat().st_size))
+    return found
+
+
+def test_file(manifest: Manifest, data_root: Path, task: str) -> Path:
+    """The test file the manifest's figures for ``task`` were measured on, found under ``data_root``."""
+    names = [f["file"] for e in manifest.models if e.task == task for f in e.accuracy if f.get("file")]
+    if not names:
+        raise DataError(f"manifest: no accuracy figure names a dataset file for {task}")
+    path = find_data(data_root, names[0])
+    if path is None:
+        raise DataError(f"{data_root}: no {names[0]} (the {task} test file the manifest names)")
+    return path
+
+
+def score_task(task: str, faces: FaceSet, models: list[Contender], margins: tuple[float, ...],
+               cascade: Path) -> list[dict]:
+    """One row per (model, subset): accuracy and how many faces it was measured on."""
+    from train_host.through_detector import recut
+
+    labels = LABELS_BY_TASK[task]
+    recuts: dict[tuple[float, tuple[int, int]], tuple[FaceSet, int]] = {}
+    rows = []
+    for model_info in models:
+        model = load_model(model_info.path)
+        subsets: list[tuple[str, FaceSet, int]] = [("chips", faces, len(faces))]
+        if faces.age is not None:
+            adults = faces.subset(faces.age >= ADULT_AGE_DEFAULT)
+            subsets.append(("adults", adults, len(adults)))
+        for margin in margins:
+            key = (margin, model.size)
+            if key not in recuts:
+                print(f"  {task}: re-cutting {len(faces)} faces through the detector (margin {margin:g}, "
+                      f"{model.size[0]}x{model.size[1]})", file=sys.stderr, flush=True)
+                cut, found = recut(faces, cascade, margin, model.size)
+                recuts[key] = (cut, int(found.sum()))
+            cut, found = recuts[key]
+            subsets.append((f"detector m{margin:g}", cut, found))
+        for name, subset, count in subsets:
+            accuracy = evaluate(model, subset, labels)["accuracy"] if len(subset) else None
+            rows.append({"task": task, "model": model_info.label, "file": str(model_info.path),
+                         "bytes": model_info.bytes, "input": list(model.size), "subset": name,
+                         "faces": count, "of": len(faces), "accuracy": accuracy})
+            shown = "-" if accuracy is None else f"{100 * accuracy:.2f}%"
+            print(f"  {task} / {model_info.label} / {name}: {shown} on {count} faces", file=sys.stderr, flush=True)
+    return rows
+
+
+def markdown(rows: list[dict], sources: dict[str, str]) -> str:
+    """One table per task: models as rows, subsets as columns."""
+    out = []
+    for task in dict.fromkeys(r["task"] for r in rows):
+        task_rows = [r for r in rows if r["task"] == task]
+        subsets = list(dict.fromkeys(r["subset"] for r in task_rows))
+        out.append(f"**{task}** on `{sources[task]}` ({task_rows[0]['of']} test faces)\n")
+        out.append("| model | input | KB | " + " | ".join(subsets) + " |")
+        out.append("|---|---|---|" + "---|" * len(subsets))
+        for model in dict.fromkeys(r["model"] for r in task_rows):
+            cells = {r["subset"]: r for r in task_rows if r["model"] == model}
+            first = next(iter(cells.values()))
+            values = []
+            for subset in subsets:
+                r = cells[subset]
+                value = "-" if r["accuracy"] is None else f"{100 * r['accuracy']:.2f}%"
+                if subset.startswith("detector"):
+                    value += f" ({r['faces']})"
+                values.append(value)
+            size = f"{first['input'][0]}x{first['input'][1]}"
+            out.append(f"| {model} | {size} | {first['bytes'] / 1000:.0f} | " + " | ".join(values) + " |")
+        out.append("")
+    out.append("detector mX = faces re-cut from the Haar box grown by X per side (faces Haar found in brackets).")
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m train_host.compare", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", default="models", help="folder with manifest.json (default: models)")
+    parser.add_argument("--data", required=True, help="folder holding the datasets (e.g. ../shared/data)")
+    parser.add_argument("--anchors", help="folder with the paper's published .hdf5 models")
+    parser.add_argument("--tasks", default="emotion,gender")
+    parser.add_argument("--margins", default=",".join(f"{m:g}" for m in DEFAULT_MARGINS),
+                        help="through-detector crop margins per side (default 0,0.2,0.4; empty: none)")
+    parser.add_argument("--limit", type=int, default=0, help="score only the first N test faces (0 = all)")
+    parser.add_argument("--json", help="write the rows as JSON here")
+    parser.add_argument("--markdown", help="write the tables as Markdown here")
+    args = parser.parse_args(argv)
+    try:
+        margins = tuple(float(m) for m in args.margins.split(",") if m.strip())
+    except ValueError:
+        print(f"error: --margins {args.margins!r}: expected numbers separated by commas", file=sys.stderr)
+        return 2
+    try:
+        tasks = [t for t in args.tasks.split(",") if t]
+        unknown = [t for t in tasks if t not in LABELS_BY_TASK]
+        if unknown:
+            raise DataError(f"--tasks: unknown task {unknown[0]!r} (emotion, gender)")
+        anchors = Path(args.anchors) if args.anchors else None
+        if anchors is not None and not anchors.is_dir():
+            raise DataError(f"--anchors: {anchors} is not a folder")
+        manifest = Manifest.load(args.models)
+        rows: list[dict] = []
+        sources: dict[str, str] = {}
+        for task in tasks:
+            path = test_file(manifest, Path(args.data), task)
+            faces = load(path, task, split="test")
+            if args.limit:
+                faces = faces.subset(np.arange(min(args.limit, len(faces))))
+            sources[task] = path.name
+            print(f"{task}: {len(faces)} faces from {path}", file=sys.stderr)
+            rows += score_task(task, faces, contenders(manifest, anchors, task), margins, manifest.cascade_path())
+    except (DataError, ModelError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    table = markdown(rows, sources)
+    print(table, end="")
+    for path, text in ((args.markdown, table), (args.json, json.dumps(rows, indent=2) + "\n")):
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
