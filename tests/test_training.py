@@ -93,3 +93,26 @@ def test_evaluate_through_the_detector_recuts_faces_as_the_device_does(trained, 
     found = result["through_detector"]["faces_found"]
     assert result["through_detector"]["chips"] == 32 and 0 < found <= 32
     assert result["samples"] == found  # figures are on the faces Haar found
+
+
+def test_init_starts_from_a_trained_models_weights_and_refuses_another_architecture(trained, dataset, tmp_path,
+                                                                                   models_dir):
+    from train_host.tfquiet import import_keras
+
+    out = tmp_path / "finetune"
+    # Learning rate 0: the convolution kernels must come out exactly as the checkpoint had them.
+    proc = run("train_host.train", "gender", "--data", str(dataset), "--out", str(out), "--epochs", "1",
+               "--size", "48", "--batch", "16", "--lr", "0", "--verbose", "0", "--init", str(trained / "best.keras"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    keras = import_keras()
+    before = keras.models.load_model(trained / "best.keras", compile=False)
+    after = keras.models.load_model(out / "best.keras", compile=False)
+    for name in ("stem_conv1", "stem_conv2"):
+        np.testing.assert_array_equal(before.get_layer(name).get_weights()[0], after.get_layer(name).get_weights()[0])
+    assert json.loads((out / "run.json").read_text())["init"] == str(trained / "best.keras")
+    # The shipped emotion model has 7 outputs: it cannot seed a 2-class gender model.
+    proc = run("train_host.train", "gender", "--data", str(dataset), "--out", str(tmp_path / "bad"), "--epochs", "1",
+               "--size", "48", "--verbose", "0", "--init", str(models_dir / "emotion_mini_xception.keras"))
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error")]
+    assert len(lines) == 1 and "--init" in lines[0] and "class count" in lines[0] and "Traceback" not in proc.stderr

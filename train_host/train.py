@@ -71,6 +71,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="blur (sigma, model-input pixels) the exported model applies to its input; 'auto' "
                              "measures how much blurrier the training faces are than the validation faces "
                              "(default), 0 turns it off")
+    parser.add_argument("--init", metavar="MODEL.keras",
+                        help="start from a trained model's weights (fine-tuning, e.g. with another label "
+                             "smoothing or learning rate); same architecture and class count")
     parser.add_argument("--limit", type=int, help="use only this many training faces (smoke tests)")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras progress output")
@@ -141,6 +144,35 @@ def blur_match(args: argparse.Namespace, train_set: FaceSet, val_set: FaceSet,
     return figures, sigma
 
 
+def init_from(model, path: Path) -> None:
+    """Copy the weights of the trained model at ``path`` into ``model``, layer by layer, by name.
+
+    Checkpoints hold the paper's graph (plus the frozen input blur); the
+    training graph has the same named layers, so every layer with weights must
+    be found there with the same shapes, or the run stops with one line.
+    """
+    from train_host.tfquiet import import_keras
+
+    keras = import_keras()
+    if not path.is_file():
+        raise DataError(f"--init {path}: no such model file")
+    try:
+        trained = keras.models.load_model(path, compile=False)
+    except Exception as exc:  # Keras raises many types for a bad file
+        raise DataError(f"--init {path}: not a loadable Keras model ({str(exc).splitlines()[0][:160]})") from None
+    found = {layer.name: layer for layer in trained.layers}
+    for layer in model.layers:
+        weights = layer.get_weights()
+        if not weights:
+            continue
+        source = found.get(layer.name)
+        theirs = source.get_weights() if source is not None else []
+        if [w.shape for w in theirs] != [w.shape for w in weights]:
+            raise DataError(f"--init {path}: layer {layer.name} is missing or has other shapes "
+                            "(another architecture or class count?)")
+        layer.set_weights(theirs)
+
+
 def train(args: argparse.Namespace) -> dict:
     """Run one training; returns the summary written to ``run.json``."""
     task_defaults = DEFAULTS[args.task]
@@ -167,6 +199,8 @@ def train(args: argparse.Namespace) -> dict:
     keras.utils.set_random_seed(args.seed)
     kwargs = {"subsample_residual": True, "l2": args.l2} if args.model == "mini_xception" else {}
     model = build_model(args.model, (*size, 1), len(labels), **kwargs)
+    if args.init:
+        init_from(model, Path(args.init))
     params = model.count_params()
     print(f"{args.model}: {params:,} parameters at {size[0]}x{size[1]}x1, {len(labels)} classes", flush=True)
 
@@ -218,6 +252,7 @@ def train(args: argparse.Namespace) -> dict:
         "epochs_run": len(val_acc),
         "best_epoch": best_ckpt.best_epoch + 1,
         "best_val_accuracy": round(float(np.max(val_acc)), 4),
+        "init": args.init,
         "batch": args.batch, "lr": args.lr, "l2": args.l2, "label_smoothing": args.label_smoothing,
         "patience": patience, "lr_patience": lr_patience, "seed": args.seed,
         "augment": augment.__dict__,
