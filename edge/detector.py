@@ -143,10 +143,12 @@ class HaarDetector:
             roi = gray[y0:y1, x0:x1]
             smallest = max(HAAR_WINDOW, int(side * 0.7))
             shrink = min(1.0, ROI_SMALLEST / smallest)
+            sx = sy = 1.0  # the window's scale per axis (they differ slightly by rounding, or when a side was clamped)
             if shrink < 1.0:
                 width, height = (max(HAAR_WINDOW, int(round(n * shrink))) for n in (x1 - x0, y1 - y0))
                 roi = cv2.resize(roi, (width, height), interpolation=cv2.INTER_AREA)
-                shrink = width / (x1 - x0)
+                sx, sy = width / (x1 - x0), height / (y1 - y0)
+                shrink = min(sx, sy)
                 smallest = max(HAAR_WINDOW, int(round(smallest * shrink)))
             if s.equalize == "hist":
                 roi = cv2.equalizeHist(roi)
@@ -157,8 +159,8 @@ class HaarDetector:
             hits = self.cascade.detectMultiScale(roi, scaleFactor=s.scale_factor, minNeighbors=neighbors,
                                                  minSize=(smallest, smallest), maxSize=(largest, largest))
             for hx, hy, hw, hh in np.asarray(hits).reshape(-1, 4):
-                candidate = (int(round(hx / shrink)) + x0, int(round(hy / shrink)) + y0,
-                             int(round(hw / shrink)), int(round(hh / shrink)))
+                candidate = (int(round(hx / sx)) + x0, int(round(hy / sy)) + y0,
+                             int(round(hw / sx)), int(round(hh / sy)))
                 if all(iou(candidate, other) < 0.3 for other in found):
                     found.append(candidate)
         found.sort(key=lambda b: b[2] * b[3], reverse=True)

@@ -61,3 +61,29 @@ def test_a_corrupt_cascade_is_refused(tmp_path):
     bad.write_text("<opencv_storage><cascade>broken")
     with pytest.raises(ModelError, match="not a loadable Haar cascade"):
         HaarDetector(bad)
+
+
+@pytest.mark.parametrize("corner", ["top-left", "bottom-right"])
+def test_the_search_around_a_known_face_finds_it_again_at_the_frame_edge(cascade, samples, corner):
+    # A face pushed against the frame's edge: its search window is clipped there, and the face found again
+    # must come back in full-frame coordinates, where a full scan puts it.
+    gray = to_gray(cv2.imread(str(samples / "two_people.jpg")))
+    x, y, w, h = HaarDetector(cascade).detect(gray)[-1]
+    keep = 4
+    top_left = corner == "top-left"
+    frame = np.ascontiguousarray(gray[y - keep:, x - keep:] if top_left else gray[: y + h + keep, : x + w + keep])
+    detector = HaarDetector(cascade)
+    found = detector.detect(frame)
+    edge_face = min(found, key=lambda b: b[0] + b[1]) if top_left else max(
+        found, key=lambda b: b[0] + b[2] + b[1] + b[3])
+    assert iou(edge_face, (keep, keep, w, h) if top_left else (x, y, w, h)) > 0.7
+    known = [edge_face]
+    again = detector.detect_near(frame, known)
+    assert len(again) == 1 and iou(again[0], known[0]) > 0.7
+    bx, by, bw, bh = again[0]
+    assert bx >= 0 and by >= 0 and bx + bw <= frame.shape[1] + 2 and by + bh <= frame.shape[0] + 2
+
+
+def test_nothing_near_a_box_in_an_empty_place(cascade, samples):
+    gray = to_gray(cv2.imread(str(samples / "chelsea.jpg")))
+    assert HaarDetector(cascade).detect_near(gray, [(10, 10, 120, 120), (0, 0, 10, 10)]) == []
