@@ -1,0 +1,224 @@
+"""The Python API: three lines from a photo to labelled faces.
+
+    from edge import FaceAnalyzer
+
+    analyzer = FaceAnalyzer()                       # the shipped int8 models
+    result = analyzer.analyze_image("photo.jpg")    # a path, or a numpy image (BGR or gray)
+    print(result.to_json())
+
+Photos are **independent**: every call scans the whole picture and returns the
+models' own labels, whatever was analysed before (the bare ``Pipeline`` treats
+calls as one video stream, so an unrelated second photo could come back with
+no face). Video is a stream: ``with analyzer.stream(fps=30) as stream:`` keeps
+track ids across frames and smooths the labels, as the service does.
+
+This module is a thin layer over :class:`edge.pipeline.Pipeline`; the results
+are plain dataclasses whose ``to_dict()`` is the object ``python -m edge
+analyze --json`` prints for the same picture.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edge.detector import DetectorSettings
+from edge.pipeline import ModelSettings, Pipeline
+from edge.results import FaceResult, FrameResult
+from edge.sources import BadImage, OpenCVSource, checked_frame
+from edge.tracking import SmoothingSettings
+
+__all__ = ["BadImage", "Face", "FaceAnalyzer", "ImageResult", "Stream", "analyze_image"]
+
+
+@dataclass(frozen=True)
+class Face:
+    """One face: where it is, what the models say, and (in a stream) which track it belongs to.
+
+    ``box`` is ``(x, y, width, height)`` in the image's pixels. ``emotion`` and
+    ``gender`` are the labels shown; their ``*_scores`` map every label to a
+    probability. In a stream they are the smoothed values and ``track`` is a
+    stable id; for a photo they are the models' raw output and ``track`` is None.
+    """
+
+    box: tuple[int, int, int, int]
+    emotion: str
+    emotion_scores: dict[str, float]
+    gender: str
+    gender_scores: dict[str, float]
+    track: int | None = None
+
+    @property
+    def emotion_confidence(self) -> float:
+        """Probability of the emotion label shown (0..1)."""
+        return float(self.emotion_scores.get(self.emotion, 0.0))
+
+    @property
+    def gender_confidence(self) -> float:
+        """Probability of the gender label shown (0..1)."""
+        return float(self.gender_scores.get(self.gender, 0.0))
+
+    @staticmethod
+    def from_result(face: FaceResult) -> Face:
+        return Face(box=tuple(int(v) for v in face.box), emotion=face.emotion,  # type: ignore[arg-type]
+                    emotion_scores=dict(face.emotion_scores), gender=face.gender,
+                    gender_scores=dict(face.gender_scores), track=face.track)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain types only (lists, floats rounded to 4 places), ready for ``json.dumps``."""
+        return {
+            "box": list(self.box),
+            "track": self.track,
+            "emotion": self.emotion,
+            "emotion_scores": {k: round(float(v), 4) for k, v in self.emotion_scores.items()},
+            "gender": self.gender,
+            "gender_scores": {k: round(float(v), 4) for k, v in self.gender_scores.items()},
+        }
+
+    def to_json(self, **dumps: Any) -> str:
+        """``to_dict()`` as a JSON string; keyword arguments go to :func:`json.dumps` (e.g. ``indent=2``)."""
+        return json.dumps(self.to_dict(), **dumps)
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """Every face found in one image or video frame, and where the time went.
+
+    ``frame`` counts frames within a stream (0 for a photo); ``timings_ms``
+    holds the per-stage milliseconds (``detect``, ``crop``, ``emotion``,
+    ``gender``, ``track``, ``total``...).
+    """
+
+    faces: list[Face]
+    width: int
+    height: int
+    path: str | None = None
+    frame: int = 0
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def largest(self) -> Face | None:
+        """The face with the largest box, or None when there is no face."""
+        return max(self.faces, key=lambda f: f.box[2] * f.box[3], default=None)
+
+    @staticmethod
+    def from_result(result: FrameResult, path: str | None = None, frame: int | None = None) -> ImageResult:
+        return ImageResult(faces=[Face.from_result(f) for f in result.faces], width=result.width,
+                           height=result.height, path=path, frame=result.index if frame is None else frame,
+                           timings_ms=dict(result.timings_ms))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The same object ``python -m edge analyze --json`` prints for this image, plus its size."""
+        return {
+            "path": self.path,
+            "frame": self.frame,
+            "width": self.width,
+            "height": self.height,
+            "faces": [face.to_dict() for face in self.faces],
+            "timings_ms": {k: round(float(v), 3) for k, v in self.timings_ms.items()},
+        }
+
+    def to_json(self, **dumps: Any) -> str:
+        """``to_dict()`` as a JSON string; keyword arguments go to :func:`json.dumps`."""
+        return json.dumps(self.to_dict(), **dumps)
+
+
+def _load(image: str | Path | np.ndarray) -> tuple[np.ndarray, str | None]:
+    """A decoded image and its path (None for an array); :class:`BadImage` with one line when unusable."""
+    if isinstance(image, np.ndarray):
+        return checked_frame(image, "image array")[1], None
+    if not isinstance(image, (str, Path)):
+        raise BadImage(f"expected a file path or a numpy image, got {type(image).__name__}")
+    path = Path(image)
+    if not path.is_file():
+        raise BadImage(f"{path}: no such file")
+    return checked_frame(cv2.imread(str(path), cv2.IMREAD_UNCHANGED), str(path))[1], str(path)
+
+
+class FaceAnalyzer:
+    """Load the models once; analyse photos (independent) and streams (tracked).
+
+    ``models`` is a folder with ``manifest.json`` (default: the models shipped
+    with the package), ``variant`` ``"int8"`` (default) or ``"float32"``,
+    ``threads`` the classifier threads. ``detector`` tunes the Haar detector
+    (:class:`edge.detector.DetectorSettings`) and ``smoothing`` the label
+    smoothing of streams (:class:`edge.tracking.SmoothingSettings`). A missing
+    or modified model raises :class:`edge.manifest.ModelError` naming the file.
+    """
+
+    def __init__(self, models: str | Path | None = None, variant: str = "int8", threads: int = 1,
+                 detector: DetectorSettings | None = None, smoothing: SmoothingSettings | None = None):
+        settings = ModelSettings(dir=str(models) if models else "", variant=variant, threads=threads)
+        settings.validate()
+        self.smoothing = smoothing or SmoothingSettings()
+        self._pipeline = Pipeline.from_models(settings, detector, self.smoothing, track=False)
+
+    def analyze_image(self, image: str | Path | np.ndarray) -> ImageResult:
+        """Faces of one photo: a file path, or an image array (BGR as ``cv2.imread`` gives, or gray).
+
+        Each call is independent of the ones before it. An unreadable file
+        raises :class:`edge.sources.BadImage` with a one-line message.
+        """
+        gray, path = _load(image)
+        result = self._pipeline.process(gray, gray, independent=True)
+        return ImageResult.from_result(result, path, frame=0)
+
+    @contextmanager
+    def stream(self, fps: float | None = None) -> Iterator[Stream]:
+        """A video stream: ``with analyzer.stream(fps=30) as s: s.analyze(frame)`` for each frame in order.
+
+        Faces keep their ``track`` id from frame to frame and labels are
+        smoothed over time. With ``fps`` the frame count sets the clock (right
+        for video files, however fast they are processed); without it the
+        wall clock does (right for a live camera).
+        """
+        p = self._pipeline
+        yield Stream(Pipeline(p.detector, p.emotion, p.gender, self.smoothing, track=True), fps)
+
+    def analyze_video(self, path: str | Path) -> Iterator[ImageResult]:
+        """Every frame of a video file as a tracked stream; :class:`edge.sources.SourceError` if unreadable."""
+        source = OpenCVSource(str(path))
+        source.open()
+        try:
+            with self.stream(fps=source.frame_rate) as stream:
+                for frame in source:
+                    yield stream.analyze(frame.image, path=str(path))
+        finally:
+            source.close()
+
+
+class Stream:
+    """Frames of one video or camera, in order; made by :meth:`FaceAnalyzer.stream`."""
+
+    def __init__(self, pipeline: Pipeline, fps: float | None):
+        self._pipeline = pipeline
+        self._fps = fps
+        self._frames = 0
+        self._start = time.monotonic()
+
+    def analyze(self, frame: np.ndarray, timestamp: float | None = None, path: str | None = None) -> ImageResult:
+        """Faces of the next frame (BGR or gray array). ``timestamp`` (seconds) overrides the stream's clock."""
+        gray = checked_frame(frame, "frame")[1]
+        if timestamp is None:
+            timestamp = self._frames / self._fps if self._fps else time.monotonic() - self._start
+        self._frames += 1
+        return ImageResult.from_result(self._pipeline.process(frame, gray, now=timestamp), path)
+
+
+_default: FaceAnalyzer | None = None
+
+
+def analyze_image(image: str | Path | np.ndarray) -> ImageResult:
+    """``FaceAnalyzer().analyze_image(image)`` with the shipped models, loaded once per process."""
+    global _default
+    if _default is None:
+        _default = FaceAnalyzer()
+    return _default.analyze_image(image)
