@@ -171,5 +171,15 @@ class Manifest:
 
 
 def default_models_dir() -> Path:
-    """``models/`` of this checkout (editable install or running from the repository)."""
-    return Path(__file__).resolve().parent.parent / "models"
+    """The models used when none are named: ``models/`` of a checkout, else those installed with the package.
+
+    A checkout (running from the repository, or an editable install) reads its
+    ``models/`` in place; a wheel or ``pip install .`` carries a copy in
+    ``edge/_models`` (made at build time by ``setup.py``).
+    """
+    package = Path(__file__).resolve().parent
+    checkout = package.parent / "models"
+    if (package.parent / "pyproject.toml").is_file() and (checkout / MANIFEST_NAME).is_file():
+        return checkout
+    installed = package / "_models"
+    return installed if (installed / MANIFEST_NAME).is_file() else checkout

@@ -1,0 +1,93 @@
+"""A wheel that works after ``pip install``: models inside, console command, API, all from outside the repository.
+
+Builds the wheel offline (``pip wheel --no-deps --no-build-isolation``), installs it
+with ``--no-deps`` into a fresh venv in a temporary folder, lends that venv the
+repository venv's numpy/OpenCV/ai-edge-litert through a ``.pth`` line (the new venv's
+own site-packages come first, so ``edge`` is the installed copy, never the checkout),
+then runs ``face-emotion`` and the Python API on a copied sample photo.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+def sh(*args: str | Path, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    proc = subprocess.run([str(a) for a in args], capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout)
+    assert proc.returncode == 0, f"{args}: {proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """(venv folder, folder outside the repository holding a sample photo)."""
+    base = tmp_path_factory.mktemp("wheel")
+    sh(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", base / "dist", ROOT,
+       cwd=base)
+    wheels = list((base / "dist").glob("pi_face_emotion-*.whl"))
+    assert len(wheels) == 1
+    env_dir = base / "venv"
+    venv.create(env_dir, with_pip=True)  # ensurepip: offline, from the interpreter's bundled pip
+    python = env_dir / "bin" / "python"
+    sh(python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", wheels[0], cwd=base)
+    site = Path(sh(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])", cwd=base).stdout.strip())
+    (site / "_repo_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    work = base / "work"
+    work.mkdir()
+    shutil.copy(ROOT / "samples" / "two_people.jpg", work / "photo.jpg")
+    return env_dir, work, wheels[0]
+
+
+def test_the_wheel_carries_the_shipped_models_and_no_training_models(installed):
+    names = zipfile.ZipFile(installed[2]).namelist()
+    packaged = sorted(n.split("/", 2)[2] for n in names if n.startswith("edge/_models/"))
+    manifest = json.loads((ROOT / "models" / "manifest.json").read_text())
+    expected = {m["file"] for m in manifest["models"]} | {manifest["detector"]["file"], "manifest.json"} | {
+        d["file"] for d in manifest.get("detectors", {}).values()}
+    assert expected <= set(packaged)
+    assert not [n for n in packaged if n.endswith(".keras")]
+    for name in expected:  # byte for byte what models/ held at build time
+        assert zipfile.ZipFile(installed[2]).read(f"edge/_models/{name}") == (ROOT / "models" / name).read_bytes()
+
+
+def test_the_installed_package_resolves_its_own_models(installed):
+    env_dir, work, _ = installed
+    proc = sh(env_dir / "bin" / "python", "-c",
+              "import edge, edge.manifest; print(edge.__file__); print(edge.manifest.default_models_dir())", cwd=work)
+    package, models = proc.stdout.split()
+    assert package.startswith(str(env_dir)) and models == str(Path(package).parent / "_models")
+
+
+def test_the_console_command_analyzes_a_photo_outside_the_repository(installed):
+    env_dir, work, _ = installed
+    command = env_dir / "bin" / "face-emotion"
+    help_text = sh(command, "--help", cwd=work).stdout
+    assert "analyze" in help_text and "run" in help_text and "check" in help_text and "bench" in help_text
+    proc = sh(command, "analyze", "photo.jpg", "--json", cwd=work)
+    result = json.loads(proc.stdout)
+    assert result["path"] == "photo.jpg" and len(result["faces"]) == 2
+    assert {f["gender"] for f in result["faces"]} <= {"man", "woman"}
+    print(f"$ face-emotion analyze photo.jpg --json\n{proc.stdout}")
+
+
+def test_the_python_api_works_outside_the_repository(installed):
+    env_dir, work, _ = installed
+    code = "from edge import FaceAnalyzer\nprint(FaceAnalyzer().analyze_image('photo.jpg').to_json())"
+    proc = sh(env_dir / "bin" / "python", "-c", code, cwd=work)
+    result = json.loads(proc.stdout)
+    assert len(result["faces"]) == 2 and all(f["track"] is None for f in result["faces"])
+    print(f"$ python -c {code!r}\n{proc.stdout}")
