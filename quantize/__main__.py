@@ -10,7 +10,9 @@ accuracy of float and int8 on the test split, argmax agreement, mean absolute
 probability difference and latency at 1 and 2 threads, and updates
 ``manifest.json``. Files are written to temp names and renamed, so a good
 model already in ``--out`` is never half-overwritten; when int8 misses the
-parity targets nothing in ``--out`` changes unless ``--force`` is given.
+parity targets, or scores lower on the same test file than the model it
+would replace (the figure in ``--out``'s manifest), nothing in ``--out``
+changes unless ``--force`` is given.
 """
 
 from __future__ import annotations
@@ -42,7 +44,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "python -m train_host.evaluate --through-detector MARGIN)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--bench-runs", type=int, default=300, help="invokes per latency figure")
-    parser.add_argument("--force", action="store_true", help="write even when int8 misses the parity targets")
+    parser.add_argument("--force", action="store_true",
+                        help="write even when int8 misses the parity targets or scores below the model it "
+                             "replaces")
     return parser.parse_args(argv)
 
 
@@ -63,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from quantize.convert import MIN_CALIBRATION, balanced_sample, convert
-    from quantize.publish import publish
+    from quantize.publish import publish, worse_than_published
     from quantize.report import measure, parity_problems, write_report
     from train_host.augment import resize_batch
     from train_host.data import DataError, load
@@ -99,9 +103,15 @@ def run(args: argparse.Namespace) -> int:
     problems = parity_problems(figures, PARITY_MAX_DROP_PP, PARITY_MIN_AGREEMENT, MAX_INT8_BYTES)
     report_md = write_report(out / "reports", name, figures, problems)
     print(report_md.read_text())
+    worse = worse_than_published(out, name, figures)
+    if worse:
+        print(f"{'warning' if args.force else 'error'}: less accurate than the models it would replace: "
+              f"{'; '.join(worse)}" + ("; replacing them (--force)" if args.force else
+                                      f"; models in {out} left unchanged (--force replaces them)"), file=sys.stderr)
     if problems and not args.force:
         print(f"error: int8 misses its targets ({'; '.join(problems)}); models in {out} left unchanged "
               "(--force writes anyway)", file=sys.stderr)
+    if (problems or worse) and not args.force:
         return 1
     manifest_path = publish(args, out, name, task, labels, model, flatbuffers, figures, calib_set, pick)
     print(f"wrote {name}_float32.tflite, {name}_int8.tflite and {name}.keras to {out}; updated {manifest_path}")

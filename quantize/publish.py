@@ -60,6 +60,29 @@ def _run_info(model_path: Path) -> dict:
     return {k: run[k] for k in keep if k in run}
 
 
+def worse_than_published(out: Path, name: str, figures: dict) -> list[str]:
+    """The models this conversion would overwrite whose manifest figure on the same test file is higher.
+
+    A model trained for two epochs can pass the int8 parity check (int8 agrees
+    with its own float model) while saying "happy" for every face; only the
+    figure the manifest already records for the model being replaced shows it.
+    """
+    if not (out / MANIFEST_NAME).exists():
+        return []
+    current = {m.name: m for m in Manifest.load(out).models}
+    file = Path(figures["test"]["source"].split("[")[0]).name
+    worse = []
+    for variant, measured in figures["accuracy"].items():
+        entry = current.get(f"{name}_{variant}")
+        published = None if entry is None else next(
+            (a["accuracy"] for a in entry.accuracy if a.get("file") == file and a.get("subset", "all") == "all"),
+            None)
+        if published is not None and round(float(measured), 4) < round(float(published), 4):
+            worse.append(f"{entry.name} {100 * measured:.2f}% on {file} vs {100 * published:.2f}% in "
+                         f"{out / MANIFEST_NAME}")
+    return worse
+
+
 def publish(args, out: Path, name: str, task: str, labels: Sequence[str], model, flatbuffers: dict[str, bytes],
             figures: dict, calib: FaceSet, pick: np.ndarray) -> Path:
     """Write the models, the float ``.keras``, run files and plots; update the manifest; return its path."""

@@ -137,3 +137,46 @@ def test_an_output_path_that_is_a_file_is_one_line(inputs, tmp_path):
     proc = run(str(inputs["model"]), "--calib", str(inputs["calib"]), "--test", str(inputs["test"]), "--out",
                str(blocker))
     assert proc.returncode == 2 and "is not a folder" in proc.stderr
+
+
+def _published_copy(converted: Path, folder: Path, figure: float) -> Path:
+    """A copy of the converted models whose manifest claims ``figure`` for both variants on test.npz."""
+    import shutil
+
+    out = folder / "published"
+    shutil.copytree(converted, out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    for entry in manifest["models"]:
+        for row in entry["accuracy"]:
+            row["accuracy"] = figure
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    return out
+
+
+def test_a_less_accurate_model_does_not_replace_the_published_one_without_force(inputs, converted, tmp_path):
+    out = _published_copy(converted, tmp_path, 0.99)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    proc = run(str(inputs["model"]), "--calib", str(inputs["calib"]), "--test", str(inputs["test"]), "--out",
+               str(out), "--name", "emotion_tiny", "--calib-count", "300", "--bench-runs", "20")
+    assert proc.returncode == 1, proc.stderr
+    line = next(x for x in proc.stderr.splitlines() if "less accurate than the models it would replace" in x)
+    measured = json.loads((converted / "manifest.json").read_text())["models"]
+    int8 = next(m for m in measured if m["name"] == "emotion_tiny_int8")["accuracy"][0]["accuracy"]
+    assert f"emotion_tiny_int8 {100 * int8:.2f}% on test.npz vs 99.00% in {out / 'manifest.json'}" in line
+    assert line.startswith("error:") and "(--force replaces them)" in line
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+
+
+def test_only_a_lower_figure_on_the_same_test_file_counts_as_worse(converted, tmp_path):
+    from quantize.publish import worse_than_published
+
+    published = json.loads((converted / "manifest.json").read_text())["models"]
+    int8 = next(m for m in published if m["name"] == "emotion_tiny_int8")["accuracy"][0]["accuracy"]
+    figures = {"test": {"source": "/data/test.npz"}, "accuracy": {"keras": 0.0, "int8": int8}}
+    assert worse_than_published(converted, "emotion_tiny", figures) == []  # the same figure replaces
+    figures["accuracy"]["int8"] = int8 - 0.01
+    assert [w.split()[0] for w in worse_than_published(converted, "emotion_tiny", figures)] == ["emotion_tiny_int8"]
+    assert worse_than_published(converted, "emotion_other", figures) == []  # replaces nothing
+    figures["test"]["source"] = "/data/another_split.npz"
+    assert worse_than_published(converted, "emotion_tiny", figures) == []  # not the same split
+    assert worse_than_published(tmp_path, "emotion_tiny", figures) == []  # no manifest yet
