@@ -49,8 +49,7 @@ def make_source(config: Config) -> FrameSource:
     """The frame source the ``[camera]`` section describes (not opened yet)."""
     cam = config.camera
     if cam.source == "picamera2":
-        return Picamera2Source((cam.width, cam.height), (cam.lores_width, cam.lores_height), cam.fps,
-                               timeout_s=1.0)
+        return Picamera2Source((cam.width, cam.height), (cam.lores_width, cam.lores_height), cam.fps)
     if cam.source == "opencv":
         return OpenCVSource(cam.device, cam.width, cam.height, cam.fps)
     return ImageSource([cam.path], loop=cam.loop)
@@ -103,6 +102,7 @@ class Daemon:
                 self.source.open()
                 if attempt:
                     log.info("camera back after %d attempt(s)", attempt)
+                self._follow_camera()
                 return True
             except SourceError as exc:
                 self.source.close()
@@ -205,6 +205,18 @@ class Daemon:
                 self._drop(output)
             except Exception as exc:  # an output bug must not take the camera loop down
                 log.exception("output %s failed (%s); continuing without it", output.name, exc)
+                self._drop(output)
+
+    def _follow_camera(self) -> None:
+        """After a reopen, outputs that draw through the camera (the display overlay) move to the new one."""
+        from edge.outputs.base import OutputError
+
+        camera = getattr(self.source, "camera", None)
+        for output in list(self.outputs or []):
+            try:
+                output.camera_reopened(camera)
+            except OutputError as exc:
+                log.error("%s; continuing without it", exc)
                 self._drop(output)
 
     def _drop(self, output: Output) -> None:

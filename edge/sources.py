@@ -212,26 +212,66 @@ class OpenCVSource(FrameSource):
             self.capture = None
 
 
+def read_timeout_s(fps: float, first: bool = False) -> float:
+    """How long one read waits for a frame: 1 s plus two frame intervals (four for the first after start).
+
+    Derived from the frame rate so that a slow camera (``fps = 0.5``: one frame
+    every 2 s) is not taken for a hung one; libcamera drops a few frames after
+    start, hence the longer first wait. At 0.5 fps that is 5 s (9 s first),
+    well inside the unit's 30 s watchdog.
+    """
+    return 1.0 + (4.0 if first else 2.0) / fps
+
+
+def full_field_mode(modes: Sequence[dict], fps: float) -> dict | None:
+    """The smallest sensor mode that sees the sensor's whole field and keeps up with ``fps``.
+
+    Left to itself, libcamera picks the mode closest to the requested output
+    size: 640x480 on Camera Module v2 (IMX219) is a centre crop (1280x960 of
+    3280x2464, binned), a narrow view. Full field means the largest
+    ``crop_limits`` of all modes; among those the smallest size (binned: less
+    bandwidth) whose frame rate is at least ``fps``, else the fastest one.
+    None when the modes carry no crop limits (not a Pi camera).
+    """
+    def area(mode: dict) -> int:
+        return int(mode["crop_limits"][2]) * int(mode["crop_limits"][3])
+
+    framed = [m for m in modes if m.get("crop_limits") and m.get("size")]
+    if not framed:
+        return None
+    widest = max(area(m) for m in framed)
+    full = [m for m in framed if area(m) == widest]
+    fast = [m for m in full if float(m.get("fps") or 0) >= fps]
+    if fast:
+        return min(fast, key=lambda m: (m["size"][0] * m["size"][1], -int(m.get("bit_depth") or 0)))
+    return max(full, key=lambda m: float(m.get("fps") or 0))
+
+
 class Picamera2Source(FrameSource):
     """The Pi camera through picamera2, with two streams from one request.
 
     ``main`` (BGR, for display) and ``lores`` (YUV420; its Y plane is the gray
     frame for detection and both classifiers) come from the same captured
-    request, so crops and display always show the same instant.
+    request, so crops and display always show the same instant. The sensor
+    runs in its full-field mode (:func:`full_field_mode`), so 640x480 shows the
+    whole view rather than a centre crop. A read waits :func:`read_timeout_s`
+    unless ``timeout_s`` is given.
     """
 
     name = "picamera2"
     live = True
 
     def __init__(self, main_size: tuple[int, int] = (640, 480), lores_size: tuple[int, int] = (320, 240),
-                 fps: float = 15.0, camera_num: int = 0, timeout_s: float = 5.0):
+                 fps: float = 15.0, camera_num: int = 0, timeout_s: float | None = None):
         self.main_size = tuple(main_size)
         self.lores_size = tuple(lores_size)
         self.fps = fps
         self.camera_num = camera_num
         self.timeout_s = timeout_s
         self.camera = None
+        self.sensor_mode: dict | None = None  # the mode chosen at the last open (logged by the caller)
         self._index = 0
+        self._first = True
         self._lores_wh: tuple[int, int] = self.lores_size  # type: ignore[assignment]
 
     def open(self) -> None:
@@ -241,13 +281,21 @@ class Picamera2Source(FrameSource):
             raise SourceError("picamera2 is not installed (on a Pi: sudo apt install python3-picamera2)") from None
         try:
             camera = Picamera2(self.camera_num)
-        except (IndexError, RuntimeError) as exc:
+        except IndexError as exc:
             raise SourceError(f"no Pi camera {self.camera_num} ({exc})") from None
+        except RuntimeError as exc:
+            cause = f"{exc}: {exc.__cause__}" if exc.__cause__ else str(exc)
+            hint = "; is another program using it? (sudo systemctl stop face-emotion)" if "busy" in cause else ""
+            raise SourceError(f"cannot open Pi camera {self.camera_num} ({cause}){hint}") from None
         try:
             frame_us = int(1_000_000 / self.fps)
+            self.sensor_mode = full_field_mode(camera.sensor_modes, self.fps)
+            sensor = {} if self.sensor_mode is None else {"output_size": tuple(self.sensor_mode["size"]),
+                                                          "bit_depth": self.sensor_mode.get("bit_depth")}
             config = camera.create_video_configuration(
                 main={"size": self.main_size, "format": "RGB888"},  # RGB888 is BGR byte order, as OpenCV wants
                 lores={"size": self.lores_size, "format": "YUV420"},
+                sensor={k: v for k, v in sensor.items() if v is not None},
                 controls={"FrameDurationLimits": (frame_us, frame_us)},
             )
             camera.configure(config)
@@ -258,13 +306,15 @@ class Picamera2Source(FrameSource):
             camera.close()
             raise SourceError(f"cannot start the Pi camera ({exc})") from None
         self.camera = camera
+        self._first = True
 
     def read(self) -> Frame | None:
         if self.camera is None:
             raise SourceError("source is not open")
         lores_w, lores_h = self._lores_wh
+        wait = self.timeout_s if self.timeout_s is not None else read_timeout_s(self.fps, self._first)
         try:
-            with self.camera.captured_request(wait=self.timeout_s) as request:
+            with self.camera.captured_request(wait=wait) as request:
                 main = request.make_array("main")
                 yuv = request.make_array("lores")  # (h * 3 / 2, stride): Y plane on top, stride-padded
             gray = np.ascontiguousarray(yuv[:lores_h, :lores_w])
@@ -273,12 +323,21 @@ class Picamera2Source(FrameSource):
         scale = (main.shape[1] / float(lores_w), main.shape[0] / float(lores_h))
         frame = Frame(main, gray, self._index, time.monotonic(), "picamera2", box_scale=scale)
         self._index += 1
+        self._first = False
         return frame
 
     def close(self) -> None:
+        """Cancel queued capture jobs, then close (which stops the camera). Never blocks on a hung camera.
+
+        After a ``captured_request`` timeout the capture job stays queued; a
+        plain ``stop()`` is queued behind it and waits for a frame that never
+        comes. ``cancel_all_and_flush()`` drops the stale job first, as
+        picamera2's own tests/wait_cancel_test.py does, and ``close()`` stops
+        the preview's event loop before stopping the camera directly.
+        """
         if self.camera is not None:
+            camera, self.camera = self.camera, None
             try:
-                self.camera.stop()
+                camera.cancel_all_and_flush()
             finally:
-                self.camera.close()
-                self.camera = None
+                camera.close()

@@ -254,3 +254,36 @@ def test_build_outputs_without_a_screen_keeps_the_other_outputs(astronaut, monke
         "enable [outputs.live_view] to watch from a browser instead; continuing without it"]
     for output in outputs:
         output.close()
+
+
+def test_the_overlay_follows_the_camera_through_a_reopen(drm, fake_picamera2, monkeypatch, samples, caplog):
+    """A lost camera is closed and a new Picamera2 opened; the display must draw on the new one's preview."""
+    import edge.outputs.display
+    from edge.config import CameraSettings, Config, ServiceSettings
+    from edge.daemon import EXIT_OK, Daemon
+    from edge.notify import Notifier
+    from edge.outputs.config import EventLogSettings, LedSettings
+    from edge.pipeline import ModelSettings
+    from edge.sources import Picamera2Source
+    from tests.conftest import MODELS
+
+    class ScreenDisplay(DisplayOutput):  # the console with a DRM device, as on a Pi with a screen
+        def __init__(self, settings, camera=None):
+            super().__init__(settings, camera=camera, env={}, dri_dir=drm)
+
+    monkeypatch.setattr(edge.outputs.display, "DisplayOutput", ScreenDisplay)
+    fake_picamera2.SCENE = cv2.imread(str(samples / "astronaut.jpg"))
+    fake_picamera2.FAIL_AFTER = 3  # every camera object delivers 3 frames, then none: lost, reopened
+    config = Config(camera=CameraSettings(source="picamera2", retry_backoff_s=0.05),
+                    models=ModelSettings(dir=str(MODELS)),
+                    outputs=OutputsSettings(leds=LedSettings(enabled=False), event_log=EventLogSettings(enabled=False),
+                                            display=DisplaySettings(enabled=True, show_stats=False)),
+                    service=ServiceSettings(stats_interval_s=60))
+    daemon = Daemon(config, Notifier(use_systemd_python=False), source=Picamera2Source(timeout_s=0.2), max_frames=7)
+    with caplog.at_level(logging.INFO):
+        assert daemon.run() == EXIT_OK
+    cameras = fake_picamera2.INSTANCES
+    assert len(cameras) == 3 and all(c.closed for c in cameras)
+    assert [len(c.overlays) > 0 for c in cameras] == [True, True, True]  # drawn on each camera in turn
+    assert [o.name for o in daemon.outputs] == ["display"]  # never dropped
+    assert "continuing without it" not in caplog.text

@@ -35,6 +35,13 @@ class Output:
     def close(self) -> None:
         """Release everything and leave hardware in a safe state (LEDs off). Safe to call twice."""
 
+    def camera_reopened(self, camera: object) -> None:
+        """The source lost its camera and opened a new one (``camera``: the new Picamera2, or None).
+
+        Only outputs that hold the camera (the display's overlay) need to act;
+        raise :class:`OutputError` when they cannot follow.
+        """
+
     def __enter__(self) -> Output:
         self.start()
         return self

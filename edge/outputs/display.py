@@ -155,6 +155,21 @@ class DisplayOutput(Output):
         self.mode = None
         self._last_key = None
 
+    def camera_reopened(self, camera: Any) -> None:
+        """Move the overlay to the reopened camera: the old one is closed and its preview gone.
+
+        ``set_overlay`` on the closed camera would raise ("No preview
+        specified.") and the display would be dropped after every reopen.
+        """
+        if self.camera is None:
+            return  # window mode: frames arrive through update(), no camera is held
+        self.camera, self._last_key = camera, None
+        if self.mode == "overlay":
+            self.mode = None
+            if camera is None:
+                raise OutputError("display: the camera came back without a picamera2 object; overlay stopped")
+            self._start_overlay()
+
     # -- per frame -----------------------------------------------------------------------------------
 
     def update(self, frame: np.ndarray, result: FrameResult) -> None:
