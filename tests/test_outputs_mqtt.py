@@ -1,0 +1,577 @@
+"""MQTT output against a real Mosquitto broker started on a free loopback port, fed real pipeline results.
+
+Needs Debian's ``mosquitto`` (and ``mosquitto_passwd``, same package) and the
+pip package paho-mqtt (the ``dev``/``mqtt`` extras); each test that needs a
+broker is skipped with one line without them. The daemon tests run
+``python -m edge run`` as a process on a short video of the committed photos,
+with a real ``NOTIFY_SOCKET`` counting its watchdog pings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import getpass
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import pytest
+from test_daemon import NotifySocket  # sibling test modules: pytest puts tests/ on sys.path
+from test_outputs_liveview import wait_for as wait_until
+
+from edge.outputs.config import MqttSettings, OutputsSettings, build_outputs
+from edge.settings import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+WAIT_S = 60.0  # an upper bound for conditions to come true on a loaded machine, not a timing assertion
+MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
+needs_broker = pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto missing (apt-get install mosquitto)")
+
+try:
+    import paho.mqtt.client as paho
+except ImportError:  # pragma: no cover - the dev extra installs it
+    paho = None
+needs_paho = pytest.mark.skipif(paho is None, reason="paho-mqtt missing (pip install 'pi-face-emotion[mqtt]')")
+
+# Home Assistant's MQTT integration, "MQTT Sensor" and "MQTT Binary sensor" configuration variables
+# (home-assistant.io/integrations/sensor.mqtt/ and binary_sensor.mqtt/), and the device map's keys.
+HA_COMMON = {
+    "availability", "availability_mode", "availability_template", "availability_topic", "default_entity_id",
+    "device", "device_class", "enabled_by_default", "encoding", "entity_category", "entity_picture",
+    "expire_after", "force_update", "icon", "json_attributes_template", "json_attributes_topic", "name",
+    "object_id", "payload_available", "payload_not_available", "platform", "qos", "state_topic", "unique_id",
+    "value_template",
+}
+HA_SENSOR = HA_COMMON | {"last_reset_value_template", "options", "suggested_display_precision", "state_class",
+                         "unit_of_measurement"}
+HA_BINARY_SENSOR = HA_COMMON | {"off_delay", "payload_off", "payload_on"}
+HA_DEVICE = {"configuration_url", "connections", "hw_version", "identifiers", "manufacturer", "model", "model_id",
+             "name", "serial_number", "suggested_area", "sw_version", "via_device"}
+HA_SENSOR_DEVICE_CLASSES = {"enum", "duration", "temperature"}  # the ones used here, all documented
+HA_BINARY_DEVICE_CLASSES = {"occupancy", "presence", "motion"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(condition, what: str, timeout: float = WAIT_S):
+    return wait_until(condition, what, timeout)
+
+
+class Broker:
+    """A real mosquitto on 127.0.0.1:<port>; stop() and start() again on the same port (a broker restart)."""
+
+    def __init__(self, folder: Path, users: dict[str, str] | None = None, tls: dict[str, Path] | None = None):
+        self.folder, self.port = folder, free_port()
+        self.proc: subprocess.Popen | None = None
+        # As root, mosquitto would switch to the "mosquitto" user, who cannot read pytest's private tmp dirs.
+        lines = [f"listener {self.port} 127.0.0.1", "persistence false", f"user {getpass.getuser()}"]
+        if users:
+            passwd = folder / "passwd"
+            passwd.touch()
+            for user, password in users.items():
+                subprocess.run(["mosquitto_passwd", "-b", str(passwd), user, password], check=True,
+                               capture_output=True)
+            passwd.chmod(0o600)
+            lines += ["allow_anonymous false", f"password_file {passwd}"]
+        else:
+            lines.append("allow_anonymous true")
+        lines += [f"{key} {path}" for key, path in (tls or {}).items()]  # cafile, certfile, keyfile
+        self.conf = folder / "mosquitto.conf"
+        self.conf.write_text("\n".join(lines) + "\n")
+        self.log = folder / "mosquitto.log"
+
+    def start(self) -> Broker:
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=open(self.log, "ab"),  # noqa: SIM115
+                                     stderr=subprocess.STDOUT)
+
+        def accepting() -> bool:
+            assert self.proc.poll() is None, self.log.read_text()
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", self.port)) == 0
+
+        wait_for(accepting, "mosquitto to listen")
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+
+@pytest.fixture
+def broker(tmp_path):
+    if MOSQUITTO is None:
+        pytest.skip("mosquitto missing (apt-get install mosquitto)")
+    made = Broker(tmp_path).start()
+    yield made
+    made.stop()
+
+
+class Subscriber:
+    """A paho client subscribed to ``#``: every message with its retain flag, in order of arrival."""
+
+    def __init__(self, port: int):
+        api = getattr(paho, "CallbackAPIVersion", None)
+        self.client = paho.Client(api.VERSION2) if api else paho.Client()
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self.subscribed = threading.Event()
+        self.client.on_message = lambda _c, _u, m: self.messages.append((m.topic, m.payload, bool(m.retain)))
+        self.client.on_subscribe = lambda *_: self.subscribed.set()
+        self.client.on_connect = lambda c, *_: c.subscribe("#", qos=1)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        assert self.subscribed.wait(WAIT_S), "subscriber could not subscribe"
+
+    def on(self, suffix: str) -> list[bytes]:
+        return [p for t, p, _ in list(self.messages) if t.endswith(suffix)]
+
+    def json_on(self, suffix: str) -> list[dict]:
+        return [json.loads(p) for p in self.on(suffix) if p]
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+@pytest.fixture
+def subscribe():
+    made: list[Subscriber] = []
+
+    def start(port: int) -> Subscriber:
+        made.append(Subscriber(port))
+        return made[-1]
+
+    yield start
+    for sub in made:
+        sub.close()
+
+
+def mqtt_section(port: int, **extra) -> str:
+    keys = dict(enabled=True, host="127.0.0.1", port=port, client_id="testpi", health_interval_s=1.0) | extra
+    return "[outputs.mqtt]\n" + "".join(f"{key} = {json.dumps(value)}\n" for key, value in keys.items())
+
+
+def write_config(path: Path, video: Path, mqtt: str) -> Path:
+    path.write_text(f"""
+[camera]
+source = "opencv"
+device = "{video}"
+loop = true
+fps = 15.0
+
+[models]
+dir = "{ROOT / 'models'}"
+
+[outputs.leds]
+enabled = false
+
+[outputs.event_log]
+enabled = false
+
+{mqtt}""")
+    return path
+
+
+class Notify(NotifySocket):
+    """test_daemon's real NOTIFY_SOCKET receiver, counting the WATCHDOG=1 pings (one per processed frame)."""
+
+    def pings(self) -> int:
+        return sum(1 for _, m in list(self.messages) if m == "WATCHDOG=1")
+
+    def seen(self, message: str) -> bool:
+        return any(m == message for _, m in list(self.messages))
+
+
+class EdgeProcess:
+    """``python -m edge run`` on a config, with stderr collected in a file and a notify socket."""
+
+    def __init__(self, tmp_path: Path, config: Path):
+        self.notify = Notify(tmp_path / "notify.sock")
+        self.stderr_path = tmp_path / "edge.stderr"
+        path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))  # keeps a paho 1.6 there
+        env = dict(os.environ, PYTHONPATH=path, NOTIFY_SOCKET=str(self.notify.path))
+        self.proc = subprocess.Popen([sys.executable, "-m", "edge", "run", "--config", str(config)], env=env,
+                                     stdout=subprocess.DEVNULL, stderr=open(self.stderr_path, "w"))  # noqa: SIM115
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text()
+
+    def ready(self) -> None:
+        wait_for(lambda: self.notify.seen("READY=1") or self.proc.poll() is not None, "READY=1")
+        assert self.proc.poll() is None, self.stderr
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.notify.close()
+
+
+@pytest.fixture
+def edge_process(tmp_path):
+    made: list[EdgeProcess] = []
+
+    def start(config: Path) -> EdgeProcess:
+        made.append(EdgeProcess(tmp_path, config))
+        return made[-1]
+
+    yield start
+    for proc in made:
+        proc.stop()
+
+
+def only(mqtt: MqttSettings) -> OutputsSettings:
+    """Outputs settings with only the MQTT section (no LEDs, no event log)."""
+    quiet = OutputsSettings()
+    return OutputsSettings(mqtt=mqtt, leds=dataclasses.replace(quiet.leds, enabled=False),
+                           event_log=dataclasses.replace(quiet.event_log, enabled=False))
+
+
+def real_results(pipeline_factory, samples):
+    """(image, result) pairs from the photos: two tracked faces, then an empty scene (chelsea, a cat)."""
+    pipeline = pipeline_factory()
+    people = cv2.imread(str(samples / "two_people.jpg"))
+    cat = cv2.imread(str(samples / "chelsea.jpg"))
+    pairs = [(people, pipeline.process(people, now=i / 15)) for i in range(3)]
+    pairs += [(cat, pipeline.process(cat, now=(3 + i) / 15)) for i in range(2)]
+    assert len(pairs[0][1].faces) >= 2 and not pairs[-1][1].faces
+    return pairs
+
+
+# -- settings and discovery (no broker) ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(enabled=True), "host: the MQTT output needs"),
+    (dict(password="x"), "username: a password needs a username"),
+    (dict(username="u", password="x", password_file="/etc/p"), "password_file: give password or"),
+    (dict(tls_ca="/etc/ca.pem"), "tls: tls_ca/tls_cert/tls_key are set but tls = false"),
+    (dict(tls=True, tls_cert="/c.pem"), "tls_key: a client certificate needs both"),
+    (dict(topic_prefix="home/#"), "topic_prefix: 'home/#' must not contain"),
+    (dict(qos=3), "qos: 3 is not 0, 1 or 2"),
+    (dict(max_state_rate=0.0), "max_state_rate: 0.0 is outside"),
+])
+def test_bad_settings_are_one_line_naming_the_key(settings, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        MqttSettings(**settings).validate()
+
+
+def test_discovery_configs_use_only_the_fields_home_assistant_documents():
+    from edge import __version__
+    from edge.labels import EMOTION_LABELS, GENDER_LABELS
+    from edge.outputs.mqtt import Topics, discovery_configs
+
+    topics = Topics(MqttSettings(), "kitchen.pi")
+    configs = discovery_configs(topics, {"emotion": EMOTION_LABELS, "gender": GENDER_LABELS})
+    by_key = {topic.split("/")[-2]: (topic, config) for topic, config in configs.items()}
+    assert set(by_key) == {"faces", "emotion", "gender", "fps", "latency", "someone"}
+    unique_ids = set()
+    for topic, config in by_key.values():
+        prefix, component, node, object_id, last = topic.split("/")
+        # <discovery_prefix>/<component>/<node_id>/<object_id>/config, ids from [a-zA-Z0-9_-]
+        assert (prefix, last, node) == ("homeassistant", "config", "kitchen_pi")
+        assert object_id.replace("_", "").replace("-", "").isalnum()
+        allowed = HA_BINARY_SENSOR if component == "binary_sensor" else HA_SENSOR
+        assert set(config) <= allowed, set(config) - allowed
+        assert {"name", "unique_id", "state_topic", "device", "availability_topic"} <= set(config)
+        assert set(config["device"]) <= HA_DEVICE
+        assert config["device"]["identifiers"] == ["face_emotion_kitchen_pi"]
+        assert config["device"]["sw_version"] == __version__
+        assert config["state_topic"].startswith("face-emotion/kitchen.pi/")
+        assert config["availability_topic"] == "face-emotion/kitchen.pi/availability"
+        assert (config["payload_available"], config["payload_not_available"]) == ("online", "offline")
+        classes = HA_BINARY_DEVICE_CLASSES if component == "binary_sensor" else HA_SENSOR_DEVICE_CLASSES
+        assert config.get("device_class", "enum") in classes
+        if config.get("device_class") == "enum":  # HA: an enum sensor lists its states; no unit, no state_class
+            assert "options" in config and "unit_of_measurement" not in config and "state_class" not in config
+        unique_ids.add(config["unique_id"])
+    assert len(unique_ids) == len(configs)
+    assert by_key["someone"][0].split("/")[1] == "binary_sensor"
+    assert set(by_key["emotion"][1]["options"]) == {*EMOTION_LABELS, "none"}
+    assert by_key["latency"][1]["unit_of_measurement"] == "ms"  # a unit HA accepts for device_class duration
+
+
+def test_cpu_temperature_reads_the_cpu_zone(tmp_path):
+    from edge.outputs.mqtt import cpu_temperature
+
+    for i, (kind, milli) in enumerate([("gpu-thermal", "39000"), ("cpu-thermal", "48312")]):
+        zone = tmp_path / f"thermal_zone{i}"
+        zone.mkdir()
+        (zone / "type").write_text(kind + "\n")
+        (zone / "temp").write_text(milli + "\n")
+    assert cpu_temperature(tmp_path) == 48.3
+    assert cpu_temperature(tmp_path / "absent") is None
+
+
+# -- in-process output against the broker --------------------------------------------------------------
+
+
+@needs_broker
+@needs_paho
+def test_state_events_rate_and_no_images_unless_asked(broker, subscribe, pipeline_factory, samples):
+    from edge.outputs.mqtt import MqttOutput
+
+    pairs = real_results(pipeline_factory, samples)
+    sub = subscribe(broker.port)
+    output = MqttOutput(MqttSettings(enabled=True, host="127.0.0.1", port=broker.port, client_id="rate",
+                                     max_state_rate=2.0))
+    output.start()
+    assert output.connected.is_set() and output.fatal is None
+    start = time.monotonic()
+    for _ in range(5):  # faces, empty, faces, ...: each update changes the state; 20 updates in about 0.5 s
+        for image, result in (pairs[2], pairs[-1]):
+            output.update(image, result)
+            time.sleep(0.025)
+    last = pairs[-1][1]
+    output.update(pairs[-1][0], last)
+    wait_for(lambda: sub.json_on("/rate/state") and sub.json_on("/rate/state")[-1]["frame"] == last.index,
+             "the last state")
+    elapsed = time.monotonic() - start
+    states = sub.json_on("/rate/state")
+    print(f"{len(states)} state message(s) in {elapsed:.2f} s for 21 changing frames at max_state_rate 2")
+    assert len(states) <= 2.0 * elapsed + 2  # at most max_state_rate a second (+ the first and the trailing one)
+    assert states[-1]["faces"] == 0 and states[-1]["emotion"] is None  # the last scene is never lost
+    events = sub.json_on("/rate/events")
+    assert [e["event"] for e in events[:2]] == ["track_new", "track_new"]
+    assert {e["track"] for e in events[:2]} == {f.track for f in pairs[2][1].faces}
+    output.close()
+    output.close()  # safe twice
+    wait_for(lambda: sub.on("/rate/availability")[-1:] == [b"offline"], "offline on a clean close")
+    assert any(e["event"] == "track_lost" for e in sub.json_on("/rate/events"))
+    assert not sub.on("/rate/image")  # no face image unless publish_images = true
+
+
+@needs_broker
+@needs_paho
+def test_publish_images_sends_a_jpeg_per_new_track(broker, subscribe, pipeline_factory, samples):
+    from edge.outputs.mqtt import MqttOutput
+
+    pairs = real_results(pipeline_factory, samples)
+    sub = subscribe(broker.port)
+    with MqttOutput(MqttSettings(enabled=True, host="127.0.0.1", port=broker.port, client_id="img",
+                                 publish_images=True)) as output:
+        output.update(*pairs[0])
+        images = wait_for(lambda: len(sub.on("/img/image")) >= 2 and sub.on("/img/image"), "face images")
+    face = pairs[0][1].faces[0]
+    decoded = cv2.imdecode(__import__("numpy").frombuffer(images[0], "uint8"), cv2.IMREAD_COLOR)
+    assert decoded is not None and decoded.shape[1] in {f.box[2] for f in pairs[0][1].faces}
+    assert face.box[2] > 0
+
+
+@needs_paho
+def test_the_queue_drops_the_oldest_while_the_broker_is_away(pipeline_factory, samples, caplog):
+    from edge.outputs.mqtt import MqttOutput
+
+    pairs = real_results(pipeline_factory, samples)
+    clock = [100.0]
+    output = MqttOutput(MqttSettings(enabled=True, host="127.0.0.1", port=free_port(), client_id="away",
+                                     queue_size=10), clock=lambda: clock[0])
+    with caplog.at_level(logging.WARNING):
+        output.start()  # nobody listens on that port: not fatal, retried in the background
+    assert output.fatal is None and not output.connected.is_set()
+    assert sum("cannot connect to 127.0.0.1" in r.getMessage() for r in caplog.records) == 1
+    faces = len(pairs[0][1].faces)
+    for round_ in range(8):  # each round: the faces appear (track_new each), then leave (track_lost each)
+        for i, (image, result) in enumerate(pairs):
+            if i == 3:
+                clock[0] += 2.0  # longer than lost_after_s: the empty frames end the tracks
+            output.update(image, dataclasses.replace(result, index=result.index + 10 * round_))
+            clock[0] += 0.1
+    assert output.dropped == 8 * 2 * faces - 10  # every event beyond the newest 10 was dropped and counted
+    assert len(output.queue) == 10
+    newest = json.loads(output.queue[-1][1])
+    assert newest["event"] == "track_lost"
+    output.close()
+
+
+@needs_broker
+@needs_paho
+def test_disabling_removes_the_home_assistant_entities(broker, subscribe, pipeline_factory, samples, caplog):
+    from edge.outputs.mqtt import MqttOutput
+
+    settings = MqttSettings(enabled=True, host="127.0.0.1", port=broker.port, client_id="gone")
+    with MqttOutput(settings) as output:
+        output.update(*real_results(pipeline_factory, samples)[0])
+    retained = subscribe(broker.port)
+    configs = wait_for(lambda: len([t for t, p, r in retained.messages if r and t.startswith("homeassistant/")]) == 6
+                       and [t for t, p, r in retained.messages if r and t.startswith("homeassistant/")],
+                       "the six retained discovery configs")
+    with caplog.at_level(logging.INFO):
+        outputs = build_outputs(only(dataclasses.replace(settings, enabled=False)))
+        assert outputs == []
+        wait_for(lambda: all(b"" in retained.on(topic) for topic in configs), "empty payloads on every config")
+        wait_for(lambda: any("removed the Home Assistant entities of gone" in r.getMessage()
+                             for r in caplog.records), "the cleanup's log line")
+    for output in outputs:
+        output.close()
+    fresh = subscribe(broker.port)
+    time.sleep(1.0)  # retained messages arrive right after subscribing; none may be left for this device
+    assert [t for t, _, r in fresh.messages if r and ("gone" in t)] == []
+
+
+@needs_broker
+@needs_paho
+def test_a_refused_login_and_tls_mistakes_are_one_line_and_leave_the_output_out(tmp_path, subscribe, caplog):
+    broker = Broker(tmp_path, users={"pi": "right"}).start()
+    try:
+        base = MqttSettings(enabled=True, host="127.0.0.1", port=broker.port, client_id="auth", username="pi")
+        secret = tmp_path / "mqtt.password"
+        secret.write_text("right\n")
+        cases = [
+            (dataclasses.replace(base, password="wrong"), "refused the login"),
+            (dataclasses.replace(base, password="right", tls=True, tls_ca=str(tmp_path / "nope.pem")),
+             f"tls_ca {tmp_path / 'nope.pem'} does not exist"),
+            (dataclasses.replace(base, password="right", tls=True), "TLS handshake with 127.0.0.1"),
+            (dataclasses.replace(base, password_file=str(tmp_path / "absent")), "cannot read password_file"),
+        ]
+        for settings, message in cases:
+            caplog.clear()
+            with caplog.at_level(logging.WARNING):
+                outputs = build_outputs(only(settings))
+            lines = [r.getMessage() for r in caplog.records]
+            print(lines)
+            assert outputs == []
+            assert len(lines) == 1 and message in lines[0] and lines[0].endswith("; continuing without it")
+            assert "Traceback" not in caplog.text
+        # The same broker with the right password (from a file): the output runs. The tests above can fail.
+        outputs = build_outputs(only(dataclasses.replace(base, password_file=str(secret))))
+        mqtt = [o for o in outputs if o.name == "MQTT"]
+        assert len(mqtt) == 1 and mqtt[0].connected.is_set()
+        for output in outputs:
+            output.close()
+    finally:
+        broker.stop()
+
+
+def make_certificates(folder: Path) -> dict[str, Path]:
+    """A CA, a server certificate it signed for 127.0.0.1, and an unrelated second CA (openssl CLI)."""
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=folder)
+
+    for name in ("ca", "other-ca"):
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN=test {name}",
+                "-keyout", f"{name}.key", "-out", f"{name}.crt")
+    (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "server.key",
+            "-out", "server.csr")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+            "-days", "2", "-extfile", "san.ext", "-out", "server.crt")
+    return {name: folder / name for name in ("ca.crt", "other-ca.crt", "server.crt", "server.key")}
+
+
+@needs_broker
+@needs_paho
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl missing (apt-get install openssl)")
+def test_tls_verifies_the_broker_and_a_wrong_ca_is_one_line(tmp_path, caplog):
+    certs = make_certificates(tmp_path)
+    broker = Broker(tmp_path, tls={"cafile": certs["ca.crt"], "certfile": certs["server.crt"],
+                                   "keyfile": certs["server.key"]}).start()
+    try:
+        base = MqttSettings(enabled=True, host="127.0.0.1", port=broker.port, client_id="tls", tls=True)
+        with caplog.at_level(logging.WARNING):
+            outputs = build_outputs(only(dataclasses.replace(base, tls_ca=str(certs["other-ca.crt"]))))
+        lines = [r.getMessage() for r in caplog.records]
+        print(lines)
+        assert outputs == [] and len(lines) == 1
+        assert f"the broker 127.0.0.1:{broker.port} failed TLS verification (" in lines[0]
+        assert "check tls_ca" in lines[0]
+        outputs = build_outputs(only(dataclasses.replace(base, tls_ca=str(certs["ca.crt"]))))
+        assert len(outputs) == 1 and outputs[0].connected.is_set()  # the right CA: connected over TLS
+        outputs[0].close()
+    finally:
+        broker.stop()
+
+
+# -- the daemon as a process ------------------------------------------------------------------------------
+
+
+@needs_broker
+@needs_paho
+def test_the_daemon_announces_publishes_and_its_last_will_says_offline(tmp_path, broker, subscribe, edge_process,
+                                                                       pan_video):
+    sub = subscribe(broker.port)
+    edge = edge_process(write_config(tmp_path / "config.toml", pan_video, mqtt_section(broker.port)))
+    edge.ready()
+    wait_for(lambda: len([t for t in (m[0] for m in sub.messages) if t.startswith("homeassistant/")]) >= 6,
+             "discovery configs")
+    wait_for(lambda: sub.on("testpi/availability")[-1:] == [b"online"], "online")
+    wait_for(lambda: any(s["faces"] > 0 for s in sub.json_on("testpi/state")), "a state with faces")
+    wait_for(lambda: any(e["event"] == "track_new" for e in sub.json_on("testpi/events")), "a track_new event")
+    wait_for(lambda: any(h["frames"] > 0 and h["fps"] > 0 for h in sub.json_on("testpi/health")), "health")
+    # Every key the discovery templates read is in the payloads they read it from.
+    state, health = sub.json_on("testpi/state")[-1], sub.json_on("testpi/health")[-1]
+    assert {"faces", "emotion", "gender", "emotion_confidence", "gender_confidence", "fps", "ms_per_frame"} <= set(
+        state)
+    assert {"uptime_s", "frames", "fps", "ms_per_frame", "paper_ms_per_frame", "x_faster_than_paper", "cpu_temp_c",
+            "sent", "dropped"} <= set(health)
+    assert health["paper_ms_per_frame"] == 220.0
+    configs = {t: json.loads(p) for t, p, _ in sub.messages if t.startswith("homeassistant/") and p}
+    for config in configs.values():
+        for field in ("value_json.faces", "value_json.fps", "value_json.ms_per_frame", "value_json.emotion",
+                      "value_json.gender"):
+            if field in config["value_template"]:
+                source = state if config["state_topic"].endswith("/state") else health
+                assert field.split(".")[1] in source, (config["unique_id"], field)
+    print(f"state {state}\nhealth {health}")
+    edge.proc.send_signal(signal.SIGKILL)  # no clean shutdown: only the broker's last will can say it
+    wait_for(lambda: sub.on("testpi/availability")[-1:] == [b"offline"], "the last will")
+
+
+@needs_broker
+@needs_paho
+def test_a_broker_restart_is_survived_and_the_frame_loop_never_waits(tmp_path, broker, subscribe, edge_process,
+                                                                     pan_video):
+    edge = edge_process(write_config(tmp_path / "config.toml", pan_video, mqtt_section(broker.port)))
+    edge.ready()
+    sub = subscribe(broker.port)
+    wait_for(lambda: sub.json_on("testpi/health"), "health before the restart")
+    broker.stop()
+    sub.close()
+    before = edge.notify.pings()
+    time.sleep(4.0)  # the broker is away: the daemon keeps processing frames and pinging the watchdog
+    during = edge.notify.pings() - before
+    broker.start()
+    sub = subscribe(broker.port)
+    health = wait_for(lambda: [h for h in sub.json_on("testpi/health") if h["reconnects"] >= 1], "health after")
+    wait_for(lambda: sub.on("testpi/availability")[-1:] == [b"online"], "online again")
+    wait_for(lambda: len([t for t, _, _ in sub.messages if t.startswith("homeassistant/")]) >= 6,
+             "discovery again (the broker kept nothing: persistence false)")
+    wait_for(lambda: sub.json_on("testpi/state"), "state again")
+    print(f"{during} watchdog pings (frames) in 4 s without a broker; health after: {health[-1]}")
+    assert during >= 4  # the pan video at 15 fps; at least one frame a second even on a loaded machine
+    assert "lost the connection to 127.0.0.1" in edge.stderr
+    assert edge.proc.poll() is None
+
+
+@needs_broker
+@needs_paho
+def test_the_daemon_keeps_running_without_the_output_after_a_refused_login(tmp_path, edge_process, pan_video):
+    broker = Broker(tmp_path, users={"pi": "right"}).start()
+    try:
+        config = write_config(tmp_path / "config.toml", pan_video,
+                              mqtt_section(broker.port, username="pi", password="wrong"))
+        edge = edge_process(config)
+        edge.ready()
+        wait_for(lambda: edge.notify.pings() >= 10, "frames without the output")
+        lines = [line for line in edge.stderr.splitlines() if "mqtt" in line.lower()]
+        assert len(lines) == 1, lines
+        assert f"the broker 127.0.0.1:{broker.port} refused the login" in lines[0]
+        assert lines[0].endswith("continuing without it") and "0 output(s)" in edge.stderr
+        assert "Traceback" not in edge.stderr
+    finally:
+        broker.stop()
