@@ -35,8 +35,9 @@ APT_PACKAGES = (
 )
 # The package apt cannot give us: a camera stack without it is not a camera Pi.
 CAMERA_PACKAGE = "python3-picamera2"
-# Installed with pip into the release venv (not on apt for Raspberry Pi OS).
-PIP_PACKAGES = ("ai-edge-litert",)
+# Installed with pip into the release venv (not on apt for Raspberry Pi OS). paho-mqtt is the optional MQTT
+# output's client (pure Python, ~100 kB; Bookworm's apt has only 1.6, the output supports 1.6 and 2.x).
+PIP_PACKAGES = ("ai-edge-litert", "paho-mqtt>=1.6,<3")
 
 # Files of the repository's models/ directory that belong to a release.
 MODEL_PATTERNS = ("*.tflite", "*.xml", "manifest.json")
