@@ -156,10 +156,12 @@ class FaceAnalyzer:
 
     def __init__(self, models: str | Path | None = None, variant: str = "int8", threads: int = 1,
                  detector: DetectorSettings | None = None, smoothing: SmoothingSettings | None = None):
-        settings = ModelSettings(dir=str(models) if models else "", variant=variant, threads=threads)
-        settings.validate()
+        self._settings = ModelSettings(dir=str(models) if models else "", variant=variant, threads=threads)
+        self._settings.validate()
+        self._detector = detector
         self.smoothing = smoothing or SmoothingSettings()
-        self._pipeline = Pipeline.from_models(settings, detector, self.smoothing, track=False)
+        self._pipeline = Pipeline.from_models(self._settings, detector, self.smoothing, track=False)
+        self._idle_stream: Pipeline | None = None  # kept between streams: the models load once
 
     def analyze_image(self, image: str | Path | np.ndarray) -> ImageResult:
         """Faces of one photo: a file path, or an image array (BGR as ``cv2.imread`` gives, or gray).
@@ -180,8 +182,14 @@ class FaceAnalyzer:
         for video files, however fast they are processed); without it the
         wall clock does (right for a live camera).
         """
-        p = self._pipeline
-        yield Stream(Pipeline(p.detector, p.emotion, p.gender, self.smoothing, track=True), fps)
+        pipeline, self._idle_stream = self._idle_stream, None
+        if pipeline is None:  # the first stream, or one opened while another runs
+            pipeline = Pipeline.from_models(self._settings, self._detector, self.smoothing, track=True)
+        pipeline.reset()
+        try:
+            yield Stream(pipeline, fps)
+        finally:
+            self._idle_stream = pipeline
 
     def analyze_video(self, path: str | Path) -> Iterator[ImageResult]:
         """Every frame of a video file as a tracked stream; :class:`edge.sources.SourceError` if unreadable."""
