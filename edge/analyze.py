@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 
 from edge.annotate import annotate
-from edge.detector import DetectorSettings
+from edge.detectors import BACKENDS, DetectorSettings
 from edge.manifest import ModelError
 from edge.pipeline import ModelSettings, Pipeline
 from edge.results import FrameResult
@@ -34,6 +34,9 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", default="", help="models folder with manifest.json (default: models/)")
     parser.add_argument("--variant", default="int8", help="int8 (default), float32 or a model name")
     parser.add_argument("--threads", type=int, default=1, help="classifier threads (default 1)")
+    parser.add_argument("--detector", default=d.backend, metavar="|".join(BACKENDS),
+                        help=f"face detector backend (default {d.backend}; blazeface: MediaPipe's BlazeFace, "
+                             "see [detector.blazeface] in edge/config.example.toml)")
     parser.add_argument("--scale-factor", type=float, default=d.scale_factor)
     parser.add_argument("--min-neighbors", type=int, default=d.min_neighbors)
     parser.add_argument("--min-size", type=int, default=d.min_size, help="smallest face side in pixels")
@@ -54,7 +57,7 @@ def settings_from(args: argparse.Namespace) -> tuple[ModelSettings, DetectorSett
     detector = from_mapping(DetectorSettings, {
         "scale_factor": args.scale_factor, "min_neighbors": args.min_neighbors, "min_size": args.min_size,
         "equalize": args.equalize, "detect_width": args.detect_width,
-        "full_scan_every": args.full_scan_every}, "detector")
+        "full_scan_every": args.full_scan_every, "backend": args.detector}, "detector")
     return models, detector
 
 

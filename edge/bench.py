@@ -24,7 +24,7 @@ import re
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ from edge.bench_frames import Inputs, load_inputs, match_expected, parse_size, r
 from edge.bench_loop import summarize
 from edge.bench_report import render, write_chart
 from edge.bench_workers import run_rows
-from edge.detector import DetectorSettings
+from edge.detectors import DetectorSettings, make_detector
 from edge.manifest import Manifest, ModelError, default_models_dir
 from edge.pipeline import ModelSettings
 from edge.runtime import RuntimeMissing, interpreter_class
@@ -73,9 +73,15 @@ class Variant:
 
     @property
     def label(self) -> str:
-        """``int8 t1 full``; scale factor, equalisation and min size only where they differ from the shipped ones."""
-        width = "full" if self.detect_width == 0 else f"w{self.detect_width}"
+        """``int8 t1 full``; scale factor, equalisation and min size only where they differ from the shipped ones.
+
+        Rows with another detector backend name it instead (``int8 t1 blazeface``).
+        """
         shipped, d = DetectorSettings(), self.detector
+        if d.backend != "haar":
+            model = "" if d.blazeface.model == shipped.blazeface.model else f" {d.blazeface.model}"
+            return f"{self.variant} t{self.threads} {d.backend}{model}"
+        width = "full" if self.detect_width == 0 else f"w{self.detect_width}"
         extra = "".join((f" sf{d.scale_factor:g}" if d.scale_factor != shipped.scale_factor else "",
                          f" n{d.min_neighbors}" if d.min_neighbors != shipped.min_neighbors else "",
                          f" min{d.min_size}" if d.min_size != shipped.min_size else "",
@@ -91,9 +97,9 @@ class Variant:
 
 SPEC = re.compile(r"([\w.-]+):(\d+):(\d+)((?::\w+=[\w.]+)*)")
 SPEC_KEYS = {"sf": ("scale_factor", float), "n": ("min_neighbors", int), "min": ("min_size", int),
-             "eq": ("equalize", str)}
-SPEC_HELP = ("VARIANT:THREADS:WIDTH[:sf=SCALE_FACTOR][:n=MIN_NEIGHBORS][:min=MIN_SIZE][:eq=hist|clahe|none], "
-             "e.g. int8:1:0,float32:2:320,int8:1:0:sf=1.3:n=3:eq=none")
+             "eq": ("equalize", str), "det": ("backend", str)}
+SPEC_HELP = ("VARIANT:THREADS:WIDTH[:sf=SCALE_FACTOR][:n=MIN_NEIGHBORS][:min=MIN_SIZE][:eq=hist|clahe|none]"
+             "[:det=haar|blazeface], e.g. int8:1:0,float32:2:320,int8:1:0:sf=1.3:n=3:eq=none,int8:1:0:det=blazeface")
 
 
 def parse_spec(spec: str, base: DetectorSettings) -> Variant:
@@ -105,7 +111,7 @@ def parse_spec(spec: str, base: DetectorSettings) -> Variant:
     for item in filter(None, match[4].split(":")):
         key, _, value = item.partition("=")
         if key not in SPEC_KEYS:
-            raise BenchError(f"--variants {spec!r}: unknown key {key!r} (sf, n, min, eq)")
+            raise BenchError(f"--variants {spec!r}: unknown key {key!r} (sf, n, min, eq, det)")
         field, kind = SPEC_KEYS[key]
         try:
             changes[field] = kind(value)
@@ -113,6 +119,8 @@ def parse_spec(spec: str, base: DetectorSettings) -> Variant:
             raise BenchError(f"--variants {spec!r}: {key}={value} is not a {kind.__name__}") from None
     if changes.get("equalize", "hist") not in ("hist", "clahe", "none"):
         raise BenchError(f"--variants {spec!r}: eq must be hist, clahe or none")
+    if changes.get("backend", "haar") not in ("haar", "blazeface"):
+        raise BenchError(f"--variants {spec!r}: det must be haar or blazeface")
     return Variant(match[1], int(match[2]), replace(base, **changes))
 
 
@@ -129,6 +137,8 @@ def parse_variants(text: str, base: Variant) -> list[Variant]:
         wanted = [base, replace(base, detector=fast), replace(base, detector=width(other_width)),
                   replace(base, variant=other)]
         wanted += [replace(base, threads=t) for t in ALL_THREADS[1:]]
+        other_backend = "blazeface" if base.detector.backend == "haar" else "haar"
+        wanted.insert(1, replace(base, detector=replace(base.detector, backend=other_backend)))
     elif text == "all":
         widths = sorted({0, DOWNSCALED_WIDTH, base.detect_width})
         wanted = [base] + [Variant(v, t, width(w)) for v in ("int8", "float32") for t in ALL_THREADS for w in widths]
@@ -170,6 +180,8 @@ def check_models(models_dir: Path, variants: list[Variant]) -> Path:
     for name in sorted({v.variant for v in variants}):
         for task in ("emotion", "gender"):
             manifest.verify(manifest.select(task, name))
+    for backend in sorted({v.detector.backend for v in variants} - {"haar"}):
+        make_detector(DetectorSettings(backend=backend), manifest)  # type: ignore[arg-type]
     return manifest.cascade_path()
 
 
@@ -185,7 +197,7 @@ def variant_command(variant: Variant, args: argparse.Namespace, frames_file: Pat
             "--models", args.models_dir, "--variant", variant.variant, "--threads", str(variant.threads),
             "--detect-width", str(d.detect_width), "--scale-factor", str(d.scale_factor),
             "--min-neighbors", str(d.min_neighbors), "--min-size", str(d.min_size),
-            "--equalize", d.equalize] + (["--stream"] if stream else [])
+            "--equalize", d.equalize, "--detector", d.backend] + (["--stream"] if stream else [])
 
 
 def baseline_command(which: str, args: argparse.Namespace, frames_file: Path, cascade: Path,
@@ -211,7 +223,7 @@ def run_all(variants: list[Variant], args: argparse.Namespace, frames_file: Path
     rows = []
     for variant in variants:
         row = {"label": variant.label, "variant": variant.variant, "threads_setting": variant.threads,
-               "detect_width": variant.detect_width, "detector": dict(variant.detector.__dict__),
+               "detect_width": variant.detect_width, "detector": asdict(variant.detector),
                "default": variant.shipped}
         rows.append({**row, **next(results)})
     baselines = []

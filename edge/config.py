@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from edge.detector import DetectorSettings
+from edge.detectors import DetectorSettings
 from edge.outputs.config import OutputsSettings
 from edge.pipeline import ModelSettings
 from edge.settings import ConfigError, from_mapping

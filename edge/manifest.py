@@ -108,6 +108,7 @@ class Manifest:
     root: Path
     models: list[ModelEntry]
     detector: dict[str, Any]
+    detectors: dict[str, dict[str, Any]] = field(default_factory=dict)  # TFLite face detectors (BlazeFace)
 
     @staticmethod
     def load(models_dir: str | Path) -> Manifest:
@@ -123,7 +124,10 @@ class Manifest:
         if schema != SCHEMA_VERSION:
             raise ModelError(f"{path}: unsupported manifest schema {schema!r} (expected {SCHEMA_VERSION})")
         models = [ModelEntry.from_json(m, str(path)) for m in raw.get("models", [])]
-        return Manifest(root, models, dict(raw.get("detector", {})))
+        detectors = raw.get("detectors", {})
+        if not isinstance(detectors, dict) or not all(isinstance(v, dict) for v in detectors.values()):
+            raise ModelError(f"{path}: \"detectors\" must map names to entries")
+        return Manifest(root, models, dict(raw.get("detector", {})), detectors)
 
     def select(self, task: str, variant: str | None = None) -> ModelEntry:
         """The model for ``task``: the given variant, else the one marked default, else int8."""
@@ -160,10 +164,32 @@ class Manifest:
             raise ModelError(f"{path}: sha256 does not match the manifest; refusing a modified cascade")
         return path
 
+    def detector_entry(self, name: str) -> dict[str, Any]:
+        """The ``detectors.<name>`` entry (a TFLite face detector)."""
+        entry = self.detectors.get(name)
+        if entry is None:
+            listed = ", ".join(sorted(self.detectors)) or "none"
+            raise ModelError(f"{self.root / MANIFEST_NAME}: no detector {name!r} listed (listed: {listed})")
+        return entry
+
+    def verify_detector(self, name: str) -> Path:
+        """Check a detector model's bytes against its ``detectors`` entry; return its path."""
+        entry = self.detector_entry(name)
+        path = self.root / str(entry.get("file", ""))
+        if not entry.get("file") or not path.is_file():
+            raise ModelError(f"{path}: detector model file missing")
+        actual = sha256_file(path)
+        if actual != entry.get("sha256"):
+            raise ModelError(f"{path}: sha256 {actual[:12]}... does not match the manifest "
+                             f"({str(entry.get('sha256'))[:12]}...); refusing a modified or corrupt model")
+        return path
+
     def save(self, path: Path | None = None) -> Path:
         """Write the manifest atomically (temp file, then rename)."""
         target = path or self.root / MANIFEST_NAME
         body = {"schema": SCHEMA_VERSION, "detector": self.detector, "models": [m.to_json() for m in self.models]}
+        if self.detectors:
+            body["detectors"] = self.detectors
         tmp = target.with_name(target.name + ".tmp")
         tmp.write_text(json.dumps(body, indent=2) + "\n")
         tmp.replace(target)

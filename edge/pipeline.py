@@ -1,4 +1,4 @@
-"""The on-device pipeline: gray frame -> Haar -> crops -> emotion + gender -> tracks.
+"""The on-device pipeline: frame -> face detector -> crops -> emotion + gender -> tracks.
 
 ``Pipeline(...).process(frame)`` returns a :class:`~edge.results.FrameResult`
 with boxes, track ids, labels, probabilities and per-stage timings in ms:
@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 
 from edge.classifier import Classifier
-from edge.detector import DetectorSettings, HaarDetector
+from edge.detectors import Detector, DetectorSettings, ScanSchedule, make_detector
 from edge.manifest import Manifest, default_models_dir
 from edge.preprocess import crop_face, to_gray
 from edge.results import FaceResult, FrameResult
 from edge.sources import Frame
-from edge.tracking import SmoothingSettings, Tracker, iou
+from edge.tracking import SmoothingSettings, Tracker
 
 
 @dataclass(frozen=True)
@@ -45,38 +45,36 @@ def _now() -> float:
 class Pipeline:
     """Detect, classify and (for streams) track faces frame by frame."""
 
-    def __init__(self, detector: HaarDetector, emotion: Classifier, gender: Classifier,
-                 smoothing: SmoothingSettings | None = None, track: bool = True):
+    def __init__(self, detector: Detector, emotion: Classifier, gender: Classifier,
+                 smoothing: SmoothingSettings | None = None, track: bool = True, full_scan_every: int | None = None):
         self.detector = detector
         self.emotion = emotion
         self.gender = gender
         self.smoothing = smoothing or SmoothingSettings()
         self.tracker = Tracker(self.smoothing) if track else None
+        if full_scan_every is None:
+            settings = getattr(detector, "settings", None)
+            full_scan_every = getattr(settings, "full_scan_every", DetectorSettings().full_scan_every)
+        self.schedule = ScanSchedule(detector, full_scan_every)
         self._index = 0
-        self._since_full = 1 << 30  # frames since the last full scan: the first frame of a stream scans fully
-        self._lost_face = False
-        self._last_boxes: list = []  # the faces found in the previous frame: where a stream searches next
-        self._since_rescan = 1 << 30  # frames since the last full scan caused by a lost face
 
     @classmethod
     def from_models(cls, models: ModelSettings | None = None, detector: DetectorSettings | None = None,
                     smoothing: SmoothingSettings | None = None, track: bool = True) -> Pipeline:
-        """Load and verify the models named by ``models`` (manifest check) and the shipped cascade."""
+        """Load and verify the models named by ``models`` and the detector ``detector`` names (manifest checks)."""
         models = models or ModelSettings()
+        detector = detector or DetectorSettings()
         manifest = Manifest.load(Path(models.dir) if models.dir else default_models_dir())
         emotion = Classifier.from_manifest(manifest, manifest.select("emotion", models.variant), models.threads)
         gender = Classifier.from_manifest(manifest, manifest.select("gender", models.variant), models.threads)
-        return cls(HaarDetector(manifest.cascade_path(), detector), emotion, gender, smoothing, track)
+        return cls(make_detector(detector, manifest), emotion, gender, smoothing, track, detector.full_scan_every)
 
     def reset(self) -> None:
         """Start a new stream: forget tracks and restart frame numbering."""
         if self.tracker is not None:
             self.tracker.reset()
         self._index = 0
-        self._since_full = 1 << 30
-        self._lost_face = False
-        self._last_boxes = []
-        self._since_rescan = 1 << 30
+        self.schedule.reset()
 
     def process(self, frame: np.ndarray, gray: np.ndarray | None = None, now: float | None = None,
                 box_scale: tuple[float, float] = (1.0, 1.0), independent: bool = False) -> FrameResult:
@@ -91,7 +89,7 @@ class Pipeline:
         if gray is None:
             gray = to_gray(frame)
         t1 = _now()
-        boxes, detection = self._detect(gray, independent)
+        boxes, detection = self._detect(frame, gray, independent)
         t2 = _now()
         emotion_faces = [crop_face(gray, box, self.emotion.crop) for box in boxes]
         gender_faces = [crop_face(gray, box, self.gender.crop) for box in boxes]
@@ -112,44 +110,16 @@ class Pipeline:
         self._index += 1
         return result
 
-    def _detect(self, gray: np.ndarray, independent: bool) -> tuple[list, str]:
-        """Full scan, or (in a stream) a search around the faces already tracked.
+    def _detect(self, frame: np.ndarray, gray: np.ndarray, independent: bool) -> tuple[list, str]:
+        """Boxes in ``gray``'s coordinates, by :class:`~edge.detectors.schedule.ScanSchedule` (full scan or search).
 
-        A stream gets a full scan every ``full_scan_every`` frames; in between
-        only the neighbourhood of each tracked face is searched (tracks outlive
-        a missed detection by ``max_missed_s``, so a face that flickers out of
-        the cascade's reach is picked up again there), and with nobody tracked
-        nothing is scanned until the next full scan. A new face therefore shows
-        up within ``full_scan_every`` frames. A face of the previous frame
-        that the search loses triggers a full scan at once (at most once per
-        half period).
+        A detector that wants colour gets the BGR frame when it has ``gray``'s
+        size (else the gray frame: picamera2's lores stream is gray only).
         """
-        boxes, mode = self._scan(gray, independent)
-        self._last_boxes = boxes
-        return boxes, mode
-
-    def _scan(self, gray: np.ndarray, independent: bool) -> tuple[list, str]:
-        every = self.detector.settings.full_scan_every
-        if independent or self.tracker is None or every <= 1:
-            return self.detector.detect(gray), "full"
-        self._since_full += 1
-        self._since_rescan += 1
-        if self._since_full >= every or self._lost_face:
-            if self._lost_face:
-                self._since_rescan = 0
-            self._since_full = 0
-            self._lost_face = False
-            return self.detector.detect(gray), "full"
-        known = [t.box for t in self.tracker.tracks]
-        if not known:
-            return [], "skip"
-        boxes = self.detector.detect_near(gray, known)
-        # A face of the previous frame that the search lost (it moved fast, the scene changed) is worth a
-        # full scan at once, but at most every other half period: a box that only full scans find (often
-        # a false face) would otherwise cost a full scan every other frame.
-        lost = any(all(iou(k, b) < 0.3 for b in boxes) for k in self._last_boxes)
-        self._lost_face = lost and self._since_rescan >= max(2, every // 2)
-        return boxes, "roi"
+        image = frame if self.detector.color and frame is not None and frame.ndim == 3 and (
+            frame.shape[:2] == gray.shape[:2]) else gray
+        tracked = None if independent or self.tracker is None else [t.box for t in self.tracker.tracks]
+        return self.schedule.scan(image, tracked)
 
     def _label(self, boxes, emotion_probs, gender_probs, now, box_scale, independent) -> list[FaceResult]:
         e_labels, g_labels = self.emotion.labels, self.gender.labels

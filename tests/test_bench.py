@@ -17,7 +17,7 @@ import pytest
 from edge.bench import Variant, parse_variants
 from edge.bench_floor import count_macs, op_macs
 from edge.bench_frames import leading_count, letterbox, read_manifest, recall
-from edge.detector import DetectorSettings
+from edge.detectors import DetectorSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 PAPER_MODELS = ROOT.parent / "shared" / "anchors" / "oarriaga"
@@ -195,10 +195,12 @@ def test_helpers_count_parse_and_letterbox(models_dir):
     assert read_manifest(ROOT / "samples" / "manifest.csv")["two_people.jpg"] == 2
     base = Variant("int8", 1, DetectorSettings())
     assert [v.label for v in parse_variants("default", base)] == [
-        "int8 t1 full", "int8 t1 full sf1.3 n3 min40", "int8 t1 w320", "float32 t1 full", "int8 t2 full",
-        "int8 t4 full"]
+        "int8 t1 full", "int8 t1 blazeface", "int8 t1 full sf1.3 n3 min40", "int8 t1 w320", "float32 t1 full",
+        "int8 t2 full", "int8 t4 full"]
     assert len(parse_variants("all", base)) == 12 and base.shipped
     tuned = parse_variants("int8:1:0:sf=1.3:n=3:eq=hist,int8:1:0", base)
     assert [v.label for v in tuned] == ["int8 t1 full sf1.3 n3 eq=hist", "int8 t1 full"]
     assert tuned[0].detector == DetectorSettings(scale_factor=1.3, min_neighbors=3, equalize="hist")
     assert not tuned[0].shipped and tuned[1].shipped
+    blaze = parse_variants("int8:1:0:det=blazeface", base)[0]
+    assert blaze.label == "int8 t1 blazeface" and blaze.detector == DetectorSettings(backend="blazeface")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from edge.classifier import Classifier
-from edge.detector import HaarDetector
+from edge.detectors.haar import HaarDetector
 from edge.labels import EMOTION_LABELS, GENDER_LABELS
 from edge.manifest import Manifest, ModelError
 from edge.pipeline import ModelSettings, Pipeline

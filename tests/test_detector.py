@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.detector import DetectorSettings, HaarDetector
+from edge.detectors import DetectorSettings
+from edge.detectors.haar import HaarDetector
 from edge.manifest import ModelError
 from edge.preprocess import to_gray
 from edge.tracking import iou

@@ -94,7 +94,7 @@ def test_rgba_and_16_bit_photos_give_the_same_faces_as_8_bit(pipeline, samples):
 
 
 def test_a_stream_scans_fully_every_n_frames_and_around_known_faces_in_between(pipeline_factory, samples):
-    from edge.detector import DetectorSettings
+    from edge.detectors import DetectorSettings
 
     pipeline = pipeline_factory(detector=DetectorSettings(full_scan_every=4))
     still = cv2.imread(str(samples / "two_people.jpg"))
@@ -124,7 +124,7 @@ def test_a_box_only_full_scans_find_does_not_force_a_full_scan_every_other_frame
 
 
 def test_with_nobody_tracked_a_stream_only_scans_every_n_frames(pipeline_factory, samples):
-    from edge.detector import DetectorSettings
+    from edge.detectors import DetectorSettings
 
     pipeline = pipeline_factory(detector=DetectorSettings(full_scan_every=3))
     empty = cv2.imread(str(samples / "chelsea.jpg"))

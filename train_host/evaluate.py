@@ -195,8 +195,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="write the figures as JSON here")
     parser.add_argument("--plots", help="folder for the confusion-matrix PNG")
     parser.add_argument("--through-detector", type=float, metavar="MARGIN",
-                        help="re-cut every face as the device does: Haar box grown by MARGIN per side "
+                        help="re-cut every face as the device does: detector box grown by MARGIN per side "
                              "(e.g. 0.1), instead of the dataset's own chip")
+    parser.add_argument("--detector", default="haar", metavar="haar|blazeface",
+                        help="the device's detector backend for --through-detector (default haar)")
     args = parser.parse_args(argv)
     try:
         model = load_model(args.model)
@@ -206,15 +208,17 @@ def main(argv: list[str] | None = None) -> int:
         faces = load(args.data, task, split=split)
         detected = None
         if args.through_detector is not None:
-            from edge.manifest import default_models_dir
-            from train_host.through_detector import recut
+            from edge.detectors import BACKENDS
+            from train_host.through_detector import device_detector, recut
 
+            if args.detector not in BACKENDS:
+                raise DataError(f"--detector: unknown backend {args.detector!r} (known: {', '.join(BACKENDS)})")
             total = len(faces)
-            faces, found = recut(faces, default_models_dir() / "haarcascade_frontalface_default.xml",
-                                 args.through_detector, model.size)
-            detected = {"margin": args.through_detector, "chips": total, "faces_found": int(found.sum())}
+            faces, found = recut(faces, device_detector(args.detector), args.through_detector, model.size)
+            detected = {"margin": args.through_detector, "detector": args.detector, "chips": total,
+                        "faces_found": int(found.sum())}
             if len(faces) == 0:
-                raise DataError(f"{args.data}: Haar found no face in any chip")
+                raise DataError(f"{args.data}: the {args.detector} detector found no face in any chip")
         result = evaluate(model, faces, labels)
         if detected:
             result["through_detector"] = detected
@@ -223,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     result["task"] = task
     if detected:
-        print(f"through the detector (margin {detected['margin']}): Haar found a face in "
+        print(f"through the detector (margin {detected['margin']}): {detected['detector']} found a face in "
               f"{detected['faces_found']} of {detected['chips']} chips; figures below are on those")
     print(format_report(result, labels))
     if args.plots:

@@ -1,0 +1,255 @@
+"""BlazeFace (MediaPipe's face detector) on the classifiers' TFLite runtime, decoded in numpy.
+
+No MediaPipe on the device: the ``.tflite`` files in ``models/`` (Apache-2.0,
+see ``models/LICENSE.mediapipe``) are run by ai-edge-litert like the
+classifiers, and what MediaPipe's graph does around them is done here:
+
+- input: the frame letterboxed into the model's square (black padding), RGB,
+  ``x / 127.5 - 1``;
+- anchors: SSD anchors from the model's strides (``full``: 48x48 cells x 1;
+  ``short``: 16x16 x 2 + 8x8 x 6), one per output row;
+- decoding: score = sigmoid(logit) (thresholded in logit space, so only the
+  few candidates above it are decoded); box centre = regressor / input size +
+  anchor centre, width and height = regressor / input size;
+- weighted non-maximum suppression: boxes overlapping the best one by more
+  than ``nms_iou`` are merged into their score-weighted mean;
+- the letterbox is undone, and each box is mapped to the Haar-like square the
+  classifiers were trained on (``box_mapping`` in the manifest: side scale and
+  centre offsets fitted on faces both detectors find, see
+  ``train_host/fit_box_mapping.py``).
+
+Both models and their sha256, input spec, anchors and mapping are listed in the
+``detectors`` section of ``models/manifest.json`` and checked at load time.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edge.detectors.base import Box
+from edge.detectors.settings import BlazeFaceSettings
+from edge.manifest import Manifest, ModelError
+from edge.runtime import make_interpreter
+from edge.tracking import iou
+
+REGRESSORS = 16  # box centre x, y, width, height, then 6 keypoints (x, y)
+NEAR_FULL_SCAN = 3  # detect_near with this many known faces or more runs one whole-frame scan instead
+NEAR_SIZE_RANGE = (0.5, 2.0)  # a face found near a known one must be this many times its side
+
+
+def ssd_anchors(size: int, strides: list[int], per_layer: int) -> np.ndarray:
+    """Anchor centres (N, 2), normalised, in the model's output order (MediaPipe's SsdAnchorsCalculator).
+
+    Consecutive layers with the same stride share one grid; each such layer adds
+    ``per_layer`` anchors per cell (2 with the interpolated aspect ratio, else 1).
+    """
+    anchors: list[np.ndarray] = []
+    layer = 0
+    while layer < len(strides):
+        same = layer
+        while same < len(strides) and strides[same] == strides[layer]:
+            same += 1
+        repeats = per_layer * (same - layer)
+        cells = size // strides[layer]
+        ys, xs = np.meshgrid((np.arange(cells) + 0.5) / cells, (np.arange(cells) + 0.5) / cells, indexing="ij")
+        grid = np.stack([xs.ravel(), ys.ravel()], axis=1)
+        anchors.append(np.repeat(grid, repeats, axis=0))
+        layer = same
+    return np.concatenate(anchors).astype(np.float32)
+
+
+def weighted_nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """MediaPipe's weighted NMS: each group overlapping the best remaining box by more than ``threshold``
+    becomes its score-weighted mean box, with the best score. ``boxes`` are (N, 4) x0, y0, x1, y1."""
+    order = np.argsort(-scores, kind="stable")
+    boxes, scores = boxes[order], scores[order]
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    remaining = np.arange(len(scores))
+    kept_boxes, kept_scores = [], []
+    while remaining.size:
+        top = remaining[0]
+        x0 = np.maximum(boxes[top, 0], boxes[remaining, 0])
+        y0 = np.maximum(boxes[top, 1], boxes[remaining, 1])
+        x1 = np.minimum(boxes[top, 2], boxes[remaining, 2])
+        y1 = np.minimum(boxes[top, 3], boxes[remaining, 3])
+        inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+        union = areas[top] + areas[remaining] - inter
+        overlap = np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+        group = overlap > threshold
+        group[0] = True  # the best box always belongs to its own group
+        weights = scores[remaining[group]]
+        kept_boxes.append((boxes[remaining[group]] * weights[:, None]).sum(axis=0) / weights.sum())
+        kept_scores.append(scores[top])
+        remaining = remaining[~group]
+    if not kept_boxes:
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+    return np.array(kept_boxes, np.float32), np.array(kept_scores, np.float32)
+
+
+@dataclass(frozen=True)
+class BoxMapping:
+    """From a BlazeFace box to the Haar-like square: side = ``scale`` x the box's mean side, centre moved by
+    (``dx``, ``dy``) x that side (+ = right, down)."""
+
+    scale: float = 1.0
+    dx: float = 0.0
+    dy: float = 0.0
+
+    def apply(self, x0: float, y0: float, x1: float, y1: float) -> Box:
+        side = ((x1 - x0) + (y1 - y0)) / 2
+        cx = (x0 + x1) / 2 + self.dx * side
+        cy = (y0 + y1) / 2 + self.dy * side
+        out = max(1, int(round(self.scale * side)))
+        return int(round(cx - out / 2)), int(round(cy - out / 2)), out, out
+
+
+class BlazeFaceModel:
+    """One BlazeFace ``.tflite``: letterbox, invoke, decode, weighted NMS, map to Haar-like boxes."""
+
+    def __init__(self, path: str | Path, strides: list[int], per_layer: int, mapping: BoxMapping,
+                 threads: int = 1):
+        self.path = str(path)
+        self.mapping = mapping
+        try:
+            self.interpreter = make_interpreter(self.path, threads)
+        except ImportError:
+            raise
+        except Exception as exc:  # the runtime raises ValueError/RuntimeError for corrupt flatbuffers
+            raise ModelError(f"{self.path}: not a loadable TFLite model ({str(exc).splitlines()[0]})") from None
+        inputs = self.interpreter.get_input_details()
+        shape = [int(v) for v in inputs[0]["shape"]] if len(inputs) == 1 else []
+        if len(shape) != 4 or shape[0] != 1 or shape[1] != shape[2] or shape[3] != 3 or (
+                np.dtype(inputs[0]["dtype"]) != np.float32):
+            raise ModelError(f"{self.path}: input {shape or len(inputs)} is not one float32 [1, size, size, 3]")
+        self.size = shape[1]
+        self.anchors = ssd_anchors(self.size, strides, per_layer)
+        n = len(self.anchors)
+        outputs = {int(o["shape"][-1]): o for o in self.interpreter.get_output_details()
+                   if [int(v) for v in o["shape"]][:2] == [1, n]}
+        if len(self.interpreter.get_output_details()) != 2 or set(outputs) != {REGRESSORS, 1}:
+            got = [[int(v) for v in o["shape"]] for o in self.interpreter.get_output_details()]
+            raise ModelError(f"{self.path}: outputs {got} are not BlazeFace's [1, {n}, {REGRESSORS}] and [1, {n}, 1]")
+        self._in = inputs[0]["index"]
+        self._boxes, self._scores = outputs[REGRESSORS]["index"], outputs[1]["index"]
+        self._buffer = np.full((1, self.size, self.size, 3), -1.0, np.float32)
+
+    def _letterbox(self, image: np.ndarray) -> tuple[float, int, int]:
+        """Write ``image`` (gray or BGR) into the input buffer; returns (scale, pad x, pad y)."""
+        height, width = image.shape[:2]
+        scale = self.size / max(height, width)
+        w, h = max(1, min(self.size, round(width * scale))), max(1, min(self.size, round(height * scale)))
+        small = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        small = cv2.cvtColor(small, cv2.COLOR_GRAY2RGB if small.ndim == 2 else cv2.COLOR_BGR2RGB)
+        px, py = (self.size - w) // 2, (self.size - h) // 2
+        buffer = self._buffer[0]
+        buffer.fill(-1.0)
+        region = buffer[py:py + h, px:px + w]
+        np.multiply(small, 1 / 127.5, out=region, casting="unsafe")
+        region -= 1.0
+        return scale, px, py
+
+    def run(self, image: np.ndarray, threshold: float, nms_iou: float) -> list[tuple[Box, float]]:
+        """Haar-like boxes in ``image``'s pixels with their scores, best first."""
+        scale, px, py = self._letterbox(image)
+        self.interpreter.set_tensor(self._in, self._buffer)
+        self.interpreter.invoke()
+        logits = self.interpreter.get_tensor(self._scores).reshape(-1)
+        keep = np.flatnonzero(logits > math.log(threshold / (1 - threshold)))
+        if keep.size == 0:
+            return []
+        raw = self.interpreter.get_tensor(self._boxes).reshape(-1, REGRESSORS)[keep, :4] / self.size
+        centre = raw[:, :2] + self.anchors[keep]
+        half = raw[:, 2:4] / 2
+        boxes = np.concatenate([centre - half, centre + half], axis=1)
+        valid = np.all(half > 0, axis=1)
+        scores = 1 / (1 + np.exp(-np.clip(logits[keep][valid], -80, 80)))
+        merged, merged_scores = weighted_nms(boxes[valid], scores, nms_iou)
+        merged = merged * self.size - np.array([px, py, px, py], np.float32)
+        merged /= scale
+        return [(self.mapping.apply(*map(float, b)), float(s)) for b, s in zip(merged, merged_scores)]
+
+
+class BlazeFaceDetector:
+    """Whole frames with ``settings.model`` (``short`` as a fallback), known faces' neighbourhoods with ``short``."""
+
+    color = True  # BlazeFace wants the colour frame (a gray one works, replicated to three channels)
+
+    def __init__(self, main: BlazeFaceModel, near: BlazeFaceModel, settings: BlazeFaceSettings | None = None):
+        self.main, self.near = main, near
+        self.settings = settings or BlazeFaceSettings()
+
+    @classmethod
+    def from_manifest(cls, manifest: Manifest, settings: BlazeFaceSettings | None = None) -> BlazeFaceDetector:
+        """Load the models the manifest's ``detectors`` section lists, after checking their bytes."""
+        settings = settings or BlazeFaceSettings()
+        main = load_model(manifest, f"blazeface_{settings.model}", settings.threads)
+        near = main if settings.model == "short" else load_model(manifest, "blazeface_short", settings.threads)
+        return cls(main, near, settings)
+
+    def _run(self, model: BlazeFaceModel, image: np.ndarray) -> list[Box]:
+        return [box for box, _ in model.run(image, self.settings.score_threshold, self.settings.nms_iou)]
+
+    def detect(self, image: np.ndarray) -> list[Box]:
+        """Face boxes (Haar-like squares) in full-resolution coordinates, largest first."""
+        if image.ndim not in (2, 3) or image.dtype != np.uint8 or min(image.shape[:2]) < 1:
+            raise ValueError("detector needs an 8-bit gray or BGR frame")
+        boxes = self._run(self.main, image)
+        if not boxes and self.settings.fallback and self.near is not self.main:
+            boxes = self._run(self.near, image)
+        boxes.sort(key=lambda b: b[2] * b[3], reverse=True)
+        return boxes
+
+    def detect_near(self, image: np.ndarray, boxes: list[Box]) -> list[Box]:
+        """Faces near ``boxes``: the short-range model on each box grown by ``roi_margin`` per side.
+
+        In such a window the face fills a third to a half of the width, which is
+        what the short-range model is made for (about 1 ms per face against
+        3-4 ms for a whole-frame scan); from ``NEAR_FULL_SCAN`` known faces on,
+        one whole-frame scan is cheaper and is run instead. A face found must be
+        0.5-2x the known one's size. Returns full-frame boxes, largest first,
+        duplicates merged.
+        """
+        if len(boxes) >= NEAR_FULL_SCAN:
+            return self.detect(image)
+        rows, cols = image.shape[:2]
+        found: list[Box] = []
+        for x, y, w, h in boxes:
+            side = max(w, h)
+            pad = int(round(side * self.settings.roi_margin))
+            x0, y0 = max(0, x - pad), max(0, y - pad)
+            x1, y1 = min(cols, x + w + pad), min(rows, y + h + pad)
+            if x1 - x0 < 16 or y1 - y0 < 16:
+                continue
+            for bx, by, bw, bh in self._run(self.near, image[y0:y1, x0:x1]):
+                candidate = (bx + x0, by + y0, bw, bh)
+                if not NEAR_SIZE_RANGE[0] <= bw / side <= NEAR_SIZE_RANGE[1]:
+                    continue
+                if all(iou(candidate, other) < 0.3 for other in found):
+                    found.append(candidate)
+        found.sort(key=lambda b: b[2] * b[3], reverse=True)
+        return found
+
+
+def load_model(manifest: Manifest, name: str, threads: int = 1) -> BlazeFaceModel:
+    """The ``detectors.<name>`` entry of the manifest, verified (sha256, input, outputs) and loaded."""
+    entry = manifest.detector_entry(name)
+    path = manifest.verify_detector(name)
+    where = f"{manifest.root / 'manifest.json'}: detectors.{name}"
+    try:
+        anchors: dict[str, Any] = entry["anchors"]
+        strides, per_layer = [int(s) for s in anchors["strides"]], int(anchors["per_layer"])
+        mapping = BoxMapping(**{k: float(v) for k, v in entry.get("box_mapping", {}).items()
+                                if k in ("scale", "dx", "dy")})
+        size = int(entry["input"]["height"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{where}: malformed entry ({exc})") from None
+    model = BlazeFaceModel(path, strides, per_layer, mapping, threads)
+    if model.size != size:
+        raise ModelError(f"{path}: input {model.size}x{model.size} does not match the manifest ({size}x{size})")
+    return model

@@ -1,0 +1,85 @@
+"""The ``[detector]`` config section: which backend, the scan schedule, and each backend's own keys.
+
+Haar's keys stay flat in ``[detector]`` (``scale_factor``, ``min_neighbors``,
+...), as they were before there was a choice, so configs written for earlier
+releases keep working; BlazeFace's keys live in ``[detector.blazeface]``.
+``backend`` and ``full_scan_every`` apply to every backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from edge.settings import ConfigError
+
+Equalize = Literal["hist", "clahe", "none"]
+Backend = Literal["haar", "blazeface"]
+BACKENDS: tuple[str, ...] = ("haar", "blazeface")
+
+
+@dataclass(frozen=True)
+class BlazeFaceSettings:
+    """``[detector.blazeface]``: MediaPipe's BlazeFace models run with the classifiers' TFLite runtime.
+
+    ``model`` scans whole frames: ``full`` (192x192, faces up to ~5 m) or
+    ``short`` (128x128, faces within ~2 m, the fastest). With ``fallback``,
+    a full scan in which ``full`` finds nothing is repeated with ``short``,
+    which finds the close-ups that fill the frame (``full`` misses about one
+    in six of those). Between full scans a stream searches each known face's
+    neighbourhood (the box grown by ``roi_margin`` on each side) with ``short``.
+    """
+
+    model: Literal["full", "short"] = "full"
+    fallback: bool = True
+    score_threshold: float = 0.5
+    nms_iou: float = 0.3  # weighted non-maximum suppression: boxes overlapping more are merged
+    roi_margin: float = 0.75
+    threads: int = 1
+
+    def validate(self) -> None:
+        if not 0.05 <= self.score_threshold <= 0.99:
+            raise ConfigError(f"score_threshold: {self.score_threshold} is outside 0.05..0.99")
+        if not 0.05 <= self.nms_iou <= 0.95:
+            raise ConfigError(f"nms_iou: {self.nms_iou} is outside 0.05..0.95")
+        if not 0.25 <= self.roi_margin <= 2.0:
+            raise ConfigError(f"roi_margin: {self.roi_margin} is outside 0.25..2.0")
+        if not 1 <= self.threads <= 16:
+            raise ConfigError(f"threads: {self.threads} is outside 1..16")
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    """The ``[detector]`` section: the backend, the scan schedule, Haar's keys (flat) and ``blazeface``."""
+
+    backend: Backend = "haar"
+    full_scan_every: int = 8  # streams: scan the whole frame every N frames, around known faces in between
+    # Haar (the paper's detector; OpenCV's reference settings by default)
+    scale_factor: float = 1.1
+    min_neighbors: int = 5
+    min_size: int = 30  # smallest face side, in full-resolution pixels
+    equalize: Equalize = "none"
+    clahe_clip: float = 2.0
+    detect_width: int = 0  # 0 = detect at full resolution
+    roi_margin: float = 0.5  # around a known face, search this fraction of its size on each side
+    blazeface: BlazeFaceSettings = field(default_factory=BlazeFaceSettings)
+
+    def validate(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"backend: unknown detector {self.backend!r} (known: {', '.join(BACKENDS)})")
+        if not 1.01 <= self.scale_factor <= 2.0:
+            raise ConfigError(f"scale_factor: {self.scale_factor} is outside 1.01..2.0")
+        if not 0 <= self.min_neighbors <= 50:
+            raise ConfigError(f"min_neighbors: {self.min_neighbors} is outside 0..50")
+        if self.min_size < 1:
+            raise ConfigError(f"min_size: {self.min_size} must be at least 1 pixel")
+        if self.detect_width and self.detect_width < 64:
+            raise ConfigError(f"detect_width: {self.detect_width} is below 64 pixels (0 = full resolution)")
+        if not 1 <= self.full_scan_every <= 300:
+            raise ConfigError(f"full_scan_every: {self.full_scan_every} is outside 1..300 (1 = every frame)")
+        if not 0.1 <= self.roi_margin <= 2.0:
+            raise ConfigError(f"roi_margin: {self.roi_margin} is outside 0.1..2.0")
+        try:
+            self.blazeface.validate()
+        except ConfigError as exc:
+            raise ConfigError(f"blazeface.{exc}") from None
