@@ -84,3 +84,21 @@ def test_a_missing_test_file_is_named(setup, models_dir, tmp_path, capsys):
 
     assert main(["--models", str(models_dir), "--data", str(tmp_path), "--tasks", "emotion"]) == 2
     assert "fer2013_PublicTest.npz" in capsys.readouterr().err
+
+
+def test_quick_is_one_margin_with_phases_and_a_bar(setup, models_dir, capsys):
+    from train_host.compare import main
+
+    root, _ = setup
+    out = root / "quick.json"
+    assert main(["--models", str(models_dir), "--data", str(root / "data"), "--anchors", str(root / "anchors"),
+                 "--tasks", "gender", "--quick", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert {r["subset"] for r in rows} == {"chips", "adults", "detector m0"}
+    err = capsys.readouterr().err
+    # 3 models x (chips, adults, m0) plus one re-cut: all three take 64x64 faces
+    assert "[1/10]" in err and "[10/10] gender / paper (published Keras) / detector m0" in err
+    assert "100%" in err and "steps" in err.splitlines()[-1]
+    assert main(["--models", str(models_dir), "--data", str(root / "data"), "--tasks", "gender", "--quick",
+                 "--margins", "0.2", "--json", str(out)]) == 0
+    assert {r["subset"] for r in json.loads(out.read_text())} == {"chips", "adults", "detector m0.2"}
