@@ -240,13 +240,26 @@ class Daemon:
         self.notifier.close()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m edge", description=__doc__.split("\n\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    """The service's options (``python -m edge [run]``); the other commands are listed in the epilog."""
+    from edge.__main__ import COMMANDS
+
+    parser = argparse.ArgumentParser(
+        prog="python -m edge", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="commands (python -m edge COMMAND --help):\n" + "\n".join(
+            f"  {name:<9} {text}" for name, text in COMMANDS.items()))
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), help=f"TOML config (default {DEFAULT_CONFIG})")
     parser.add_argument("--models", help="models folder (overrides [models] dir)")
     parser.add_argument("--frames", type=int, help="stop after this many frames")
-    parser.add_argument("--check", action="store_true", help="validate config and models, then exit")
-    args = parser.parse_args(argv)
+    parser.add_argument("--check", action="store_true",
+                        help="list the source, models, detector and outputs this config uses, check they are "
+                             "there, then exit (2 on any problem)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         config = load_config(args.config)
     except ConfigError as exc:
@@ -256,13 +269,9 @@ def main(argv: list[str] | None = None) -> int:
         config = replace(config, models=replace(config.models, dir=str(Path(args.models))))
     setup_logging(config.service.log_level)
     if args.check:
-        try:
-            Pipeline.from_models(config.models, config.detector, config.smoothing)
-        except (ModelError, RuntimeMissing) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_CONFIG
-        print(f"{args.config}: OK")
-        return EXIT_OK
+        from edge.check import check
+
+        return EXIT_CONFIG if check(config, args.config) else EXIT_OK
     daemon = Daemon(config, max_frames=args.frames)
     signal.signal(signal.SIGTERM, daemon.request_stop)
     signal.signal(signal.SIGINT, daemon.request_stop)

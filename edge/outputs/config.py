@@ -270,8 +270,9 @@ def build_outputs(settings: OutputsSettings, camera: Any = None,
         try:
             output = make()
             output.start()
-        except OutputError as exc:
-            log.error("%s; continuing without it", exc)
+        except OutputError as exc:  # NoGpio on a PC is a warning whose message says it all
+            log.log(getattr(exc, "level", logging.ERROR), "%s%s", exc, getattr(exc, "continuing",
+                                                                          "; continuing without it"))
         except Exception as exc:  # a bug in one output must not keep the service down
             log.exception("%s: could not start (%s); continuing without it", name, exc)
         else:

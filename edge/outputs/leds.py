@@ -13,7 +13,9 @@ does not flicker (a small margin keeps the current band). With no face for
 the LEDs as they were.
 
 gpiozero is imported in :meth:`LedOutput.start`, so this module imports on
-any machine. The pin factory is gpiozero's choice (``GPIOZERO_PIN_FACTORY``;
+any machine; where there is no Raspberry Pi (and ``GPIOZERO_PIN_FACTORY``
+names no factory) the output says "no GPIO here, LEDs off" once and stays
+out. The pin factory is gpiozero's choice (``GPIOZERO_PIN_FACTORY``;
 lgpio on a Pi 5 / Bookworm) unless one is injected (tests use gpiozero's
 ``MockFactory``).
 """
@@ -21,10 +23,13 @@ lgpio on a Pi 5 / Bookworm) unless one is injected (tests use gpiozero's
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,6 +40,21 @@ from edge.results import FrameResult
 
 BAND_MARGIN = 0.03  # how far past a band edge the confidence must move before the brightness changes
 INSTALL_HINT = "on a Pi: sudo apt install python3-gpiozero python3-lgpio"
+
+
+class NoGpio(OutputError):
+    """Not a Raspberry Pi and no pin factory asked for: expected on a PC, so logged as a warning."""
+
+    level = logging.WARNING
+    continuing = ""  # the message already says what happens
+
+
+def is_raspberry_pi(model_file: Path = Path("/proc/device-tree/model")) -> bool:
+    """True on a Raspberry Pi (its device-tree model names it); gpiozero's pin factories need one."""
+    try:
+        return "raspberry pi" in model_file.read_text(errors="replace").lower()
+    except OSError:
+        return False
 
 
 def confidence_band(confidence: float, bands: int, current: int | None = None) -> int:
@@ -85,6 +105,9 @@ class LedOutput(Output):
     # -- start / close -------------------------------------------------------------------------------
 
     def start(self) -> None:
+        if self.pin_factory is None and not os.environ.get("GPIOZERO_PIN_FACTORY") and not is_raspberry_pi():
+            # gpiozero would try four pin factories, warn about each and fail: say it once, not as an error
+            raise NoGpio("LEDs: no GPIO here, LEDs off")
         try:
             import gpiozero
         except ImportError:

@@ -1,0 +1,114 @@
+"""``python -m edge --check`` / ``face-emotion check``: what the service would use, and whether it is there.
+
+Lists the frame source, the models, the detector and the outputs of a config,
+and checks what can be checked without taking the hardware away from a
+running service: files and folders exist, models match the manifest, the
+camera's library or device node is present, GPIO exists. A missing file
+(video, image folder, model) is an error: one line on stderr and exit 2, so a
+typo in ``camera.path`` is caught here instead of being retried like a lost
+camera at run time. Missing hardware (no Pi camera library, no
+``/dev/videoN``) is a warning line: a camera may be plugged in later, and the
+same config is checked on a PC before it goes to the Pi.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+from edge.config import Config
+from edge.manifest import Manifest, ModelError, default_models_dir
+from edge.runtime import RuntimeMissing
+from edge.sources import IMAGE_SUFFIXES, expand_paths, is_video
+
+
+def source_line(config: Config) -> tuple[str, str | None]:
+    """(what the source is, the problem with it or None); hardware problems start with "warning:"."""
+    cam = config.camera
+    if cam.source == "picamera2":
+        what = f"picamera2 camera {cam.width}x{cam.height} (detection on {cam.lores_width}x{cam.lores_height})"
+        if importlib.util.find_spec("picamera2") is None:
+            return what, "warning: camera: picamera2 is not installed (on a Pi: sudo apt install python3-picamera2)"
+        return what, None
+    if cam.source == "opencv":
+        if cam.device.isdigit():
+            node = Path(f"/dev/video{cam.device}")
+            what = f"OpenCV camera {cam.device} ({node}) {cam.width}x{cam.height}"
+            return what, None if node.exists() else f"warning: camera.device: {node} does not exist (no camera?)"
+        path = Path(cam.device)
+        what = f"video file {path}" + (" (looped)" if cam.loop else "")
+        if not path.is_file():
+            return what, f"camera.device: {path}: no such video file"
+        return what, None if is_video(path) else f"camera.device: {path}: not a video file name"
+    path = Path(cam.path)
+    images = [p for p in expand_paths([path]) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+    what = f"images {path} ({len(images)} file(s))" + (" (looped)" if cam.loop else "")
+    if not path.exists():
+        return what, f"camera.path: {path}: no such file or folder"
+    return what, None if images else f"camera.path: {path}: no image files there"
+
+
+def detector_line(config: Config, manifest: Manifest) -> str:
+    """The detector backend and the file it loads."""
+    settings = config.detector
+    backend = getattr(settings, "backend", "haar")
+    if backend == "haar":
+        file = manifest.cascade_path()
+        knobs = f"scale {settings.scale_factor}, min_neighbors {settings.min_neighbors}, min_size {settings.min_size}"
+    else:
+        file = manifest.root / str(getattr(manifest, "detectors", {}).get(backend, {}).get("file", "?"))
+        knobs = ""
+    scan = f"full scan every {settings.full_scan_every} frame(s) in streams"
+    return f"{backend}: {file} ({', '.join(k for k in (knobs, scan) if k)})"
+
+
+def output_lines(config: Config) -> list[str]:
+    """One line per enabled output, with where it goes; LEDs say when there is no GPIO."""
+    from edge.outputs.leds import is_raspberry_pi
+
+    out = config.outputs
+    lines = []
+    if out.event_log.enabled:
+        lines.append(f"event log -> {out.event_log.path or 'stdout (the journal under systemd)'}")
+    if out.leds.enabled:
+        pins = out.leds.rgb_pins if out.leds.layout == "rgb" else tuple(out.leds.emotion_pins.values())
+        gpio = "" if is_raspberry_pi() else ": no GPIO here, LEDs off"
+        lines.append(f"LEDs ({out.leds.layout}, BCM pins {list(pins)}, gender {list(out.leds.gender_pins.values())})"
+                     f"{gpio}")
+    if out.live_view.enabled:
+        lines.append(f"live view on http://{out.live_view.host}:{out.live_view.port}/")
+    if out.display.enabled:
+        lines.append(f"display ({out.display.mode})")
+    mqtt = getattr(out, "mqtt", None)
+    if mqtt is not None and mqtt.enabled:
+        lines.append(f"MQTT to {mqtt.host}:{mqtt.port}")
+    return lines or ["none enabled"]
+
+
+def check(config: Config, config_path: str) -> int:
+    """Print what ``config`` would use; return 0 when everything is there, 2 otherwise."""
+    from edge.pipeline import Pipeline
+
+    problems: list[str] = []
+    print(f"config:   {config_path}")
+    source, problem = source_line(config)
+    print(f"source:   {source}")
+    problems += [problem] if problem else []
+    models_dir = Path(config.models.dir) if config.models.dir else default_models_dir()
+    try:
+        pipeline = Pipeline.from_models(config.models, config.detector, config.smoothing)
+        print(f"models:   {pipeline.emotion.path}, {pipeline.gender.path} (sha256 as in {models_dir}/manifest.json, "
+              f"{config.models.threads} thread(s))")
+        print(f"detector: {detector_line(config, Manifest.load(models_dir))}")
+    except (ModelError, RuntimeMissing) as exc:
+        print(f"models:   {models_dir}")
+        problems.append(str(exc))
+    for index, line in enumerate(output_lines(config)):
+        print(f"{'outputs:' if index == 0 else '':<9} {line}")
+    errors = [p for p in problems if not p.startswith("warning:")]
+    for problem in problems:
+        print(problem if problem.startswith("warning:") else f"error: {problem}", file=sys.stderr)
+    if not errors:
+        print(f"{config_path}: OK")
+    return 2 if errors else 0

@@ -1,0 +1,95 @@
+"""``python -m edge --check`` lists what the service would use and catches missing files; --help; no GPIO on a PC."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edge.outputs.leds import is_raspberry_pi
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def edge(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    env = dict(env or os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "edge", *args], capture_output=True, text=True, cwd=ROOT, env=env,
+                          timeout=300)
+
+
+def config(tmp_path: Path, camera: str) -> str:
+    path = tmp_path / "config.toml"
+    path.write_text(f"[camera]\n{camera}\n")
+    return str(path)
+
+
+def errors(proc: subprocess.CompletedProcess) -> list[str]:
+    assert "Traceback" not in proc.stderr
+    return [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+
+
+def test_check_lists_source_models_detector_and_outputs(samples, tmp_path):
+    proc = edge("--check", "--config", config(tmp_path, f'source = "images"\npath = "{samples}"'))
+    assert proc.returncode == 0, proc.stderr
+    lines = dict(line.split(":", 1) for line in proc.stdout.splitlines() if line[:1].isalpha() and ":" in line)
+    images = len([p for p in samples.iterdir() if p.suffix in (".jpg", ".png")])
+    assert lines["source"].strip() == f"images {samples} ({images} file(s))"
+    assert "emotion_mini_xception_int8.tflite" in lines["models"] and "gender_" in lines["models"]
+    assert "haarcascade_frontalface_default.xml" in lines["detector"]
+    assert "event log -> stdout" in lines["outputs"]
+    assert "LEDs (rgb, BCM pins [17, 27, 22]" in proc.stdout
+    assert proc.stdout.rstrip().endswith(": OK") and errors(proc) == []
+
+
+@pytest.mark.parametrize("camera, message", [
+    ('source = "images"\npath = "/no/such/folder"', "camera.path: /no/such/folder: no such file or folder"),
+    ('source = "opencv"\ndevice = "/no/such/clip.mp4"', "camera.device: /no/such/clip.mp4: no such video file"),
+])
+def test_check_refuses_a_missing_video_or_image_folder_in_one_line(tmp_path, camera, message):
+    proc = edge("--check", "--config", config(tmp_path, camera))
+    assert proc.returncode == 2
+    assert errors(proc) == [f"error: {message}"]
+    assert "OK" not in proc.stdout
+
+
+def test_check_names_an_empty_image_folder(tmp_path):
+    (tmp_path / "empty").mkdir()
+    proc = edge("check", "--config", config(tmp_path, f'source = "images"\npath = "{tmp_path / "empty"}"'))
+    assert proc.returncode == 2 and errors(proc) == [f"error: camera.path: {tmp_path / 'empty'}: no image files there"]
+
+
+@pytest.mark.parametrize("args", [["--help"], ["run", "--help"], ["check", "--help"]])
+def test_help_mentions_analyze_and_run(args):
+    proc = edge(*args)
+    assert proc.returncode == 0
+    for command in ("analyze", "run", "bench", "check"):
+        assert f"  {command} " in proc.stdout
+
+
+@pytest.mark.skipif(is_raspberry_pi(), reason="a Raspberry Pi has GPIO")
+def test_on_a_pc_the_default_leds_say_no_gpio_in_one_line(samples, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "GPIOZERO_PIN_FACTORY"}
+    proc = edge("--config", config(tmp_path, f'source = "images"\npath = "{samples / "astronaut.jpg"}"'),
+                "--frames", "1", env=env)
+    assert proc.returncode == 0, proc.stderr
+    gpio = [line for line in proc.stderr.splitlines() if "GPIO" in line or "gpiozero" in line]
+    assert len(gpio) == 1 and gpio[0].endswith("WARNING LEDs: no GPIO here, LEDs off")
+    assert "PinFactoryFallback" not in proc.stderr and " ERROR " not in proc.stderr
+
+
+def test_a_raspberry_pi_is_told_by_its_device_tree_model(tmp_path):
+    model = tmp_path / "model"
+    model.write_bytes(b"Raspberry Pi 5 Model B Rev 1.0\x00")
+    assert is_raspberry_pi(model)
+    model.write_bytes(b"Some x86 board\x00")
+    assert not is_raspberry_pi(model)
+    assert not is_raspberry_pi(tmp_path / "absent")
+
+
+def test_missing_camera_hardware_is_a_warning_not_a_failure(tmp_path):
+    proc = edge("--check", "--config", config(tmp_path, 'source = "opencv"\ndevice = "97"'))
+    assert proc.returncode == 0 and errors(proc) == []
+    assert "warning: camera.device: /dev/video97 does not exist (no camera?)" in proc.stderr.splitlines()
