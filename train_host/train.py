@@ -45,6 +45,23 @@ DEFAULTS = {
 }
 
 
+def show_defaults(parser: argparse.ArgumentParser) -> None:
+    """Make ``--help`` show every default: the fixed ones, and per task the ones :data:`DEFAULTS` sets."""
+    per_task = {"epochs": "epochs", "patience": "patience", "lr_patience": "lr_patience"}
+    for action in parser._actions:
+        text = action.help or ""
+        if action.dest in per_task:
+            shown = ", ".join(f"{task} {values[per_task[action.dest]]}" for task, values in DEFAULTS.items())
+        elif action.dest in ("zoom", "shift"):
+            shown = ", ".join(f"{task} {getattr(values['augment'], action.dest)}" for task, values in DEFAULTS.items())
+        elif action.default is not None and action.default is not False and action.default != argparse.SUPPRESS \
+                and "default" not in text:
+            shown = str(action.default)
+        else:
+            continue
+        action.help = f"{text} (default: {shown})".strip().replace("%", "%%")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m train_host.train", description=__doc__.split("\n\n")[0])
     parser.add_argument("task", choices=TASKS)
@@ -77,6 +94,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--limit", type=int, help="use only this many training faces (smoke tests)")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras progress output")
+    show_defaults(parser)
     return parser.parse_args(argv)
 
 
