@@ -71,3 +71,26 @@ def write_pan_video(path: Path, image_path: Path, frames: int = 45, fps: float =
 @pytest.fixture(scope="session")
 def pan_video(tmp_path_factory) -> Path:
     return write_pan_video(tmp_path_factory.mktemp("video") / "pan.mp4", SAMPLES / "two_people.jpg")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """One line naming the tests skipped for missing system packages and how to install them.
+
+    A fresh machine without sshd, mosquitto or chromium would otherwise be green with whole areas
+    (deploy, MQTT, the browser test) not run; `.ci/run` installs them all.
+    """
+    import re
+
+    packages: set[str] = set()
+    count = 0
+    for report in terminalreporter.stats.get("skipped", []):
+        reason = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        found = re.search(r"apt-get install ([a-z0-9.+ -]+)", reason)
+        if found:
+            count += 1
+            packages.update(found.group(1).split())
+    if count:
+        terminalreporter.write_line(
+            f"{count} test(s) skipped for missing system packages; to run them: "
+            f"sudo apt-get install -y {' '.join(sorted(packages))} (or .ci/run installs everything)",
+            yellow=True, bold=True)

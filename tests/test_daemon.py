@@ -132,6 +132,7 @@ def test_the_daemon_reports_ready_watchdog_status_and_stops_on_sigterm(tmp_path,
         proc.kill() if proc.poll() is None else None
     assert proc.returncode == EXIT_OK, stderr
     print(f"stopped {stopped_in:.2f} s after SIGTERM")
+    assert stopped_in < 5.0  # the unit's TimeoutStopSec: later than this systemd kills us mid-cleanup
     assert any(m == "STOPPING=1" for _, m in notify_socket.messages)
     status = [m for _, m in notify_socket.messages if m.startswith("STATUS=") and "fps" in m]
     assert status and "ms/frame" in status[-1]
