@@ -27,6 +27,10 @@ from edge.runtime import RuntimeMissing
 from edge.sources import BadImage, ImageSource, OpenCVSource, SourceError, expand_paths, is_video
 from edge.tracking import SmoothingSettings
 
+# Photos larger than this are decoded reduced (JPEG: libjpeg DCT scaling) and scaled to fit, so a 108-megapixel
+# photo never needs its full-size pixels in memory.
+MAX_IMAGE_SIZE = (4096, 4096)
+
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by the CLI and the bench: models and detector settings."""
@@ -81,22 +85,28 @@ class Analyzer:
         self.many = many
         self.timings: dict[str, list[float]] = defaultdict(list)
         self.errors = 0
+        self.annotated = 0  # annotated files written
 
-    def _out_path(self, source: Path, suffix: str | None = None) -> Path:
+    def _out_path(self, source: Path, suffix: str | None = None) -> Path | None:
+        """Where the annotated copy of ``source`` goes; None (and one error line) when the folder cannot be made."""
         assert self.annotate_to is not None
         name = f"{source.stem}_annotated{suffix or source.suffix}"
-        if self.many or self.annotate_to.is_dir() or not self.annotate_to.suffix:
-            self.annotate_to.mkdir(parents=True, exist_ok=True)
-            return self.annotate_to / name
-        self.annotate_to.parent.mkdir(parents=True, exist_ok=True)
-        return self.annotate_to
+        folder = self.many or self.annotate_to.is_dir() or not self.annotate_to.suffix
+        target = self.annotate_to if folder else self.annotate_to.parent
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file in the way, no permission, read-only disk: this input's copy only
+            self.error(f"{source}: cannot write the annotated copy: cannot create folder {target} "
+                       f"({exc.strerror or exc})")
+            return None
+        return self.annotate_to / name if folder else self.annotate_to
 
     def _record(self, result: FrameResult) -> None:
         for key, value in result.timings_ms.items():
             self.timings[key].append(value)
 
     def images(self, paths: list[Path]) -> None:
-        source = ImageSource(paths)
+        source = ImageSource(paths, fit=MAX_IMAGE_SIZE)
         while True:
             try:
                 frame = source.read()
@@ -111,8 +121,18 @@ class Analyzer:
             if self.annotate_to is not None:
                 out = self._out_path(Path(str(frame.path)), ".png" if Path(str(frame.path)).suffix.lower()
                                      in (".pgm", ".ppm", ".tif", ".tiff") else None)
-                if not cv2.imwrite(str(out), annotate(frame.image, result)):
-                    self.error(f"{out}: could not write the annotated picture")
+                if out is not None:
+                    self._write_picture(out, annotate(frame.image, result))
+
+    def _write_picture(self, out: Path, image) -> None:
+        try:
+            written = cv2.imwrite(str(out), image)
+        except cv2.error:  # e.g. an extension OpenCV has no writer for
+            written = False
+        if written:
+            self.annotated += 1
+        else:
+            self.error(f"{out}: could not write the annotated picture")
 
     def video(self, path: Path) -> None:
         source = OpenCVSource(str(path))
@@ -146,17 +166,19 @@ class Analyzer:
                     track_frames[face.track] += 1
                 if self.as_json:
                     print(json.dumps(result.to_json(str(path))))
-                if self.annotate_to is not None:
+                if self.annotate_to is not None and writer is not False:
                     image = annotate(frame.image, result)
                     if writer is None:
-                        out = self._out_path(path, ".mp4")
-                        writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps,
-                                                 (image.shape[1], image.shape[0]))
-                    writer.write(image)
+                        writer = self._open_writer(path, fps, image.shape)
+                    if writer:
+                        writer.write(image)
         finally:
             source.close()
-            if writer is not None:
+            if writer:
                 writer.release()
+                self.annotated += 1
+        if source.skipped:
+            self.error(f"{path}: {source.skipped} damaged frame(s) could not be decoded and were skipped")
         if frames == 0:
             self.error(f"{path}: no frames could be read")
         elif not self.as_json:
@@ -164,6 +186,18 @@ class Analyzer:
             rate = changes / track_seconds if track_seconds else 0.0
             print(f"{path}: {frames} frames, {faces} faces, {len(last)} tracks, {changes} emotion label changes "
                   f"({rate:.2f} per track-second)")
+
+    def _open_writer(self, path: Path, fps: float, shape: tuple[int, ...]):
+        """An opened VideoWriter for the annotated copy, or False (after one error line) when there is none."""
+        out = self._out_path(path, ".mp4")
+        if out is None:
+            return False
+        writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, (shape[1], shape[0]))
+        if not writer.isOpened():
+            writer.release()
+            self.error(f"{out}: cannot open a video writer there; {path} is analysed without its annotated copy")
+            return False
+        return writer
 
     def error(self, message: str) -> None:
         self.errors += 1
@@ -206,6 +240,6 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     if not args.json and analyzer.timings:
         print(analyzer.summary())
-    if annotate_to is not None and not args.json and analyzer.timings:
+    if annotate_to is not None and not args.json and analyzer.annotated:
         print(f"annotated output in {annotate_to}")
     return 1 if analyzer.errors else 0

@@ -6,8 +6,13 @@ Start-up: config, models (manifest check), camera, outputs, then READY=1.
 The frame loop sends WATCHDOG=1 after every processed frame and nowhere else:
 a camera that hangs stops the pings and systemd restarts the service. A lost
 camera is reopened with exponential backoff; after ``camera.retries`` failed
-attempts the daemon exits with status 3 for ``Restart=on-failure``. SIGTERM
-or SIGINT stops it within about a second, outputs off and camera released.
+attempts the daemon exits with status 3 for ``Restart=on-failure``. A video
+or image folder that vanishes (or stops yielding frames) under ``loop = true``
+takes the same path; unreadable images are skipped with rate-limited warnings.
+An output that fails is logged once and dropped; the frame loop, the other
+outputs and the watchdog go on. SIGTERM, SIGINT or SIGHUP stops it within
+about a second, outputs off and camera released (SIGHUP does not reload the
+config: restart the unit for that).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from edge.config import DEFAULT_CONFIG, Config, load_config
+from edge.logthrottle import Throttle
 from edge.manifest import ModelError
 from edge.notify import Notifier
 from edge.outputs.base import Output
@@ -39,6 +45,7 @@ from edge.sources import (
     SourceError,
 )
 from edge.stats import LatencyStats
+from edge.stoppable import Interrupted, StoppableRead
 
 log = logging.getLogger("face-emotion")
 
@@ -52,7 +59,7 @@ def make_source(config: Config) -> FrameSource:
         return Picamera2Source((cam.width, cam.height), (cam.lores_width, cam.lores_height), cam.fps)
     if cam.source == "opencv":
         return OpenCVSource(cam.device, cam.width, cam.height, cam.fps)
-    return ImageSource([cam.path], loop=cam.loop)
+    return ImageSource([cam.path], loop=cam.loop, fit=(cam.width, cam.height))
 
 
 def setup_logging(level: str) -> None:
@@ -88,32 +95,46 @@ class Daemon:
         self.stop_event = threading.Event()
         self.sleep = sleep
         self.pipeline: Pipeline | None = None
+        self._attempt = 0  # the attempt that last opened the source (0 = at once)
+        self._reader = StoppableRead(self.stop_event)  # files: SIGTERM need not wait for a slow decode
 
     def request_stop(self, *_: object) -> None:
         """Signal handler: finish the current frame, then shut down."""
         self.stop_event.set()
 
-    def _open_with_retries(self, reason: str) -> bool:
-        """Open the source, retrying with exponential backoff; False when it never came up."""
+    def _open_with_retries(self, reason: str, spent: int = 0) -> bool:
+        """Open the source, retrying with exponential backoff; False when it never came up.
+
+        ``spent``: attempts this outage has used already. A source that opens
+        but is lost again before its first frame (a folder of only broken
+        images, an empty video) continues the count instead of starting over,
+        so it too ends in the exit for systemd rather than a silent spin.
+        """
         cam = self.config.camera
-        delay = cam.retry_backoff_s
-        for attempt in range(cam.retries + 1):
+        if spent > cam.retries:
+            log.error("%s: no frame since it was last reopened; giving up after %d attempt(s)", reason, spent)
+            return False
+        for attempt in range(spent, cam.retries + 1):
+            if attempt:
+                delay = min(cam.retry_backoff_s * 2 ** (attempt - 1), 30.0)
+                self.notifier.status(f"camera unavailable, retry {attempt}/{cam.retries}")
+                if self.stop_event.wait(delay):
+                    return False
             try:
                 self.source.open()
-                if attempt:
-                    log.info("camera back after %d attempt(s)", attempt)
-                self._follow_camera()
-                return True
             except SourceError as exc:
                 self.source.close()
                 if attempt == cam.retries:
                     log.error("%s: %s; giving up after %d attempt(s)", reason, exc, attempt + 1)
                     return False
-                log.warning("%s: %s; retrying in %.1f s (%d/%d)", reason, exc, delay, attempt + 1, cam.retries)
-                self.notifier.status(f"camera unavailable, retry {attempt + 1}/{cam.retries}")
-                if self.stop_event.wait(delay):
-                    return False
-                delay = min(delay * 2, 30.0)
+                log.warning("%s: %s; retrying in %.1f s (%d/%d)", reason, exc,
+                            min(cam.retry_backoff_s * 2 ** attempt, 30.0), attempt + 1, cam.retries)
+                continue
+            if attempt:
+                log.info("camera back after %d attempt(s)", attempt)
+            self._attempt = attempt
+            self._follow_camera()
+            return True
         return False
 
     def start(self) -> int:
@@ -152,28 +173,41 @@ class Daemon:
         next_stats = time.monotonic() + interval
         pace = 0.0 if getattr(self.source, "live", False) else 1.0 / self.config.camera.fps
         frames = 0
+        since_open = 0  # frames since the source was last (re)opened
+        bad_images = Throttle(log)
+        skipped_reported = 0
         while not self.stop_event.is_set():
             started = time.perf_counter()
             try:
-                frame = self.source.read()
+                frame = self.source.read() if self.source.live else self._reader.read(self.source)
+            except Interrupted:
+                break
             except BadImage as exc:
-                log.warning("%s", exc)
+                bad_images.log(str(exc))
+                if pace:  # a folder of broken files must not spin the CPU or flood the journal
+                    self.stop_event.wait(pace)
                 continue
             except CameraLost as exc:
                 log.error("%s", exc)
                 self.source.close()
-                if not self._open_with_retries("camera lost"):
+                spent = 0 if since_open else self._attempt + 1
+                if not self._open_with_retries("camera lost", spent):
                     return EXIT_OK if self.stop_event.is_set() else EXIT_CAMERA
+                since_open = 0
                 self.pipeline.reset()
                 continue
             if frame is None:
                 if not self.config.camera.loop:
                     log.info("input ended after %d frame(s)", frames)
                     return EXIT_OK
-                self.source.close()
-                self.source.open()
+                self.source.close()  # start over; a file deleted meanwhile takes the retry path
+                spent = 0 if since_open else self._attempt + 1
+                if not self._open_with_retries("cannot reopen the input", spent):
+                    return EXIT_OK if self.stop_event.is_set() else EXIT_CAMERA
+                since_open = 0
                 self.pipeline.reset()
                 continue
+            since_open += 1
             captured = time.perf_counter()
             result = self.pipeline.process_frame(frame)
             outputs_start = time.perf_counter()
@@ -186,6 +220,10 @@ class Daemon:
             frames += 1
             if time.monotonic() >= next_stats:
                 log.info("%s", self.stats.summary())
+                skipped = getattr(self.source, "skipped", 0)
+                if skipped > skipped_reported:
+                    log.warning("%d undecodable video frame(s) skipped so far", skipped)
+                    skipped_reported = skipped
                 self.notifier.status(self.stats.status())
                 next_stats = time.monotonic() + interval
             if self.max_frames and frames >= self.max_frames:
@@ -220,11 +258,13 @@ class Daemon:
                 self._drop(output)
 
     def _drop(self, output: Output) -> None:
+        """Take a failed output out of the loop; its close() failing too must not stop the frames."""
+        if self.outputs and output in self.outputs:
+            self.outputs.remove(output)
         try:
             output.close()
-        finally:
-            if self.outputs and output in self.outputs:
-                self.outputs.remove(output)
+        except Exception as exc:  # noqa: BLE001 - already failing; the frame loop and the others go on
+            log.error("closing %s after its failure: %s", output.name, exc)
 
     def shutdown(self) -> None:
         """Outputs off, camera released, systemd told."""
@@ -234,7 +274,10 @@ class Daemon:
                 output.close()
             except Exception as exc:  # keep closing the rest
                 log.error("closing %s: %s", output.name, exc)
-        self.source.close()
+        if self._reader.busy:  # a decode still runs in its thread; the process exits without it
+            log.info("stopped during a frame read; not waiting for it")
+        else:
+            self.source.close()
         if self.stats.frames:
             log.info("stopped after %d frame(s); %s", self.stats.frames, self.stats.summary())
         self.notifier.close()
@@ -275,4 +318,5 @@ def main(argv: list[str] | None = None) -> int:
     daemon = Daemon(config, max_frames=args.frames)
     signal.signal(signal.SIGTERM, daemon.request_stop)
     signal.signal(signal.SIGINT, daemon.request_stop)
+    signal.signal(signal.SIGHUP, daemon.request_stop)  # a closed terminal or `kill -HUP`: stop cleanly, no reload
     return daemon.run()

@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge.imagefile import ImageFileError, read_image
 from edge.preprocess import FrameError, to_gray
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
@@ -116,53 +117,83 @@ def is_video(path: Path) -> bool:
 
 
 class ImageSource(FrameSource):
-    """Image files (and folders of them), each an independent frame."""
+    """Image files (and folders of them), each an independent frame.
+
+    ``fit`` (width, height): larger images are decoded reduced and scaled to
+    fit in it (the daemon passes ``camera.width/height``), so a 100-megapixel
+    photo costs about what a camera frame does. With ``loop`` the folder is
+    listed again on every pass (images added or removed are noticed); a pass
+    without a single readable image, or a folder that has emptied, raises
+    :class:`CameraLost` so the service takes its retry-then-exit path instead
+    of spinning.
+    """
 
     name = "images"
 
-    def __init__(self, paths: Sequence[str | Path], loop: bool = False, size: tuple[int, int] | None = None):
-        self.paths = [p for p in expand_paths(paths) if not is_video(p)]
+    def __init__(self, paths: Sequence[str | Path], loop: bool = False, fit: tuple[int, int] | None = None):
+        self.inputs = list(paths)
+        self.paths = self._expand()
         self.loop = loop
-        self.size = size  # optional (width, height) every image is scaled to
+        self.fit = fit
         self._next = 0
         self._index = 0
+        self._good = 0  # readable images in the current pass
+
+    def _expand(self) -> list[Path]:
+        return [p for p in expand_paths(self.inputs) if not is_video(p)]
+
+    def _where(self) -> str:
+        return ", ".join(str(p) for p in self.inputs)
 
     def open(self) -> None:
-        if not self.paths:
-            raise SourceError("no image files to read")
+        self.paths, self._next, self._good = self._expand(), 0, 0
+        if not any(p.is_file() for p in self.paths):
+            raise SourceError(f"no image files in {self._where()}")
 
     def read(self) -> Frame | None:
         if self._next >= len(self.paths):
             if not self.loop or not self.paths:
                 return None
-            self._next = 0
+            if not self._good:
+                raise CameraLost(f"none of the {len(self.paths)} image(s) in {self._where()} could be read")
+            self.paths, self._next, self._good = self._expand(), 0, 0
+            if not self.paths:
+                raise CameraLost(f"no image files left in {self._where()}")
         path = self.paths[self._next]
         self._next += 1
-        if not path.exists():
-            raise BadImage(f"{path}: no such file")
-        image, gray = checked_frame(cv2.imread(str(path), cv2.IMREAD_UNCHANGED), str(path))
-        if self.size is not None:
-            image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
-            gray = cv2.resize(gray, self.size, interpolation=cv2.INTER_AREA)
+        try:
+            decoded = read_image(path, self.fit)
+        except ImageFileError as exc:
+            raise BadImage(f"{path}: {exc}") from None
+        image, gray = checked_frame(decoded, str(path))
         frame = Frame(image, gray, self._index, time.monotonic(), str(path), independent=True)
         self._index += 1
+        self._good += 1
         return frame
 
 
 class OpenCVSource(FrameSource):
-    """A USB camera (an index such as 0) or a video file, through ``cv2.VideoCapture``."""
+    """A USB camera (an index such as 0) or a video file, through ``cv2.VideoCapture``.
+
+    In a video file a frame that does not decode is skipped and counted in
+    ``skipped`` (a damaged stretch of an MP4 used to end the whole video):
+    the file ends only once the reader is at its last frame or
+    ``end_failures`` reads in a row have failed.
+    """
 
     name = "opencv"
 
     def __init__(self, device: int | str = 0, width: int = 640, height: int = 480, fps: float = 15.0,
-                 read_failures: int = 5):
+                 read_failures: int = 5, end_failures: int = 50):
         self.device = device
         self.width, self.height, self.fps = width, height, fps
         self.read_failures = read_failures
+        self.end_failures = end_failures
         self.is_file = isinstance(device, str) and not str(device).isdigit()
         self.live = not self.is_file
         self.capture: cv2.VideoCapture | None = None
         self._index = 0
+        self.skipped = 0  # video file: undecodable frames skipped so far
 
     def open(self) -> None:
         if self.is_file and not Path(str(self.device)).is_file():
@@ -191,6 +222,8 @@ class OpenCVSource(FrameSource):
     def read(self) -> Frame | None:
         if self.capture is None:
             raise SourceError("source is not open")
+        if self.is_file:
+            return self._read_file()
         for _ in range(max(1, self.read_failures)):
             ok, image = self.capture.read()
             if ok and image is not None and image.size:
@@ -201,10 +234,30 @@ class OpenCVSource(FrameSource):
                 frame = Frame(image, gray, self._index, time.monotonic(), str(self.device))
                 self._index += 1
                 return frame
-            if self.is_file:
-                return None  # end of the video
             time.sleep(0.05)
         raise CameraLost(f"camera {self.device} stopped delivering frames")
+
+    def _read_file(self) -> Frame | None:
+        """The next decodable frame of a video file; None only at its real end."""
+        assert self.capture is not None
+        total = self.capture.get(cv2.CAP_PROP_FRAME_COUNT)
+        failed = 0
+        while failed < self.end_failures:
+            ok, image = self.capture.read()
+            if ok and image is not None and image.size:
+                try:
+                    image, gray = checked_frame(image, str(self.device))
+                except BadImage:
+                    ok = False
+            if ok:
+                self.skipped += failed
+                frame = Frame(image, gray, self._index, time.monotonic(), str(self.device))
+                self._index += 1
+                return frame
+            failed += 1
+            if total > 0 and self.capture.get(cv2.CAP_PROP_POS_FRAMES) >= total:
+                break  # the last frame: the end
+        return None
 
     def close(self) -> None:
         if self.capture is not None:

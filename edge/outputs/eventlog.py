@@ -16,6 +16,10 @@ importable) each event also goes to the journal as a structured entry
 (``FACE_EVENT=``, ``FACE_TRACK=``, ``FACE_EMOTION=``, ...); stdout would reach
 the journal anyway, so with ``path = ""`` it is then not printed twice.
 
+A full disk never stops the service: lines that cannot be written are held
+in memory (up to 1,000) and retried with backoff, one warning per outage, and
+the file never gets a half line (:mod:`edge.outputs.appendlog`).
+
 Face images are never written unless ``save_faces_dir`` is set: then one
 crop per new track and per label change, nothing per frame.
 """
@@ -36,6 +40,7 @@ from typing import Any, TextIO
 import cv2
 import numpy as np
 
+from edge.outputs.appendlog import AppendLog
 from edge.outputs.base import Output, OutputError
 from edge.outputs.config import EventLogSettings
 from edge.results import FaceResult, FrameResult
@@ -84,8 +89,7 @@ class EventLogOutput(Output):
         self.wall = wall or (lambda: datetime.now(UTC))
         self.env = os.environ if env is None else env
         self._stream = stream  # injected stream (tests); otherwise stdout or the file from settings.path
-        self._file: TextIO | None = None
-        self._out: TextIO | None = None
+        self._out: AppendLog | None = None
         self.journal: Any = None
         self.tracks: dict[int, _Seen] = {}
         self._last_index: int | None = None
@@ -96,15 +100,16 @@ class EventLogOutput(Output):
         s = self.settings
         self.journal = load_journal(self.env) if s.journal else None
         if self._stream is not None:
-            self._out = self._stream
+            self._out = AppendLog(stream=self._stream, clock=self.clock)
         elif s.path:
+            out = AppendLog(path=s.path, clock=self.clock)
             try:
-                self._file = open(s.path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 - kept open until close()
+                out.open()
             except OSError as exc:
                 raise OutputError(f"event log: cannot open {s.path} ({exc.strerror})") from None
-            self._out = self._file
+            self._out = out
         elif self.journal is None:
-            self._out = sys.stdout
+            self._out = AppendLog(stream=sys.stdout, clock=self.clock)
         # else: stdout is the journal already; the structured journal entries are enough
         if s.save_faces_dir:
             path = Path(s.save_faces_dir)
@@ -176,9 +181,8 @@ class EventLogOutput(Output):
         record = self.event(kind, face, now, index, **extra)
         if self._out is not None:
             try:
-                self._out.write(json.dumps(record) + "\n")
-                self._out.flush()
-            except (OSError, ValueError) as exc:  # disk full, closed stream
+                self._out.write(json.dumps(record))  # a full disk is held and retried there, never raised
+            except ValueError as exc:  # a closed stream: nothing to retry
                 raise OutputError(f"event log: cannot write ({exc})") from None
         if self.journal is not None:
             self._send_journal(record)
@@ -218,9 +222,8 @@ class EventLogOutput(Output):
         except OutputError as exc:
             log.warning("%s", exc)
         finally:
-            if self._file is not None:
-                self._file.close()
-                self._file = None
+            if self._out is not None:
+                self._out.close()  # never raises; says how many lines a full disk kept out
             self._out = None
             self.journal = None
             self.tracks.clear()
