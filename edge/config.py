@@ -75,6 +75,14 @@ class Config:
     outputs: OutputsSettings = field(default_factory=OutputsSettings)
     service: ServiceSettings = field(default_factory=ServiceSettings)
 
+    def validate(self) -> None:
+        """Rules between sections."""
+        events, tracks = self.outputs.event_log, self.smoothing
+        if events.enabled and events.lost_after_s < tracks.max_missed_s:
+            # a shorter wait reports a track lost while the tracker still holds it: lost, then the same id again
+            raise ConfigError(f"outputs.event_log.lost_after_s: {events.lost_after_s} must be at least "
+                              f"smoothing.max_missed_s ({tracks.max_missed_s})")
+
 
 def load_config(path: str | Path | None) -> Config:
     """Read and validate a config file; ``None`` gives the defaults."""

@@ -123,6 +123,12 @@ class Manifest:
         schema = raw.get("schema") if isinstance(raw, dict) else raw
         if schema != SCHEMA_VERSION:
             raise ModelError(f"{path}: unsupported manifest schema {schema!r} (expected {SCHEMA_VERSION})")
+        for key, kind in (("models", list), ("detector", dict)):  # wrong shapes: one line, not a traceback
+            if not isinstance(raw.get(key, kind()), kind):
+                shape = "a list of model entries" if kind is list else "an object with the cascade's file and sha256"
+                raise ModelError(f"{path}: \"{key}\" must be {shape}, got {raw[key]!r:.60}")
+        if not all(isinstance(m, dict) for m in raw.get("models", [])):
+            raise ModelError(f"{path}: \"models\" must be a list of model entries (objects)")
         models = [ModelEntry.from_json(m, str(path)) for m in raw.get("models", [])]
         detectors = raw.get("detectors", {})
         if not isinstance(detectors, dict) or not all(isinstance(v, dict) for v in detectors.values()):

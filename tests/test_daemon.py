@@ -247,6 +247,11 @@ def run_edge(*args: str, env: dict | None = None) -> subprocess.CompletedProcess
     ("[outputs.leds]\nrgb_pins = [17, 27]\n", "outputs.leds.rgb_pins: expected a list of 3 values"),
     ("[camera\nfps = 15\n", "not valid TOML"),
     ("[cameras]\n", "cameras: unknown key"),
+    ("[service]\nstats_interval_s = nan\n", "service.stats_interval_s: expected a finite number, got nan"),
+    ("[camera]\nretry_backoff_s = inf\n", "camera.retry_backoff_s: expected a finite number, got inf"),
+    ("[smoothing]\nmax_missed_s = nan\n", "smoothing.max_missed_s: expected a finite number, got nan"),
+    ("[outputs.event_log]\nlost_after_s = 0.5\n",
+     "outputs.event_log.lost_after_s: 0.5 must be at least smoothing.max_missed_s (0.7)"),
 ])
 def test_a_broken_config_is_one_line_naming_the_key(tmp_path, body, message):
     config = tmp_path / "config.toml"
@@ -254,6 +259,21 @@ def test_a_broken_config_is_one_line_naming_the_key(tmp_path, body, message):
     proc = run_edge("--config", str(config), "--check")
     assert proc.returncode == 2
     assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("detector", ["x"], '"detector" must be an object'),
+    ("models", {"x": 1}, '"models" must be a list of model entries'),
+    ("models", ["x"], '"models" must be a list of model entries'),
+])
+def test_a_manifest_of_the_wrong_shape_is_one_line(tmp_path, key, value, message):
+    import json
+
+    manifest = json.loads((ROOT / "models" / "manifest.json").read_text())
+    manifest[key] = value
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    proc = run_edge("--config", str(EXAMPLE_CONFIG), "--models", str(tmp_path), "--check")
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
 
 
 def test_check_accepts_the_example_and_refuses_missing_models(tmp_path):
