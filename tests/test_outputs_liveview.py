@@ -240,7 +240,7 @@ def test_a_viewer_that_stops_reading_never_blocks_update_and_close_cuts_it(live,
     output = live(clock=clock, max_fps=60)
     viewer = socket.create_connection(("127.0.0.1", output.port))
     viewer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    viewer.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n")
+    viewer.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     _, result = frames[3]
     # noise does not compress: each JPEG is megabytes, more than the socket buffers hold, so the
     # stream thread blocks writing the first one to a viewer that reads nothing
@@ -412,3 +412,60 @@ def test_the_page_shows_the_stream_and_live_statistics_in_chromium(browser, live
         page.close()
         stop.set()
         feeder.join()
+
+
+def raw_get(port: int, path: str, headers: dict[str, str]) -> tuple[int, dict[str, str]]:
+    """One request with exactly these headers (http.client adds none we did not ask for)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.putrequest("GET", path, skip_host=True, skip_accept_encoding=True)
+        for key, value in headers.items():
+            connection.putheader(key, value)
+        connection.endheaders()
+        response = connection.getresponse()
+        response.read()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("host, status", [
+    ("127.0.0.1:8080", 200), ("[::1]:8080", 200), ("192.168.1.50:8080", 200), ("localhost:8080", 200),
+    ("pi.lan:8080", 200), ("PI.LAN.", 200),  # configured in hostnames, any case, trailing dot
+    ("attacker.example:8080", 421), ("127.0.0.1.attacker.example", 421), ("pi.lan.evil", 421),
+])
+def test_a_host_header_from_dns_rebinding_is_refused(live, host, status):
+    output = live(hostnames=["pi.lan"])
+    for path in ("/", "/status.json"):
+        assert raw_get(output.port, path, {"Host": host})[0] == status, (host, path)
+
+
+def test_a_token_is_needed_as_query_cookie_or_basic_auth(live):
+    import base64
+
+    token = "0123456789abcdef0123"
+    output = live(token=token)
+    host = {"Host": f"127.0.0.1:{output.port}"}
+    status, headers = raw_get(output.port, "/status.json", host)
+    assert status == 401 and headers["www-authenticate"].startswith("Basic")
+    assert raw_get(output.port, "/status.json?token=wrong", host)[0] == 401
+    status, headers = raw_get(output.port, f"/?token={token}", host)
+    assert status == 200 and headers["set-cookie"].startswith(f"face_emotion_token={token};")
+    assert "HttpOnly" in headers["set-cookie"] and "SameSite=Strict" in headers["set-cookie"]
+    cookie = dict(host, Cookie=f"other=1; face_emotion_token={token}")
+    assert raw_get(output.port, "/status.json", cookie)[0] == 200  # what the page's fetch() and <img> send
+    basic = base64.b64encode(f"viewer:{token}".encode()).decode()
+    assert raw_get(output.port, "/status.json", dict(host, Authorization=f"Basic {basic}"))[0] == 200
+    wrong = base64.b64encode(b"viewer:nope").decode()
+    assert raw_get(output.port, "/status.json", dict(host, Authorization=f"Basic {wrong}"))[0] == 401
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"token": "short"}, "token: use at least 16"),
+    ({"hostnames": ["evil.example/x"]}, "hostnames: 'evil.example/x' is not a host name"),
+])
+def test_bad_live_view_security_settings_are_named(settings, message):
+    from edge.settings import ConfigError, from_mapping
+
+    with pytest.raises(ConfigError, match=message):
+        from_mapping(LiveViewSettings, settings, "outputs.live_view")

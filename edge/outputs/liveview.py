@@ -17,12 +17,22 @@ times a second, hands a copy of the frame to the server threads; drawing and
 JPEG encoding happen there, once per frame however many viewers there are.
 A viewer that does not read only blocks its own thread, and newer frames
 simply replace older ones.
+
+Bound to the LAN, the server must not be readable by some other web page
+through DNS rebinding: requests whose ``Host`` header names anything but an
+IP address, ``localhost``, this machine's name (and ``NAME.local``) or one of
+``hostnames`` get 421. With ``token`` set, every request also needs it, as
+``?token=`` (which sets a cookie for the page's own requests) or as the
+password of HTTP basic auth; otherwise 401.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import errno
+import hmac
+import ipaddress
 import json
 import logging
 import socket
@@ -33,6 +43,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socketserver import TCPServer
 from typing import Any
+from urllib.parse import parse_qs
 
 import cv2
 import numpy as np
@@ -47,6 +58,49 @@ from edge.stats import LatencyStats
 log = logging.getLogger(__name__)
 BOUNDARY = "FRAME"
 WAIT_S = 0.25  # how often a waiting stream thread checks whether the server is closing
+COOKIE = "face_emotion_token"
+
+
+def host_names(settings: LiveViewSettings) -> frozenset[str]:
+    """Host header names accepted besides IP literals: localhost, the bind name, ours, the configured ones."""
+    own = socket.gethostname().lower()
+    names = {"localhost", own, own.split(".")[0] + ".local", settings.host.lower(), *settings.hostnames}
+    return frozenset(n.lower().rstrip(".") for n in names if n)
+
+
+def host_allowed(header: str | None, names: frozenset[str]) -> bool:
+    """True for a Host header that cannot come from DNS rebinding: an IP address or a name we know."""
+    if header is None:  # HTTP/1.0 clients; a browser always sends Host
+        return True
+    host = header.strip().lower()
+    if host.startswith("["):  # [v6]:port
+        host = host[1:host.find("]")] if "]" in host else ""
+    elif host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    host = host.rstrip(".")
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return host in names
+
+
+def token_given(handler: BaseHTTPRequestHandler, token: str) -> str | None:
+    """How the request proved the token: "query", "cookie", "basic", or None."""
+    query = parse_qs(handler.path.split("?", 1)[1]) if "?" in handler.path else {}
+    if any(hmac.compare_digest(v.encode(), token.encode()) for v in query.get("token", [])):
+        return "query"
+    for part in (handler.headers.get("Cookie") or "").split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == COOKIE and hmac.compare_digest(value.encode(), token.encode()):
+            return "cookie"
+    auth = handler.headers.get("Authorization") or ""
+    if auth[:6].lower() == "basic ":
+        with contextlib.suppress(ValueError):
+            _, _, password = base64.b64decode(auth[6:].strip(), validate=True).decode().partition(":")
+            if hmac.compare_digest(password.encode(), token.encode()):
+                return "basic"
+    return None
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>face-emotion live view</title>
@@ -211,6 +265,18 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         route = self.path.split("?", 1)[0]
         hub = self.server.hub
+        if not host_allowed(self.headers.get("Host"), self.server.host_names):
+            self._send(HTTPStatus.MISDIRECTED_REQUEST, "text/plain; charset=utf-8",
+                       b"unknown Host; add it to [outputs.live_view] hostnames\n")
+            return
+        proof = token_given(self, self.server.token) if self.server.token else "none needed"
+        if proof is None:
+            self.send_response(HTTPStatus.UNAUTHORIZED)
+            self.send_header("WWW-Authenticate", 'Basic realm="face-emotion live view"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self._cookie = proof == "query"  # later requests from the page (img, fetch) carry it as a cookie
         if route in ("/", "/index.html"):
             self._send(HTTPStatus.OK, "text/html; charset=utf-8", PAGE.encode())
         elif route == "/status.json":
@@ -225,6 +291,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
+        if getattr(self, "_cookie", False):
+            self.send_header("Set-Cookie", f"{COOKIE}={self.server.token}; Path=/; HttpOnly; SameSite=Strict")
         self.end_headers()
         self.wfile.write(body)
 
@@ -256,8 +324,10 @@ class LiveViewServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], hub: Hub):
+    def __init__(self, address: tuple[str, int], hub: Hub, host_names: frozenset[str] = frozenset(),
+                 token: str = ""):
         self.hub = hub
+        self.host_names, self.token = host_names, token
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, Handler)
@@ -295,7 +365,7 @@ class LiveViewOutput(Output):
     def start(self) -> None:
         host, port = self.settings.host, self.settings.port
         try:
-            self.server = LiveViewServer((host, port), self.hub)
+            self.server = LiveViewServer((host, port), self.hub, host_names(self.settings), self.settings.token)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise OutputError(f"live view: port {port} on {host} is in use") from None
@@ -304,6 +374,10 @@ class LiveViewOutput(Output):
                                        name="live-view", daemon=True)
         self.thread.start()
         log.info("live view on %s", self.url)
+        loopback = ipaddress.ip_address(host).is_loopback if _is_ip(host) else host == "localhost"
+        if not loopback and not self.settings.token:
+            log.warning("live view: reachable from the network without a token; anyone there can watch "
+                        "(set [outputs.live_view] token)")
 
     def update(self, frame: np.ndarray, result: FrameResult) -> None:
         now = self.clock()
@@ -322,3 +396,11 @@ class LiveViewOutput(Output):
         if self.thread is not None:
             self.thread.join(timeout=5)
             self.thread = None
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
