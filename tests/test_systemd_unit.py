@@ -57,7 +57,7 @@ def test_unit_keeps_the_contract() -> None:
         "Restart": "on-failure",
         "User": "face-emotion",
         "Group": "face-emotion",
-        "SupplementaryGroups": "video gpio",
+        "SupplementaryGroups": "video",
         "RuntimeDirectory": "face-emotion",
         "WorkingDirectory": "/run/face-emotion",
         "DevicePolicy": "closed",
@@ -79,10 +79,22 @@ def test_unit_keeps_the_contract() -> None:
     # The camera and GPIO devices stay reachable: no PrivateDevices, explicit device classes.
     assert "PrivateDevices" not in s
     allowed = {v.split()[0] for v in s["DeviceAllow"]}
-    assert {"char-video4linux", "char-media", "char-dma_heap", "char-gpiochip", "char-vchiq"} <= allowed
+    assert {"char-video4linux", "char-media", "char-dma_heap", "char-gpiochip", "char-drm"} <= allowed
+    assert "char-vchiq" not in allowed  # no such device class on current kernels (libcamera does not use VCHIQ)
     assert "AF_NETLINK" in s["RestrictAddressFamilies"][0]
     # ProcSubset=pid would hide /proc/cpuinfo and /proc/device-tree (gpiozero board detection).
     assert "ProcSubset" not in s
+
+
+GROUP_MASTER = Path("/usr/share/base-passwd/group.master")
+
+
+@pytest.mark.skipif(not GROUP_MASTER.is_file(), reason="needs Debian's base-passwd group list")
+def test_supplementary_groups_exist_on_every_debian() -> None:
+    """A group named in SupplementaryGroups= that does not exist fails every start (216/GROUP): gpio did."""
+    static = {line.split(":")[0] for line in GROUP_MASTER.read_text().splitlines() if line.strip()}
+    groups = _settings(UNIT.read_text())["SupplementaryGroups"][0].split()
+    assert groups and set(groups) <= static, set(groups) - static
 
 
 @needs_analyze
