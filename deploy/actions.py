@@ -95,7 +95,7 @@ def deploy_host(remote: Remote, bundle: Bundle, settings: DeploySettings, log: L
         log(f"preflight ok: {pre.get('PYTHON', 'python3')}, {pre.get('FREE_MB', '?')} MB free")
         current, releases = remote.releases()
         running = current or "-"
-        missing = remote.ensure_apt(settings.apt_packages)
+        missing = remote.ensure_apt(settings.apt_packages, settings.min_free_mb)
         log(f"apt: installed {' '.join(missing)}" if missing else "apt: all packages present")
         if remote.ensure_user():
             log("created system user face-emotion")

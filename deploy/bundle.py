@@ -60,10 +60,16 @@ def make_release_id(sha: str, now: dt.datetime | None = None) -> str:
 
 
 def _copy_sources(repo: Path, dest: Path) -> None:
-    """Copy what the build reads, so setuptools' build/ and egg-info never land in the repo."""
+    """Copy what the build reads, so setuptools' build/ and egg-info never land in the repo.
+
+    models/ too: setup.py packs the shipped models into the wheel (edge/_models)
+    and refuses to build without them; the float .keras files never ship.
+    """
     for name in _BUILD_FILES:
         if (repo / name).is_file():
             shutil.copy2(repo / name, dest / name)
+    if (repo / "models").is_dir():
+        shutil.copytree(repo / "models", dest / "models", ignore=shutil.ignore_patterns("*.keras", "runs", "reports"))
     for child in sorted(repo.iterdir()):
         if child.is_dir() and (child / "__init__.py").is_file() and not child.name.startswith("."):
             shutil.copytree(child, dest / child.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))

@@ -18,7 +18,7 @@ from deploy import actions, bundle, fake_system
 from deploy.errors import DeployError
 from deploy.layout import APT_PACKAGES, KEEP_RELEASES, PIP_PACKAGES, Layout
 from deploy.remote import Remote
-from deploy.report import format_table
+from deploy.report import format_table, next_steps
 from deploy.runner import run_hosts
 from deploy.ssh import SshOptions, Target, check_host
 
@@ -208,6 +208,8 @@ def _run(args: argparse.Namespace) -> int:
         results = run_hosts(hosts, action, jobs=args.jobs, debug=args.debug)
     print()
     print(format_table(results), flush=True)
+    if args.command == "deploy" and not args.fake_system and any(r.ok for r in results):
+        print("\n" + next_steps(results), flush=True)
     return 0 if all(r.ok for r in results) else 1
 
 

@@ -14,7 +14,7 @@ import shlex
 from deploy.errors import DeployError
 from deploy.layout import Layout
 
-FAKE_TOOLS = ("sudo", "systemctl", "journalctl", "apt-get", "dpkg-query", "useradd")
+FAKE_TOOLS = ("sudo", "systemctl", "journalctl", "apt-get", "dpkg-query", "useradd", "usermod")
 
 # answer key -> what it changes (shown by --help and in errors).
 ANSWER_KEYS = {
@@ -103,7 +103,7 @@ fps 8.0 latency 45 ms (detect 20 ms, classify 25 ms)'
             if listed uninstallable "$a"; then echo "E: Unable to locate package $a" >&2; exit 100; fi
         done
         exit 0 ;;
-    useradd)
+    useradd|usermod)
         exit 0 ;;
     *)
         echo "recorder: unknown tool $tool" >&2; exit 127 ;;

@@ -67,12 +67,13 @@ class Remote:
         self.target.run(install_script(self.layout, answers), stdin=RECORDER.encode())
 
     def preflight(self, min_free_mb: int) -> dict[str, str]:
-        """ssh works, python3 >= 3.9, sudo without password, enough disk, config parses."""
-        return self.run(
+        """ssh works, a 64-bit userspace with python3 >= 3.11, sudo without password, enough disk, config parses."""
+        values = self.run(
             f"""
 command -v python3 >/dev/null 2>&1 || die "python3 not found on the target"
-python3 -c 'import sys; sys.exit(sys.version_info < (3, 9))' \\
-    || die "python3 on the target is too old: $(python3 -V 2>&1)"
+facts=$(python3 -c '{_FACTS}' 2>&1) || die "python3 does not run on the target: $(last "$facts")"
+printf '%s\\n' "$facts"
+echo "DPKG_ARCH=$(dpkg --print-architecture 2>/dev/null || true)"
 command -v systemctl >/dev/null 2>&1 || die "systemctl not found: the target does not run systemd"
 $SUDO true </dev/null >/dev/null 2>&1 \\
     || die "sudo needs a password for $(id -un): allow passwordless sudo or pass --sudo ''"
@@ -98,9 +99,18 @@ echo "PYTHON=$(python3 -V 2>&1)"
 echo "FREE_MB=$((free_kb / 1024))"
 """
         )
+        problem = platform_problem(values)
+        if problem:
+            raise DeployError(problem)
+        return values
 
-    def ensure_apt(self, packages: tuple[str, ...]) -> list[str]:
-        """Install the missing apt packages; return those that were missing."""
+    def ensure_apt(self, packages: tuple[str, ...], release_mb: int = 0) -> list[str]:
+        """Install the missing apt packages; return those that were missing.
+
+        Refuses (one line, nothing installed) when the packages apt would add,
+        with their dependencies, do not fit next to ``release_mb`` on /:
+        measured from apt's own Installed-Size and Size fields.
+        """
         if not packages:
             return []
         values = self.run(
@@ -114,6 +124,20 @@ echo "MISSING=$missing"
 [ -n "$missing" ] || exit 0
 APT="$SUDO env DEBIAN_FRONTEND=noninteractive apt-get"
 $APT update -q </dev/null >/dev/null 2>&1 || true
+# What apt would install (the missing packages and their dependencies): unpacked size plus the downloaded
+# .debs it keeps in /var/cache/apt/archives, against the free space on / (a full disk mid-install breaks dpkg).
+new=$(apt-get install -s -q --no-install-recommends $missing </dev/null 2>/dev/null \\
+    | awk '/^Inst /{{print $2}}') || true
+if [ -n "$new" ]; then
+    need_kb=$(apt-cache show --no-all-versions $new </dev/null 2>/dev/null \\
+        | awk '/^Installed-Size:/{{i += $2}} /^Size:/{{s += $2}} END {{printf "%d", i + s / 1024}}')
+    free_kb=$(df -Pk / | awk 'NR == 2 {{ print $4 }}')
+    echo "APT_NEED_MB=$((need_kb / 1024))"
+    echo "APT_PACKAGE_COUNT=$(printf '%s\\n' $new | wc -l)"
+    [ "$free_kb" -ge $((need_kb + {release_mb * 1024})) ] || die "not enough disk for apt:" \\
+        "$(printf '%s\\n' $new | wc -l) packages need $((need_kb / 1024)) MB plus {release_mb} MB for the release," \\
+        "only $((free_kb / 1024)) MB free on /; nothing was installed"
+fi
 if ! out=$($APT install -y -q --no-install-recommends $missing </dev/null 2>&1); then
     cam={q(CAMERA_PACKAGE)}
     case "$missing " in
@@ -136,11 +160,20 @@ fi
         values = self.run(
             f"""
 USER_NAME={q(SERVICE_USER)}
-if id -u "$USER_NAME" >/dev/null 2>&1; then echo USER=present; exit 0; fi
 groups=""
 for g in {" ".join(q(g) for g in SERVICE_GROUPS)}; do
     if getent group "$g" >/dev/null 2>&1; then groups="${{groups:+$groups,}}$g"; fi
 done
+if id -u "$USER_NAME" >/dev/null 2>&1; then
+    # A group that appeared since (gpio after raspberrypi-sys-mods): the unit relies on membership, not on
+    # SupplementaryGroups=, which fails the start where a named group does not exist.
+    for g in $(printf '%s' "$groups" | tr ',' ' '); do
+        id -nG "$USER_NAME" | tr ' ' '\\n' | grep -qx "$g" && continue
+        out=$($SUDO usermod -a -G "$g" "$USER_NAME" </dev/null 2>&1) || die "usermod -a -G $g failed: $(last "$out")"
+    done
+    echo USER=present
+    exit 0
+fi
 set -- --system --no-create-home --shell /usr/sbin/nologin
 if getent group "$USER_NAME" >/dev/null 2>&1; then set -- "$@" --gid "$USER_NAME"; else set -- "$@" --user-group; fi
 if [ -n "$groups" ]; then set -- "$@" --groups "$groups"; fi
@@ -164,7 +197,14 @@ echo USER=created
         if pip_packages:
             cmd = shlex.join(["install", "-q", *pip_args, *pip_packages])
             what = " ".join(pip_packages)
-            extra = f'out=$(vpip {cmd} 2>&1) || die "pip install {what} failed: $(last "$out")"\n'
+            # apt's numpy must stay: without the pin pip may pull numpy 2 for a dependency (ai-edge-litert ->
+            # ml_dtypes >= 0.6 on Bookworm), and apt's OpenCV and picamera2, built for numpy 1, then fail to import.
+            extra = (
+                'pin=$("$REL/venv/bin/python" -c "import numpy; print(\'numpy==\' + numpy.__version__)" 2>/dev/null)'
+                ' || pin=""\n'
+                'echo "NUMPY_PIN=$pin"\n'
+                f'out=$(vpip {cmd} $pin 2>&1) || die "pip install {what} failed: $(last "$out")"\n'
+            )
         values = self.run(
             f"""
 REL="$RELEASES/"{q(release_id)}
@@ -299,6 +339,38 @@ line=$($SUDO journalctl -u "$SERVICE" --no-pager -o short-iso -n 5000 </dev/null
 echo "LATENCY=$line"
 """
         )
+
+
+# Facts the preflight reads from the target's python3 (any python3 can run this line).
+_FACTS = (
+    'import platform, struct, sys; print("PY=%d.%d.%d" % sys.version_info[:3]); '
+    'print("BITS=%d" % (struct.calcsize("P") * 8)); print("MACHINE=" + platform.machine())'
+)
+MIN_PYTHON = (3, 11)
+
+
+def platform_problem(values: dict[str, str]) -> str | None:
+    """Why the target cannot run a release (one line), or None.
+
+    A 32-bit userspace is refused even on a 64-bit kernel (Raspberry Pi OS
+    32-bit on a Pi 4/5 reports ``uname -m`` = aarch64): ai-edge-litert has no
+    32-bit ARM wheels (tflite-runtime's last, 2.14, has armv7l wheels only up to
+    Python 3.11, with int8 kernels 7-15x slower; not supported). The project
+    needs Python 3.11+.
+    """
+    bits, arch = values.get("BITS", ""), values.get("DPKG_ARCH") or values.get("MACHINE", "?")
+    if bits == "32" or arch in ("armhf", "armel", "i386") or arch.startswith("armv"):
+        return (f"32-bit userspace on the target ({arch}): install 64-bit Raspberry Pi OS (arm64); "
+                "ai-edge-litert has no 32-bit ARM wheels")
+    version = values.get("PY", "")
+    try:
+        major, minor = (int(x) for x in version.split(".")[:2])
+    except ValueError:
+        return f"could not read the python3 version on the target ({version!r})"
+    if (major, minor) < MIN_PYTHON:
+        return (f"python3 on the target is {version}, needs {MIN_PYTHON[0]}.{MIN_PYTHON[1]} or newer "
+                "(Raspberry Pi OS Bookworm or Trixie)")
+    return None
 
 
 def releases_to_prune(releases: list[str], current: str, keep: int) -> list[str]:

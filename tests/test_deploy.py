@@ -35,8 +35,8 @@ from deploy.bundle import make_release_id, select_models
 from deploy.errors import DeployError
 from deploy.fake_system import parse_answers
 from deploy.layout import RELEASE_ID_RE
-from deploy.remote import previous_release, releases_to_prune
-from deploy.report import format_table
+from deploy.remote import platform_problem, previous_release, releases_to_prune
+from deploy.report import format_table, next_steps
 from deploy.ssh import SshOptions, check_host, explain_ssh_failure
 
 REPO = Path(__file__).resolve().parent.parent
@@ -536,3 +536,83 @@ def test_parallel_deploy_gives_a_table(lab: Lab, wheel: Path) -> None:
         assert (lab.install_root(host) / "releases" / rid / "venv" / "bin" / "python").exists()
     assert rows["pi-dead"][1:3] == ["-", "failed"]
     assert re.search(r"unreachable: connection refused", " ".join(rows["pi-dead"]))
+
+
+# --------------------------------------------------------------------------- Pi readiness (issue 14)
+
+
+@pytest.mark.parametrize(
+    "facts, message",
+    [
+        ({"PY": "3.11.2", "BITS": "32", "MACHINE": "aarch64", "DPKG_ARCH": "armhf"},
+         "32-bit userspace on the target (armhf): install 64-bit Raspberry Pi OS (arm64)"),  # 64-bit kernel
+        ({"PY": "3.11.2", "BITS": "32", "MACHINE": "armv7l", "DPKG_ARCH": ""},
+         "32-bit userspace on the target (armv7l)"),
+        ({"PY": "3.9.2", "BITS": "64", "MACHINE": "aarch64", "DPKG_ARCH": "arm64"},
+         "python3 on the target is 3.9.2, needs 3.11 or newer"),
+        ({"PY": "3.11.2", "BITS": "64", "MACHINE": "aarch64", "DPKG_ARCH": "arm64"}, None),
+        ({"PY": "3.13.5", "BITS": "64", "MACHINE": "x86_64", "DPKG_ARCH": "amd64"}, None),
+    ],
+)
+def test_preflight_refuses_32_bit_and_old_python_in_one_line(facts: dict[str, str], message: str | None) -> None:
+    problem = platform_problem(facts)
+    assert (problem is None) if message is None else (problem.startswith(message) and "\n" not in problem)
+
+
+def test_next_steps_stop_the_service_before_a_hand_run_with_the_release_python() -> None:
+    text = next_steps([HostResult("pi-b", False), HostResult("pi-a", True, "r1")])
+    lines = text.splitlines()
+    assert lines[0] == "Try it on the Pi (ssh pi-a):"
+    stop = next(i for i, line in enumerate(lines) if "sudo systemctl stop face-emotion" in line)
+    bench = next(i for i, line in enumerate(lines) if " bench --source camera" in line)
+    assert stop < bench and lines[bench].strip().startswith("/opt/face-emotion/current/venv/bin/face-emotion bench")
+    assert "sudo systemctl start face-emotion" in lines[-1]
+    assert next_steps([HostResult("pi-b", False)]) == ""
+
+
+def _wheel(dest: Path, name: str, version: str, requires: tuple[str, ...] = (), module: bytes = b"") -> Path:
+    """A minimal pure-Python wheel ``name==version`` with ``Requires-Dist`` lines."""
+    dist = name.replace("-", "_")
+    meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n" + "".join(
+        f"Requires-Dist: {r}\n" for r in requires)
+    files = {f"{dist}/__init__.py": module or f"__version__ = {version!r}\n".encode(),
+             f"{dist}-{version}.dist-info/METADATA": meta.encode(),
+             f"{dist}-{version}.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+             b"Tag: py3-none-any\n"}
+    record = [f"{n},sha256={base64.urlsafe_b64encode(hashlib.sha256(d).digest()).rstrip(b'=').decode()},{len(d)}"
+              for n, d in files.items()] + [f"{dist}-{version}.dist-info/RECORD,,"]
+    files[f"{dist}-{version}.dist-info/RECORD"] = ("\n".join(record) + "\n").encode()
+    dest.mkdir(parents=True, exist_ok=True)
+    path = dest / f"{dist}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as zf:
+        for n, d in files.items():
+            zf.writestr(n, d)
+    return path
+
+
+def test_the_release_venv_keeps_the_systems_numpy(lab: Lab, wheel: Path, tmp_path: Path) -> None:
+    """As on Bookworm: a pip package whose newest version needs a newer numpy (ml_dtypes 0.6 -> numpy 2).
+
+    Without the pin pip installs that numpy into the venv over apt's, and apt's OpenCV and picamera2
+    fail to import; with it pip picks the older version that works with the system's numpy.
+    """
+    system_numpy = subprocess.run(["python3", "-c", "import numpy; print(numpy.__version__)"], capture_output=True,
+                                  text=True, check=False).stdout.strip()
+    if not system_numpy:
+        pytest.skip("the system python3 has no numpy (apt-get install python3-numpy)")
+    wheels = tmp_path / "wheels"
+    _wheel(wheels, "numpy", "99.0")
+    _wheel(wheels, "fe-numpy-hungry", "1.0", ("numpy>=99",))
+    _wheel(wheels, "fe-numpy-hungry", "0.9")
+    time.sleep(1.1)
+    before = lab.releases("pi-b")
+    proc = _cli("deploy", "pi-b", "--wheel", str(wheel), "--ssh-config", str(lab.ssh_config),
+                "--prefix", str(lab.root / "targets" / "{host}"), "--fake-system", "--timeout", "20", "--settle", "1",
+                "--models", str(lab.models), "--example-config", str(lab.example_config),
+                "--pip-packages", "fe-numpy-hungry", "--pip-arg=--no-index", f"--pip-arg=--find-links={wheels}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    venv = lab.install_root("pi-b") / "releases" / _new_release(before, lab.releases("pi-b")) / "venv" / "bin"
+    out = subprocess.run([str(venv / "python"), "-c", "import numpy, fe_numpy_hungry; "
+                          "print(numpy.__version__, fe_numpy_hungry.__version__)"],
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out == [system_numpy, "0.9"]
