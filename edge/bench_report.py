@@ -161,6 +161,19 @@ def render(report: dict[str, Any]) -> str:
                                          floor_lines(report), ratio_lines(report)) if part)
 
 
+def chart_title(info: dict[str, Any]) -> str:
+    """The input description with its folder shown relative to the working folder (or by name): no home paths."""
+    source = str(info.get("source", ""))
+    description = str(info["description"])
+    if not source or not Path(source).is_absolute():
+        return description
+    try:
+        shown = str(Path(source).relative_to(Path.cwd()))
+    except ValueError:
+        shown = Path(source).name
+    return description.replace(source, shown)
+
+
 def write_chart(report: dict[str, Any], path: Path) -> str | None:
     """Stacked horizontal bars of mean ms per stage for each row; a one-line note when matplotlib is missing."""
     try:
@@ -189,9 +202,13 @@ def write_chart(report: dict[str, Any], path: Path) -> str | None:
         if any(widths):
             ax.barh(ys, widths, left=lefts, color=colour, label=stage if stage != "unsplit" else "total (not split)")
             lefts = [a + b for a, b in zip(lefts, widths)]
+    longest = max(lefts) or 1.0
+    for y, total in zip(ys, lefts):  # the total at the end of each bar, in the room left for it
+        ax.text(total + longest * 0.01, y, f"{total:.1f} ms", va="center", fontsize=8)
+    ax.set_xlim(0, longest * 1.14)
     ax.set_yticks(ys, labels)
     ax.set_xlabel("mean ms per frame (stages stacked; the tables give medians)")
-    ax.set_title(f"edge.bench: {report['input']['description']}", fontsize=9)
+    ax.set_title(f"edge.bench: {chart_title(report['input'])}", fontsize=9)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.3 / len(rows)), ncol=8, fontsize=8, frameon=False)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
