@@ -54,14 +54,17 @@ lint: $(VENV)/.dev-installed
 	$(PY) -m ruff check .
 
 # Deploy to one or more Pis over ssh: make deploy PI=pi1  or  make deploy PI="pi1 pi2"
+# PI reaches python through the environment, never through the shell's parser, and after `--`, so a
+# host such as 'x;touch /tmp/pwned' or '-oProxyCommand=...' is refused as a host name; a failed deploy fails make.
+deploy rollback status: export PI := $(PI)
 deploy:
-	$(PYTHON) -m deploy deploy $(PI) $(DEPLOY_ARGS)
+	$(PYTHON) -m deploy deploy $(DEPLOY_ARGS) -- "$$PI"
 
 rollback:
-	$(PYTHON) -m deploy rollback $(PI) $(DEPLOY_ARGS)
+	$(PYTHON) -m deploy rollback $(DEPLOY_ARGS) -- "$$PI"
 
 status:
-	$(PYTHON) -m deploy status $(PI) $(DEPLOY_ARGS)
+	$(PYTHON) -m deploy status $(DEPLOY_ARGS) -- "$$PI"
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache

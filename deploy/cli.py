@@ -25,6 +25,9 @@ from deploy.ssh import SshOptions, Target, check_host
 REPO = Path(__file__).resolve().parent.parent
 _SUDO_RE = re.compile(r"^[A-Za-z0-9_./ -]*$")
 _PREFIX_RE = re.compile(r"^/[A-Za-z0-9_./{}-]*$")
+# ssh options that run a local command: from the command line (or a host list gone wrong) they would run here.
+_COMMAND_SSH_OPTIONS = ("proxycommand", "localcommand", "permitlocalcommand", "knownhostscommand", "remotecommand",
+                        "match")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -114,6 +117,11 @@ def _check_options(args: argparse.Namespace) -> None:
         raise DeployError(f"--sudo must be plain words, got {args.sudo!r}")
     if args.prefix and (not _PREFIX_RE.match(args.prefix) or ".." in args.prefix.split("/")):
         raise DeployError(f"--prefix must be an absolute path of plain characters, got {args.prefix!r}")
+    for option in args.ssh_option:
+        key = re.split(r"[\s=]", option.strip(), maxsplit=1)[0].lower()
+        if key in _COMMAND_SSH_OPTIONS:
+            raise DeployError(f"--ssh-option {option.split('=')[0].strip()} runs a local command; "
+                              "put it in an ssh config file (-F) if you mean it")
     if args.fake_system and not args.prefix:
         raise DeployError("--fake-system needs --prefix (it must never touch a real system)")
     if args.fake_answer and not args.fake_system:

@@ -126,6 +126,8 @@ def _cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         (["status", "pi", "--timeout", "0"], "--timeout must be at least 1"),
         (["rollback", "pi", "--bogus"], "unrecognized arguments"),
         (["status", "pi", "--sudo", "sudo; rm -rf /"], "--sudo must be plain words"),
+        (["status", "-oProxyCommand=touch /tmp/x", "127.0.0.1"], "--ssh-option ProxyCommand runs a local command"),
+        (["status", "--", "-oProxyCommand=touch /tmp/x"], "not a valid host name: '-oProxyCommand=touch'"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None:
@@ -133,6 +135,17 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("target", ["deploy", "rollback", "status"])
+@pytest.mark.parametrize("pi", ["nohost.invalid;touch {canary}", "$$(touch {canary})", "`touch {canary}`",
+                                "-oProxyCommand=touch {canary}", "x' ; touch {canary} ; '"])
+def test_make_never_lets_a_host_reach_a_shell_and_fails_when_the_deploy_fails(tmp_path, target, pi) -> None:
+    canary = tmp_path / "pwned"
+    proc = subprocess.run(["make", "--no-print-directory", target, f"PI={pi.format(canary=canary)}",
+                           f"PYTHON={sys.executable}"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert not canary.exists(), proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "deploy: error:" in proc.stderr, proc.stdout + proc.stderr
 
 
 # --------------------------------------------------------------------------- real sshd
@@ -432,6 +445,19 @@ def test_failed_health_check_rolls_back(lab: Lab, second, failed) -> None:
     assert "edge: camera not found (no /dev/video0)" in failed.stdout, "last journal lines are shown"
     row = failed.stdout.strip().splitlines()[-1]
     assert row.split()[:3] == ["pi-a", good, "failed"] and f"rolled back to {good}" in row
+
+
+def test_a_service_that_keeps_restarting_fails_the_health_check_and_rolls_back(lab: Lab, second, failed,
+                                                                                  wheel: Path) -> None:
+    # systemd restarts a crashing service so fast that is-active keeps saying "active": only the
+    # main PID changing during the settle time shows the crash loop.
+    current, releases = lab.current("pi-a"), lab.releases("pi-a")
+    time.sleep(1.1)
+    proc = lab.deploy("deploy", "pi-a", "--wheel", str(wheel), "--fake-answer", "restarting=yes")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    (row,) = [line for line in proc.stdout.splitlines() if line.startswith("pi-a ")]
+    assert "restarting (main pid changed)" in row and f"rolled back to {current.split('/')[-1]}" in row, row
+    assert lab.current("pi-a") == current and lab.releases("pi-a") == releases
 
 
 @pytest.fixture(scope="module")
