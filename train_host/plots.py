@@ -42,21 +42,32 @@ def training_curves(log_csv: Path, out_png: Path, title: str) -> Path:
     return out_png
 
 
+def _wrap_title(title: str, width: int = 42) -> str:
+    """Break a long title after its colon (model: figure on file), else at spaces, so no line is cut off."""
+    import textwrap
+
+    head, sep, tail = title.partition(": ")
+    lines = [head + sep.strip(), tail] if sep and len(title) > width else [title]
+    return "\n".join(part for line in lines for part in textwrap.wrap(line, width) if part)
+
+
 def confusion_matrix_png(matrix: np.ndarray, labels: Sequence[str], out_png: Path, title: str) -> Path:
     """Row-normalised confusion matrix (true class per row), as the paper's Fig. 8.6."""
     counts = matrix.astype(np.float64)
     norm = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    size = 1.0 + 0.9 * len(labels)
-    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    size = max(4.2, 1.0 + 0.9 * len(labels))  # two classes still get cells that fit their numbers
+    fig, ax = plt.subplots(figsize=(size + 1.5, size + 0.4))
     image = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_xticks(range(len(labels)), labels, rotation=45 if len(labels) > 3 else 0,
+                  ha="right" if len(labels) > 3 else "center")
     ax.set_yticks(range(len(labels)), labels)
-    ax.set(xlabel="predicted", ylabel="true", title=title)
+    ax.set(xlabel="predicted", ylabel="true")
+    ax.set_title(_wrap_title(title), fontsize=10)
     for i in range(len(labels)):
         for j in range(len(labels)):
-            ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center",
+            ax.text(j, i, f"{norm[i, j]:.2f}\n({int(counts[i, j])})", ha="center", va="center",
                     color="white" if norm[i, j] > 0.5 else "black", fontsize=8)
-    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.colorbar(image, ax=ax, fraction=0.046, label="share of the true class (faces in brackets)")
     fig.tight_layout()
     fig.savefig(out_png, dpi=110)
     plt.close(fig)
