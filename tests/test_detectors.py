@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from edge.config import load_config
-from edge.detectors import BACKENDS, DetectorSettings, ScanSchedule, make_detector
+from edge.detectors import BACKENDS, BlazeFaceSettings, DetectorSettings, ScanSchedule, make_detector
 from edge.detectors.blazeface import BlazeFaceDetector, BoxMapping, ssd_anchors, weighted_nms
 from edge.detectors.haar import HaarDetector
 from edge.manifest import Manifest, ModelError, sha256_file
@@ -56,6 +56,17 @@ def test_blazeface_finds_every_face_a_person_counts_in_samples_and_none_on_the_n
         for _x, _y, w, h in boxes:
             assert w == h and w > 30  # Haar-like squares
         assert [b[2] for b in boxes] == sorted((b[2] for b in boxes), reverse=True)  # largest first
+
+
+def test_the_short_range_fallback_needs_a_higher_score_than_the_cat_gets(manifest, samples):
+    """Letterboxed to 640x480, full range finds nothing on the cat and short range scores its face 0.6."""
+    from edge.bench_frames import letterbox
+
+    cat = letterbox(cv2.imread(str(samples / "chelsea.jpg")), (640, 480))
+    strict = make_detector(DetectorSettings(backend="blazeface"), manifest)
+    assert strict.main.run(cat, 0.5, 0.3) == [] and strict.detect(cat) == []
+    lax = DetectorSettings(backend="blazeface", blazeface=BlazeFaceSettings(fallback_threshold=0.5))
+    assert len(make_detector(lax, manifest).detect(cat)) == 1
 
 
 def test_blazeface_works_on_a_gray_frame_too(blazeface, samples):
@@ -222,6 +233,9 @@ def test_blazeface_keys_are_checked_like_every_other_key(tmp_path):
         load_config(config)
     config.write_text('[detector]\nbackend = "blazeface"\n[detector.blazeface]\nscore_threshold = 1.5\n')
     with pytest.raises(ConfigError, match=r"detector\.blazeface\.score_threshold: 1\.5 is outside"):
+        load_config(config)
+    config.write_text('[detector]\n[detector.blazeface]\nfallback_threshold = 0\n')
+    with pytest.raises(ConfigError, match=r"detector\.blazeface\.fallback_threshold: 0\.0 is outside"):
         load_config(config)
     config.write_text('[detector]\nbackend = "blazeface"\n[detector.blazeface]\nmodel = "short"\nfallback = false\n')
     settings = load_config(config).detector

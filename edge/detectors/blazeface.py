@@ -192,8 +192,9 @@ class BlazeFaceDetector:
         near = main if settings.model == "short" else load_model(manifest, "blazeface_short", settings.threads)
         return cls(main, near, settings)
 
-    def _run(self, model: BlazeFaceModel, image: np.ndarray) -> list[Box]:
-        return [box for box, _ in model.run(image, self.settings.score_threshold, self.settings.nms_iou)]
+    def _run(self, model: BlazeFaceModel, image: np.ndarray, threshold: float | None = None) -> list[Box]:
+        threshold = self.settings.score_threshold if threshold is None else threshold
+        return [box for box, _ in model.run(image, threshold, self.settings.nms_iou)]
 
     def detect(self, image: np.ndarray) -> list[Box]:
         """Face boxes (Haar-like squares) in full-resolution coordinates, largest first."""
@@ -201,7 +202,7 @@ class BlazeFaceDetector:
             raise ValueError("detector needs an 8-bit gray or BGR frame")
         boxes = self._run(self.main, image)
         if not boxes and self.settings.fallback and self.near is not self.main:
-            boxes = self._run(self.near, image)
+            boxes = self._run(self.near, image, self.settings.fallback_threshold)
         boxes.sort(key=lambda b: b[2] * b[3], reverse=True)
         return boxes
 
