@@ -23,14 +23,14 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
-from edge.detector import DetectorSettings
+from edge.detectors import DetectorSettings
 from edge.pipeline import ModelSettings, Pipeline
 from edge.results import FaceResult, FrameResult
 from edge.sources import BadImage, OpenCVSource, checked_frame
@@ -148,16 +148,22 @@ class FaceAnalyzer:
 
     ``models`` is a folder with ``manifest.json`` (default: the models shipped
     with the package), ``variant`` ``"int8"`` (default) or ``"float32"``,
-    ``threads`` the classifier threads. ``detector`` tunes the Haar detector
-    (:class:`edge.detector.DetectorSettings`) and ``smoothing`` the label
-    smoothing of streams (:class:`edge.tracking.SmoothingSettings`). A missing
-    or modified model raises :class:`edge.manifest.ModelError` naming the file.
+    ``threads`` the classifier threads. ``backend`` picks the face detector by
+    name (``"haar"``, the default, or ``"blazeface"``); ``detector`` sets all
+    its settings (:class:`edge.detectors.DetectorSettings`) and ``smoothing``
+    the label smoothing of streams (:class:`edge.tracking.SmoothingSettings`).
+    A missing or modified model raises :class:`edge.manifest.ModelError`
+    naming the file; an unknown backend :class:`edge.settings.ConfigError`.
     """
 
     def __init__(self, models: str | Path | None = None, variant: str = "int8", threads: int = 1,
-                 detector: DetectorSettings | None = None, smoothing: SmoothingSettings | None = None):
+                 detector: DetectorSettings | None = None, smoothing: SmoothingSettings | None = None,
+                 backend: str | None = None):
         self._settings = ModelSettings(dir=str(models) if models else "", variant=variant, threads=threads)
         self._settings.validate()
+        if backend is not None:  # the detector backend by name ("haar", "blazeface"), other settings as given
+            detector = replace(detector or DetectorSettings(), backend=backend)
+            detector.validate()
         self._detector = detector
         self.smoothing = smoothing or SmoothingSettings()
         self._pipeline = Pipeline.from_models(self._settings, detector, self.smoothing, track=False)

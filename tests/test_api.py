@@ -154,3 +154,16 @@ def test_a_missing_models_folder_names_it(tmp_path):
 
     with pytest.raises(ModelError, match=str(tmp_path)):
         FaceAnalyzer(models=tmp_path)
+
+
+def test_the_detector_backend_can_be_picked_by_name(analyzer, samples):
+    from edge.settings import ConfigError
+    from edge.tracking import iou
+
+    haar = analyzer.analyze_image(samples / "two_people.jpg")
+    blaze = FaceAnalyzer(backend="blazeface").analyze_image(samples / "two_people.jpg")
+    assert len(blaze.faces) == len(haar.faces) == 2
+    for face in haar.faces:  # the same two people, boxes mapped onto Haar-like squares
+        assert max(iou(face.box, other.box) for other in blaze.faces) > 0.7
+    with pytest.raises(ConfigError, match="unknown detector 'yolo'"):
+        FaceAnalyzer(backend="yolo")
