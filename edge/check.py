@@ -56,9 +56,12 @@ def detector_line(config: Config, manifest: Manifest) -> str:
     if backend == "haar":
         file = manifest.cascade_path()
         knobs = f"scale {settings.scale_factor}, min_neighbors {settings.min_neighbors}, min_size {settings.min_size}"
-    else:
-        file = manifest.root / str(getattr(manifest, "detectors", {}).get(backend, {}).get("file", "?"))
-        knobs = ""
+    else:  # blazeface: the whole-frame model, plus the short-range one for searches near faces and fallback
+        blaze = settings.blazeface
+        names = dict.fromkeys([f"{backend}_{blaze.model}", f"{backend}_short"])
+        file = ", ".join(str(manifest.root / str(manifest.detectors.get(n, {}).get("file", n))) for n in names)
+        knobs = f"model {blaze.model}, score {blaze.score_threshold}" + (
+            f", short-range fallback at {blaze.fallback_threshold}" if blaze.fallback else "")
     scan = f"full scan every {settings.full_scan_every} frame(s) in streams"
     return f"{backend}: {file} ({', '.join(k for k in (knobs, scan) if k)})"
 

@@ -93,3 +93,14 @@ def test_missing_camera_hardware_is_a_warning_not_a_failure(tmp_path):
     proc = edge("--check", "--config", config(tmp_path, 'source = "opencv"\ndevice = "97"'))
     assert proc.returncode == 0 and errors(proc) == []
     assert "warning: camera.device: /dev/video97 does not exist (no camera?)" in proc.stderr.splitlines()
+
+
+def test_check_names_the_blazeface_models_it_would_load(samples, tmp_path):
+    import json
+
+    proc = edge("--check", "--config", config(tmp_path, f'source = "images"\npath = "{samples}"\n[detector]\n'
+                                                        'backend = "blazeface"'))
+    assert proc.returncode == 0, proc.stderr
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("detector:"))
+    files = {d["file"] for d in json.loads((ROOT / "models" / "manifest.json").read_text())["detectors"].values()}
+    assert line.startswith("detector: blazeface: ") and all(f in line for f in files)
