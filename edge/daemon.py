@@ -319,4 +319,12 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, daemon.request_stop)
     signal.signal(signal.SIGINT, daemon.request_stop)
     signal.signal(signal.SIGHUP, daemon.request_stop)  # a closed terminal or `kill -HUP`: stop cleanly, no reload
-    return daemon.run()
+    status = daemon.run()
+    if daemon._reader.busy:
+        # A decode still runs in the reader thread: leave without the interpreter's and OpenCV's teardown,
+        # which can pull OpenCV's thread pool from under it (std::terminate, SIGABRT and a core dump).
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status

@@ -10,6 +10,7 @@ a daemon thread: the process exits without joining it.
 
 from __future__ import annotations
 
+import queue
 import threading
 from typing import Any
 
@@ -19,26 +20,26 @@ class Interrupted(Exception):
 
 
 class StoppableRead:
-    """``read(source)``: ``source.read()`` in a daemon thread, abandoned when ``stop`` is set."""
+    """``read(source)``: ``source.read()`` in one long-lived daemon thread, abandoned when ``stop`` is set.
+
+    One thread for the whole run, not one per frame: no thread start per
+    frame, and glibc does not hand out a malloc arena to thread after thread.
+    """
 
     def __init__(self, stop: threading.Event, poll_s: float = 0.05):
         self.stop = stop
         self.poll_s = poll_s
         self.busy = False  # a read was abandoned and may still be running: do not close the source under it
+        self._jobs: queue.SimpleQueue[tuple[Any, dict[str, Any], threading.Event]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
 
     def read(self, source: Any) -> Any:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="frame-read", daemon=True)
+            self._thread.start()
         box: dict[str, Any] = {}
         done = threading.Event()
-
-        def work() -> None:
-            try:
-                box["frame"] = source.read()
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread below
-                box["error"] = exc
-            finally:
-                done.set()
-
-        threading.Thread(target=work, name="frame-read", daemon=True).start()
+        self._jobs.put((source, box, done))
         while not done.wait(self.poll_s):
             if self.stop.is_set():
                 self.busy = True
@@ -46,3 +47,13 @@ class StoppableRead:
         if "error" in box:
             raise box["error"]
         return box["frame"]
+
+    def _work(self) -> None:
+        while True:
+            source, box, done = self._jobs.get()
+            try:
+                box["frame"] = source.read()
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread in read()
+                box["error"] = exc
+            finally:
+                done.set()
