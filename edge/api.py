@@ -131,16 +131,16 @@ class ImageResult:
         return json.dumps(self.to_dict(), **dumps)
 
 
-def _load(image: str | Path | np.ndarray) -> tuple[np.ndarray, str | None]:
-    """A decoded image and its path (None for an array); :class:`BadImage` with one line when unusable."""
+def _load(image: str | Path | np.ndarray) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """(image, gray, path or None) for a path or an array; :class:`BadImage` with one line when unusable."""
     if isinstance(image, np.ndarray):
-        return checked_frame(image, "image array")[1], None
+        return (*checked_frame(image, "image array"), None)
     if not isinstance(image, (str, Path)):
         raise BadImage(f"expected a file path or a numpy image, got {type(image).__name__}")
     path = Path(image)
     if not path.is_file():
         raise BadImage(f"{path}: no such file")
-    return checked_frame(cv2.imread(str(path), cv2.IMREAD_UNCHANGED), str(path))[1], str(path)
+    return (*checked_frame(cv2.imread(str(path), cv2.IMREAD_UNCHANGED), str(path)), str(path))
 
 
 class FaceAnalyzer:
@@ -175,8 +175,8 @@ class FaceAnalyzer:
         Each call is independent of the ones before it. An unreadable file
         raises :class:`edge.sources.BadImage` with a one-line message.
         """
-        gray, path = _load(image)
-        result = self._pipeline.process(gray, gray, independent=True)
+        frame, gray, path = _load(image)  # the colour frame too: a colour detector (BlazeFace) uses it
+        result = self._pipeline.process(frame, gray, independent=True)
         return ImageResult.from_result(result, path, frame=0)
 
     @contextmanager

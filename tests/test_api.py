@@ -165,5 +165,10 @@ def test_the_detector_backend_can_be_picked_by_name(analyzer, samples):
     assert len(blaze.faces) == len(haar.faces) == 2
     for face in haar.faces:  # the same two people, boxes mapped onto Haar-like squares
         assert max(iou(face.box, other.box) for other in blaze.faces) > 0.7
+    cli = subprocess.run([sys.executable, "-m", "edge", "analyze", str(samples / "two_people.jpg"), "--json",
+                          "--detector", "blazeface"], capture_output=True, text=True, cwd=ROOT,
+                         env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=300)
+    assert cli.returncode == 0, cli.stderr
+    assert json.loads(cli.stdout)["faces"] == blaze.to_dict()["faces"]  # BlazeFace sees the colour photo here too
     with pytest.raises(ConfigError, match="unknown detector 'yolo'"):
         FaceAnalyzer(backend="yolo")
