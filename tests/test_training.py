@@ -116,3 +116,47 @@ def test_init_starts_from_a_trained_models_weights_and_refuses_another_architect
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.splitlines() if line.startswith("error")]
     assert len(lines) == 1 and "--init" in lines[0] and "class count" in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_a_run_stopped_and_resumed_ends_where_an_uninterrupted_run_ends(dataset, tmp_path):
+    from train_host.tfquiet import import_keras
+
+    common = ("gender", "--data", str(dataset), "--size", "32", "--batch", "16", "--epochs", "3",
+              "--schedule", "cosine", "--verbose", "0")
+    whole = run("train_host.train", *common, "--out", str(tmp_path / "whole"))
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    first = run("train_host.train", *common, "--out", str(tmp_path / "pieces"), "--stop-after", "1")
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert json.loads((tmp_path / "pieces" / "run.json").read_text())["complete"] is False
+    rest = run("train_host.train", "gender", "--resume", str(tmp_path / "pieces"), "--verbose", "0")
+    assert rest.returncode == 0, rest.stderr[-2000:]
+    assert "resuming" in rest.stdout and "at epoch 2 of 3" in rest.stdout
+    summary = json.loads((tmp_path / "pieces" / "run.json").read_text())
+    assert summary["complete"] is True and summary["epochs_run"] == 3 and summary["pieces"] == 2
+    # Same batches, same optimizer state, same schedule: the weights agree up to float round-off.
+    keras = import_keras()
+    a = keras.models.load_model(tmp_path / "whole" / "last.keras", compile=False)
+    b = keras.models.load_model(tmp_path / "pieces" / "last.keras", compile=False)
+    for layer in ("stem_conv1", "b4_sep2", "class_conv"):
+        np.testing.assert_allclose(a.get_layer(layer).get_weights()[0], b.get_layer(layer).get_weights()[0],
+                                   atol=2e-3)
+    log_whole = (tmp_path / "whole" / "log.csv").read_text().splitlines()
+    log_pieces = (tmp_path / "pieces" / "log.csv").read_text().splitlines()
+    assert len(log_whole) == len(log_pieces) == 4
+
+
+@pytest.mark.parametrize("extra, message", [
+    (("--resume", "RUN_OF_OTHER_TASK"), "task="),
+    (("--resume", "NOT_A_RUN"), "no resume.json"),
+    (("--ferplus-weight", "0.5"), "ferplus_votes"),
+])
+def test_bad_resume_folders_and_missing_votes_are_one_line(trained, dataset, tmp_path, extra, message):
+    (tmp_path / "not_a_run").mkdir()
+    paths = {"RUN_OF_OTHER_TASK": str(trained), "NOT_A_RUN": str(tmp_path / "not_a_run")}
+    args = [paths.get(a, a) for a in extra]
+    task = "emotion" if "RUN_OF_OTHER_TASK" in extra else "gender"  # `trained` is a gender run
+    proc = run("train_host.train", task, "--data", str(dataset), "--out", str(tmp_path / "new"), *args,
+               "--verbose", "0")
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error")]
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in proc.stderr, proc.stderr[-800:]

@@ -46,6 +46,10 @@ class FaceSet:
     age: np.ndarray | None = None
     race: np.ndarray | None = None
     names: np.ndarray | None = field(default=None, repr=False)
+    # FER+ crowd votes (N, 10) in FER+ order, 255 where FER+ has none; see ferplus_targets().
+    ferplus_votes: np.ndarray | None = field(default=None, repr=False)
+    # True for rows that copy an image of the dataset's test split (FER-2013 Training vs PublicTest).
+    test_dup: np.ndarray | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
@@ -53,7 +57,8 @@ class FaceSet:
     def subset(self, index: np.ndarray) -> FaceSet:
         """The faces at ``index`` (a boolean mask or integer indices)."""
         pick = lambda a: None if a is None else a[index]  # noqa: E731
-        return FaceSet(self.x[index], self.y[index], self.source, pick(self.age), pick(self.race), pick(self.names))
+        return FaceSet(self.x[index], self.y[index], self.source, pick(self.age), pick(self.race), pick(self.names),
+                       pick(self.ferplus_votes), pick(self.test_dup))
 
     def validate(self, task: str) -> FaceSet:
         """Check shapes and label range for ``task``; raise :class:`DataError` naming the problem."""
@@ -117,7 +122,8 @@ def load_npz(path: Path) -> FaceSet:
         x = data["x"]
         if x.ndim == 4 and x.shape[-1] == 1:
             x = x[..., 0]
-        optional = {k: data[k] if k in data.files else None for k in ("age", "race", "names")}
+        optional = {k: data[k] if k in data.files else None for k in ("age", "race", "names", "ferplus_votes")}
+        optional["test_dup"] = data["publictest_dup"].astype(bool) if "publictest_dup" in data.files else None
         return FaceSet(x, data["y"].astype(np.int64), str(path), **optional)
 
 

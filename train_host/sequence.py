@@ -15,42 +15,53 @@ from train_host.data import FaceSet
 
 
 class AugmentedFaces(keras.utils.PyDataset):
-    """Batches of normalised faces with one-hot labels; augmented when ``augment`` is given.
+    """Batches of normalised faces with their targets; augmented when ``augment`` is given.
 
     Without augmentation the faces are resized once, up front, exactly as the
     device resizes its crops, and blurred by ``blur_sigma`` as the exported
     model's frozen input blur does (validation of a blur-matched model).
+
+    ``targets`` are float rows (one-hot or soft, see ``train_host.targets``).
+    The shuffle order and every batch's augmentation are drawn from
+    ``(seed, epoch[, batch])`` rather than from one running generator, so a
+    run resumed at epoch ``k`` sees exactly the batches an uninterrupted run
+    would have seen from epoch ``k`` on.
     """
 
-    def __init__(self, faces: FaceSet, size: tuple[int, int], num_classes: int, batch: int,
-                 augment: AugmentConfig | None, seed: int, shuffle: bool, blur_sigma: float = 0.0):
+    def __init__(self, faces: FaceSet, targets: np.ndarray, size: tuple[int, int], batch: int,
+                 augment: AugmentConfig | None, seed: int, shuffle: bool, blur_sigma: float = 0.0,
+                 start_epoch: int = 0):
         super().__init__(workers=1, use_multiprocessing=False)
         self.x = faces.x if augment else gaussian_blur(resize_batch(faces.x, size), blur_sigma)
-        self.y = faces.y
+        self.targets = np.asarray(targets, dtype=np.float32)
         self.size = size
-        self.num_classes = num_classes
         self.batch = batch
         self.augment = augment
         self.shuffle = shuffle
-        self.rng = np.random.default_rng(seed)
-        self.order = np.arange(len(self.y))
-        if shuffle:
-            self.rng.shuffle(self.order)
+        self.seed = seed
+        self.epoch = start_epoch
+        self.order = self._order()
+
+    def _order(self) -> np.ndarray:
+        order = np.arange(len(self.targets))
+        if self.shuffle:
+            np.random.default_rng([self.seed, self.epoch]).shuffle(order)
+        return order
 
     def __len__(self) -> int:
-        return int(np.ceil(len(self.y) / self.batch))
+        return int(np.ceil(len(self.targets) / self.batch))
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         pick = self.order[index * self.batch:(index + 1) * self.batch]
         faces = self.x[pick]
         if self.augment:
-            faces = augment_batch(faces, self.size, self.augment, self.rng)
-        onehot = np.eye(self.num_classes, dtype=np.float32)[self.y[pick]]
-        return normalize(faces)[..., None], onehot
+            rng = np.random.default_rng([self.seed, self.epoch, index])
+            faces = augment_batch(faces, self.size, self.augment, rng)
+        return normalize(faces)[..., None], self.targets[pick]
 
     def on_epoch_end(self) -> None:
-        if self.shuffle:
-            self.rng.shuffle(self.order)
+        self.epoch += 1
+        self.order = self._order()
 
 
 def canonical_copy(trained: keras.Model, canonical: keras.Model) -> keras.Model:

@@ -65,11 +65,13 @@ def show_defaults(parser: argparse.ArgumentParser) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m train_host.train", description=__doc__.split("\n\n")[0])
     parser.add_argument("task", choices=TASKS)
-    parser.add_argument("--data", required=True,
-                        help="dataset file or folder (npz, fer2013.csv, image tree, UTKFace, IMDB-WIKI)")
-    parser.add_argument("--model", default="mini_xception", choices=("mini_xception", "sequential_cnn"))
-    parser.add_argument("--out", required=True, help="run folder for checkpoints, log and plots")
-    parser.add_argument("--size", type=int, default=64, help="input side in pixels (default 64, the paper's)")
+    parser.add_argument("--data",
+                        help="dataset file or folder (npz, fer2013.csv, image tree, UTKFace, IMDB-WIKI); "
+                             "required unless --resume")
+    parser.add_argument("--model", choices=("mini_xception", "sequential_cnn"),
+                        help="architecture (default mini_xception)")
+    parser.add_argument("--out", help="run folder for checkpoints, log and plots (required unless --resume)")
+    parser.add_argument("--size", type=int, help="input side in pixels (default 64, the paper's)")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -91,7 +93,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--init", metavar="MODEL.keras",
                         help="start from a trained model's weights (fine-tuning, e.g. with another label "
                              "smoothing or learning rate); same architecture and class count")
-    parser.add_argument("--limit", type=int, help="use only this many training faces (smoke tests)")
+    parser.add_argument("--schedule", choices=("plateau", "cosine"), default="plateau",
+                        help="learning rate: /10 when validation accuracy stalls, with early stopping (plateau), "
+                             "or a cosine decay from --lr to 0 over --epochs with no early stopping (cosine; "
+                             "the last epoch is the model, nothing is picked on the validation split)")
+    parser.add_argument("--ferplus-weight", type=float, default=0.0,
+                        help="blend the FER+ crowd votes into the targets with this weight (0..1; emotion only, "
+                             "needs 'ferplus_votes' in the data); test labels stay FER-2013's")
+    parser.add_argument("--keep-test-duplicates", action="store_true",
+                        help="keep training rows marked as copies of test images ('publictest_dup'); by default "
+                             "they are dropped so the validation figure is not inflated")
+    parser.add_argument("--resume", metavar="RUN",
+                        help="continue the run in this folder from its last epoch (optimizer state, schedule and "
+                             "augmentation seed included); the stored settings are used")
+    parser.add_argument("--stop-after", type=int, metavar="N",
+                        help="stop after N epochs of this invocation (train in pieces; continue with --resume)")
+    parser.add_argument("--limit", type=int, help="use only this many training faces, and limit/4 validation "
+                                                  "faces (smoke tests)")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras progress output")
     show_defaults(parser)
@@ -104,6 +122,11 @@ def load_data(args: argparse.Namespace, size: tuple[int, int]) -> tuple[FaceSet,
     train, val = load_train_val(args.data, args.task, size=None, seed=args.seed, val_fraction=args.val_fraction)
     if val_mode == "holdout" and Path(args.data).is_dir() and any(Path(args.data).glob("*.npz")):
         train, val = random_split(train, args.val_fraction, args.seed)
+    if train.test_dup is not None and not args.keep_test_duplicates:
+        dropped = int(train.test_dup.sum())
+        train = train.subset(~train.test_dup)
+        print(f"dropped {dropped} training faces that copy a test image (--keep-test-duplicates keeps them)",
+              flush=True)
     if args.limit:
         rng = np.random.default_rng(args.seed)
         train = train.subset(rng.permutation(len(train))[: args.limit])
@@ -191,10 +214,57 @@ def init_from(model, path: Path) -> None:
         layer.set_weights(theirs)
 
 
+def run_settings(args: argparse.Namespace) -> dict:
+    """What a run is, as stored in ``resume.json`` (everything but how this invocation runs)."""
+    skip = {"resume", "stop_after", "verbose"}
+    return {k: v for k, v in vars(args).items() if k not in skip} | {"num_classes": len(LABELS_BY_TASK[args.task])}
+
+
+def resumed_args(args: argparse.Namespace) -> tuple[argparse.Namespace, dict]:
+    """The stored settings of the ``--resume`` run (checked against the command's) and its saved state."""
+    from train_host.resume import check_same_run, load_state
+
+    run = Path(args.resume)
+    state = load_state(run)
+    given = {k: v for k, v in run_settings(args).items() if v is not None}
+    check_same_run(state, given, run)
+    stored = {k: v for k, v in state["settings"].items() if k != "num_classes"}
+    merged = vars(args) | stored | {"resume": args.resume, "stop_after": args.stop_after, "verbose": args.verbose,
+                                     "out": args.resume}
+    return argparse.Namespace(**merged), state
+
+
+def cosine_lr(base: float, epoch: int, epochs: int) -> float:
+    """Cosine decay from ``base`` at epoch 0 towards 0 at ``epochs`` (half a cosine period)."""
+    return float(base * 0.5 * (1.0 + np.cos(np.pi * epoch / max(epochs, 1))))
+
+
+def history_from_log(log_csv: Path) -> dict[str, list[float]]:
+    """Per-epoch metrics of the whole run (all pieces of a resumed run) from Keras' CSV log."""
+    import csv
+
+    if not log_csv.is_file():
+        return {}
+    with log_csv.open() as handle:
+        rows = list(csv.DictReader(handle))
+    keys = rows[0].keys() if rows else ()
+    return {key: [float(row[key]) for row in rows if row.get(key) not in (None, "")] for key in keys}
+
+
 def train(args: argparse.Namespace) -> dict:
-    """Run one training; returns the summary written to ``run.json``."""
+    """Run one training (or continue one with ``--resume``); returns the summary written to ``run.json``."""
+    state = None
+    if args.resume:
+        args, state = resumed_args(args)
+    args.model = args.model or "mini_xception"
+    args.size = args.size or 64
+    if args.size < 16:
+        raise DataError(f"--size {args.size} is too small (at least 16)")
+    if not args.data or not args.out:
+        raise DataError("--data and --out are required (or --resume RUN)")
     task_defaults = DEFAULTS[args.task]
-    epochs = args.epochs or task_defaults["epochs"]
+    args.epochs = args.epochs or task_defaults["epochs"]
+    epochs = args.epochs
     patience = args.patience or task_defaults["patience"]
     lr_patience = args.lr_patience or task_defaults["lr_patience"]
     labels = LABELS_BY_TASK[args.task]
@@ -205,6 +275,10 @@ def train(args: argparse.Namespace) -> dict:
     train_set, val_set = load_data(args, size)
     print(f"{args.task}: {len(train_set)} training faces from {train_set.source}, "
           f"{len(val_set)} validation faces from {val_set.source}", flush=True)
+    from train_host.targets import training_targets
+
+    train_targets = training_targets(train_set, len(labels), args.ferplus_weight)
+    val_targets = training_targets(val_set, len(labels), 0.0)
     sharpness, blur_sigma = blur_match(args, train_set, val_set, size)
 
     from train_host.tfquiet import import_keras
@@ -212,13 +286,28 @@ def train(args: argparse.Namespace) -> dict:
     keras = import_keras()
     from train_host.models import build_model
     from train_host.plots import training_curves
+    from train_host.resume import RestoreCallbackState, SaveResumeState
+    from train_host.resume import load_model as load_resume_model
     from train_host.sequence import AugmentedFaces, BestCanonicalCheckpoint, canonical_copy
 
     keras.utils.set_random_seed(args.seed)
-    kwargs = {"subsample_residual": True, "l2": args.l2} if args.model == "mini_xception" else {}
-    model = build_model(args.model, (*size, 1), len(labels), **kwargs)
-    if args.init:
-        init_from(model, Path(args.init))
+    start_epoch = 0
+    if state is not None:
+        model = load_resume_model(out)
+        start_epoch = int(state["next_epoch"])
+        if args.schedule == "plateau":
+            model.optimizer.learning_rate = state["learning_rate"]
+        print(f"resuming {out} at epoch {start_epoch + 1} of {epochs} with its stored settings", flush=True)
+    else:
+        kwargs = {"subsample_residual": True, "l2": args.l2} if args.model == "mini_xception" else {}
+        model = build_model(args.model, (*size, 1), len(labels), **kwargs)
+        if args.init:
+            init_from(model, Path(args.init))
+        model.compile(
+            optimizer=keras.optimizers.Adam(args.lr),
+            loss=keras.losses.CategoricalCrossentropy(label_smoothing=args.label_smoothing),
+            metrics=["accuracy"],
+        )
     params = model.count_params()
     print(f"{args.model}: {params:,} parameters at {size[0]}x{size[1]}x1, {len(labels)} classes", flush=True)
 
@@ -227,38 +316,49 @@ def train(args: argparse.Namespace) -> dict:
         augment = replace(augment, zoom=args.zoom)
     if args.shift is not None:
         augment = replace(augment, shift=args.shift)
-    train_seq = AugmentedFaces(train_set, size, len(labels), args.batch, augment, seed=args.seed, shuffle=True)
-    val_seq = AugmentedFaces(val_set, size, len(labels), 256, None, seed=args.seed, shuffle=False,
+    train_seq = AugmentedFaces(train_set, train_targets, size, args.batch, augment, seed=args.seed, shuffle=True,
+                               start_epoch=start_epoch)
+    val_seq = AugmentedFaces(val_set, val_targets, size, 256, None, seed=args.seed, shuffle=False,
                              blur_sigma=blur_sigma)
-    model.compile(
-        optimizer=keras.optimizers.Adam(args.lr),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=args.label_smoothing),
-        metrics=["accuracy"],
-    )
 
     def build_canonical():
         canon_kwargs = {"l2": args.l2} if args.model == "mini_xception" else {}
         return build_model(args.model, (*size, 1), len(labels), blur_sigma=blur_sigma, **canon_kwargs)
 
+    title = f"{args.task} {args.model} {size[0]}x{size[1]}"
     best_ckpt = BestCanonicalCheckpoint(out / "best.keras", build_canonical)
-    callbacks = [
-        best_ckpt,
-        keras.callbacks.CSVLogger(str(out / "log.csv")),
-        keras.callbacks.ReduceLROnPlateau(monitor="val_accuracy", factor=0.1, patience=lr_patience, min_lr=1e-6,
-                                          verbose=1),
-        keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=patience, verbose=1),
-        keras.callbacks.LambdaCallback(
-            on_epoch_end=lambda epoch, logs: training_curves(out / "log.csv", out / "curves.png",
-                                                             f"{args.task} {args.model} {size[0]}x{size[1]}")
-        ),
+    callbacks = [best_ckpt, keras.callbacks.CSVLogger(str(out / "log.csv"), append=state is not None)]
+    stateful = [best_ckpt]
+    if args.schedule == "plateau":
+        stateful += [
+            keras.callbacks.ReduceLROnPlateau(monitor="val_accuracy", factor=0.1, patience=lr_patience,
+                                              min_lr=1e-6, verbose=1),
+            keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=patience, verbose=1),
+        ]
+        callbacks += stateful[1:]
+    else:
+        callbacks.append(keras.callbacks.LearningRateScheduler(lambda epoch: cosine_lr(args.lr, epoch, epochs)))
+    if state is not None:
+        callbacks.append(RestoreCallbackState(state.get("callbacks", {}), stateful))
+    callbacks += [
+        keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: training_curves(out / "log.csv",
+                                                                                    out / "curves.png", title)),
+        SaveResumeState(out, run_settings(args), stateful),
+        stop_on_signal(),
     ]
-    callbacks.append(stop_on_signal())
-    start = time.time()
-    history = model.fit(train_seq, validation_data=val_seq, epochs=epochs, callbacks=callbacks, verbose=args.verbose)
-    seconds = time.time() - start
+    if args.stop_after:
+        callbacks.append(keras.callbacks.LambdaCallback(
+            on_epoch_end=lambda e, logs: setattr(model, "stop_training",
+                                                 model.stop_training or e + 1 - start_epoch >= args.stop_after)))
+    begin = time.time()
+    model.fit(train_seq, validation_data=val_seq, epochs=epochs, initial_epoch=start_epoch, callbacks=callbacks,
+              verbose=args.verbose)
+    seconds = time.time() - begin
     canonical_copy(model, build_canonical()).save(out / "last.keras")
-    training_curves(out / "log.csv", out / "curves.png", f"{args.task} {args.model} {size[0]}x{size[1]}")
-    val_acc = history.history.get("val_accuracy", [0.0])
+    training_curves(out / "log.csv", out / "curves.png", title)
+    history = history_from_log(out / "log.csv")
+    val_acc = history.get("val_accuracy", [0.0])
+    previous = json.loads((out / "run.json").read_text()) if state is not None and (out / "run.json").is_file() else {}
     summary = {
         "task": args.task,
         "model": args.model,
@@ -267,32 +367,38 @@ def train(args: argparse.Namespace) -> dict:
         "parameters": int(params),
         "data": {"path": str(args.data), "train": train_set.source, "train_faces": len(train_set),
                  "validation": val_set.source, "validation_faces": len(val_set)},
+        "epochs": epochs,
         "epochs_run": len(val_acc),
-        "best_epoch": best_ckpt.best_epoch + 1,
+        "complete": len(val_acc) >= epochs or (args.schedule == "plateau" and not _StopFlag.requested
+                                               and not args.stop_after),
+        "best_epoch": int(np.argmax(val_acc)) + 1,
         "best_val_accuracy": round(float(np.max(val_acc)), 4),
+        "last_val_accuracy": round(float(val_acc[-1]), 4),
         "init": args.init,
-        "batch": args.batch, "lr": args.lr, "l2": args.l2, "label_smoothing": args.label_smoothing,
+        "batch": args.batch, "lr": args.lr, "schedule": args.schedule, "l2": args.l2,
+        "label_smoothing": args.label_smoothing, "ferplus_weight": args.ferplus_weight,
+        "test_duplicates_dropped": not args.keep_test_duplicates,
         "patience": patience, "lr_patience": lr_patience, "seed": args.seed,
         "augment": augment.__dict__,
         "input_blur_sigma": round(blur_sigma, 3),
         "sharpness": sharpness,
-        "train_seconds": round(seconds, 1),
+        "train_seconds": round(previous.get("train_seconds", 0.0) + seconds, 1),
+        "pieces": previous.get("pieces", 0) + 1,
         "stopped_by_signal": _StopFlag.requested,
         "commit": provenance.git_commit(),
-        "command": "python -m train_host.train " + " ".join(sys.argv[1:]),
+        "command": previous.get("command") or "python -m train_host.train " + " ".join(sys.argv[1:]),
         "host": provenance.host_info(),
     }
     (out / "run.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"best validation accuracy {summary['best_val_accuracy']:.4f} at epoch {summary['best_epoch']}; "
-          f"model in {out / 'best.keras'}", flush=True)
+    print(f"best validation accuracy {summary['best_val_accuracy']:.4f} at epoch {summary['best_epoch']}, "
+          f"last {summary['last_val_accuracy']:.4f} after {summary['epochs_run']} of {epochs} epochs; "
+          f"models in {out / 'best.keras'} and {out / 'last.keras'}", flush=True)
     return summary
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        if args.size < 16:
-            raise DataError(f"--size {args.size} is too small (at least 16)")
         train(args)
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,0 +1,58 @@
+"""Training targets: one-hot labels, optionally blended with FER+ crowd votes.
+
+FER+ (Barsoum et al. 2016) had ten people relabel every FER-2013 image. Their
+vote distribution says how ambiguous a face is (a "fear" face that four of ten
+people call "surprise"), which a one-hot label cannot. Training on
+``(1 - w) * onehot(FER-2013 label) + w * FER+ distribution`` keeps the
+original labels as the goal (the test labels stay FER-2013's) and uses the
+votes as soft targets, a form of label smoothing informed by people.
+
+The votes come in FER+ order (neutral, happiness, surprise, sadness, anger,
+disgust, fear, contempt, unknown, not-a-face); contempt, unknown and
+not-a-face have no class of ours and are left out before normalising. Faces
+without usable votes (255, or only votes for those three) keep their one-hot
+target.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge.labels import LABELS_BY_TASK
+from train_host.data import DataError, FaceSet
+
+# For each emotion label of ours (edge.labels order), its column in the FER+ vote array.
+FERPLUS_COLUMN = {"angry": 4, "disgust": 5, "fear": 6, "happy": 1, "sad": 3, "surprise": 2, "neutral": 0}
+FERPLUS_MISSING = 255
+
+
+def ferplus_distribution(votes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Votes (N, 10) → (distribution (N, 7) in our label order, mask of rows that have one)."""
+    votes = np.asarray(votes)
+    if votes.ndim != 2 or votes.shape[1] != 10:
+        raise DataError(f"ferplus_votes has shape {votes.shape}, expected (N, 10)")
+    columns = [FERPLUS_COLUMN[name] for name in LABELS_BY_TASK["emotion"]]
+    counts = votes[:, columns].astype(np.float32)
+    missing = (votes == FERPLUS_MISSING).all(axis=1)
+    counts[missing] = 0.0
+    totals = counts.sum(axis=1, keepdims=True)
+    usable = totals[:, 0] > 0
+    dist = np.where(usable[:, None], counts / np.maximum(totals, 1.0), 0.0).astype(np.float32)
+    return dist, usable
+
+
+def training_targets(faces: FaceSet, num_classes: int, ferplus_weight: float = 0.0) -> np.ndarray:
+    """Float targets (N, classes): one-hot, blended with FER+ votes when ``ferplus_weight`` > 0."""
+    if not 0.0 <= ferplus_weight <= 1.0:
+        raise DataError(f"--ferplus-weight {ferplus_weight}: expected a number between 0 and 1")
+    onehot = np.eye(num_classes, dtype=np.float32)[faces.y]
+    if ferplus_weight == 0.0:
+        return onehot
+    if faces.ferplus_votes is None:
+        raise DataError(f"{faces.source}: no 'ferplus_votes' in the data; --ferplus-weight needs FER+ votes "
+                        "aligned to the faces (our fer2013_Training.npz has them)")
+    if num_classes != len(FERPLUS_COLUMN):
+        raise DataError(f"--ferplus-weight applies to the 7 emotion classes, not {num_classes} classes")
+    dist, usable = ferplus_distribution(faces.ferplus_votes)
+    blended = (1.0 - ferplus_weight) * onehot + ferplus_weight * dist
+    return np.where(usable[:, None], blended, onehot).astype(np.float32)
