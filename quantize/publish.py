@@ -55,8 +55,10 @@ def _run_info(model_path: Path) -> dict:
     if not run_json.is_file():
         return {}
     run = json.loads(run_json.read_text())
-    keep = ("model", "input", "parameters", "data", "epochs_run", "best_epoch", "best_val_accuracy", "batch", "lr",
-            "l2", "label_smoothing", "seed", "augment", "train_seconds", "commit", "host")
+    keep = ("model", "input", "parameters", "data", "epochs", "epochs_run", "best_epoch", "best_val_accuracy",
+            "last_val_accuracy", "batch", "lr", "schedule", "l2", "label_smoothing", "ferplus_weight",
+            "test_duplicates_dropped", "input_blur_sigma", "seed", "augment", "train_seconds", "pieces", "command",
+            "commit", "host")
     return {k: run[k] for k in keep if k in run}
 
 
