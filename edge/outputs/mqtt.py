@@ -31,7 +31,7 @@ The frame loop never waits for the network: :meth:`MqttOutput.update` only
 records statistics, keeps the latest state and appends events to a bounded
 queue (the oldest dropped and counted when full). One worker thread owns the
 paho client: it connects, reconnects with exponential backoff (1 s doubling
-to 60 s), publishes and loops. A refused login or a TLS mistake is
+to 30 s, +-20 % jitter), publishes and loops. A refused login or a TLS mistake is
 permanent: start() raises it as one line (or the next update() does, if it
 happens later) and the daemon goes on without this output.
 
@@ -46,6 +46,7 @@ import contextlib
 import errno
 import json
 import logging
+import random
 import re
 import socket
 import ssl
@@ -69,7 +70,8 @@ from edge.stats import PAPER_SECONDS_PER_FRAME, LatencyStats
 
 log = logging.getLogger(__name__)
 
-BACKOFF_MIN_S, BACKOFF_MAX_S = 1.0, 60.0
+BACKOFF_MIN_S, BACKOFF_MAX_S = 1.0, 30.0
+BACKOFF_JITTER = 0.2  # +-20 %: a fleet of Pis does not reconnect in lockstep after a broker restart
 CONNACK_WAIT_S = 10.0  # after the TCP/TLS connection: how long the broker may take to answer CONNECT
 START_WAIT_S = 5.0  # start() waits this long for the first outcome, so a refused login is reported at start
 LOOP_S = 0.05  # the worker's select() timeout: how soon a queued event goes out
@@ -512,7 +514,7 @@ class MqttOutput(Output):
                     log.warning("%s; retrying with backoff (up to %.0f s)", message, BACKOFF_MAX_S)
                     reported = message
                 self._first.set()
-                if self._stop.wait(delay):
+                if self._stop.wait(delay * random.uniform(1 - BACKOFF_JITTER, 1 + BACKOFF_JITTER)):
                     return
                 delay = min(delay * 2, BACKOFF_MAX_S)
                 continue
