@@ -19,9 +19,9 @@ from pathlib import Path
 import cv2
 
 from edge.annotate import annotate
-from edge.detectors import BACKENDS, DetectorSettings
+from edge.cli import add_settings_options, settings_from
 from edge.manifest import ModelError
-from edge.pipeline import ModelSettings, Pipeline
+from edge.pipeline import Pipeline
 from edge.results import FrameResult
 from edge.runtime import RuntimeMissing
 from edge.sources import BadImage, ImageSource, OpenCVSource, SourceError, expand_paths, is_video
@@ -30,39 +30,6 @@ from edge.tracking import SmoothingSettings
 # Photos larger than this are decoded reduced (JPEG: libjpeg DCT scaling) and scaled to fit, so a 108-megapixel
 # photo never needs its full-size pixels in memory.
 MAX_IMAGE_SIZE = (4096, 4096)
-
-
-def add_model_options(parser: argparse.ArgumentParser) -> None:
-    """Options shared by the CLI and the bench: models and detector settings."""
-    d = DetectorSettings()
-    parser.add_argument("--models", default="", help="models folder with manifest.json (default: models/)")
-    parser.add_argument("--variant", default="int8", help="int8 (default), float32 or a model name")
-    parser.add_argument("--threads", type=int, default=1, help="classifier threads (default 1)")
-    parser.add_argument("--detector", default=d.backend, metavar="|".join(BACKENDS),
-                        help=f"face detector backend (default {d.backend}; blazeface: MediaPipe's BlazeFace, "
-                             "see [detector.blazeface] in edge/config.example.toml)")
-    parser.add_argument("--scale-factor", type=float, default=d.scale_factor)
-    parser.add_argument("--min-neighbors", type=int, default=d.min_neighbors)
-    parser.add_argument("--min-size", type=int, default=d.min_size, help="smallest face side in pixels")
-    parser.add_argument("--equalize", choices=("hist", "clahe", "none"), default=d.equalize)
-    parser.add_argument("--detect-width", type=int, default=d.detect_width,
-                        help="detect on a copy scaled to this width (0 = full resolution)")
-    parser.add_argument("--full-scan-every", type=int, default=d.full_scan_every,
-                        help="videos/cameras: whole-frame Haar scan every N frames, around known faces in between "
-                             f"(default {d.full_scan_every}; 1 = every frame)")
-
-
-def settings_from(args: argparse.Namespace) -> tuple[ModelSettings, DetectorSettings]:
-    """Validated settings from parsed options."""
-    from edge.settings import from_mapping
-
-    models = from_mapping(ModelSettings, {"dir": args.models, "variant": args.variant, "threads": args.threads},
-                          "models")
-    detector = from_mapping(DetectorSettings, {
-        "scale_factor": args.scale_factor, "min_neighbors": args.min_neighbors, "min_size": args.min_size,
-        "equalize": args.equalize, "detect_width": args.detect_width,
-        "full_scan_every": args.full_scan_every, "backend": args.detector}, "detector")
-    return models, detector
 
 
 def describe(result: FrameResult, path: str) -> str:
@@ -209,14 +176,18 @@ class Analyzer:
         return f"median ms per frame over {len(self.timings.get('total', []))} frame(s): " + ", ".join(parts)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m edge analyze", description=__doc__.split("\n\n")[0])
     parser.add_argument("paths", nargs="+", help="image files, folders or video files")
     parser.add_argument("--json", action="store_true", help="one JSON object per image or video frame")
     parser.add_argument("--annotate", metavar="OUT", help="write annotated pictures/videos (a folder for several)")
     parser.add_argument("--no-smoothing", action="store_true", help="raw labels in videos (tracks kept)")
-    add_model_options(parser)
-    args = parser.parse_args(argv)
+    add_settings_options(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         models, detector = settings_from(args)
         smoothing = SmoothingSettings(enabled=not args.no_smoothing)

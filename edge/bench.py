@@ -32,16 +32,17 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge.analyze import add_model_options, settings_from
 from edge.bench_floor import FloorUnavailable, measure_peak
 from edge.bench_frames import Inputs, load_inputs, match_expected, parse_size, read_manifest, recall
 from edge.bench_loop import summarize
 from edge.bench_report import render, write_chart
 from edge.bench_workers import run_rows
+from edge.cli import add_settings_options, settings_from, settings_of, settings_to_json
 from edge.detectors import DetectorSettings, make_detector
 from edge.manifest import Manifest, ModelError, default_models_dir
 from edge.pipeline import ModelSettings
 from edge.runtime import RuntimeMissing, interpreter_class
+from edge.settings import ConfigError
 from edge.sources import SourceError
 from edge.stats import PAPER_SECONDS_PER_FRAME
 
@@ -88,6 +89,11 @@ class Variant:
                          f" eq={d.equalize}" if d.equalize != shipped.equalize else ""))
         return f"{self.variant} t{self.threads} {width}{extra}"
 
+    def settings(self, models_dir: str) -> tuple[ModelSettings, DetectorSettings]:
+        """The row's validated settings, as its own process will build them (``from_mapping``)."""
+        return settings_of({"models": {"dir": models_dir, "variant": self.variant, "threads": self.threads},
+                            "detector": asdict(self.detector)})
+
     @property
     def shipped(self) -> bool:
         """The settings a fresh install runs: ModelSettings() and DetectorSettings()."""
@@ -117,11 +123,12 @@ def parse_spec(spec: str, base: DetectorSettings) -> Variant:
             changes[field] = kind(value)
         except ValueError:
             raise BenchError(f"--variants {spec!r}: {key}={value} is not a {kind.__name__}") from None
-    if changes.get("equalize", "hist") not in ("hist", "clahe", "none"):
-        raise BenchError(f"--variants {spec!r}: eq must be hist, clahe or none")
-    if changes.get("backend", "haar") not in ("haar", "blazeface"):
-        raise BenchError(f"--variants {spec!r}: det must be haar or blazeface")
-    return Variant(match[1], int(match[2]), replace(base, **changes))
+    variant = Variant(match[1], int(match[2]), replace(base, **changes))
+    try:
+        variant.settings("")
+    except ConfigError as exc:
+        raise BenchError(f"--variants {spec!r}: {exc}") from None
+    return variant
 
 
 def parse_variants(text: str, base: Variant) -> list[Variant]:
@@ -192,12 +199,9 @@ def _env() -> dict[str, str]:
 
 
 def variant_command(variant: Variant, args: argparse.Namespace, frames_file: Path, stream: bool) -> list[str]:
-    d = variant.detector
+    """The row's process: every setting travels as one JSON mapping, none re-parsed from flags."""
     return [sys.executable, "-m", "edge.bench_run", "--frames-file", str(frames_file), "--warmup", str(args.warmup),
-            "--models", args.models_dir, "--variant", variant.variant, "--threads", str(variant.threads),
-            "--detect-width", str(d.detect_width), "--scale-factor", str(d.scale_factor),
-            "--min-neighbors", str(d.min_neighbors), "--min-size", str(d.min_size),
-            "--equalize", d.equalize, "--detector", d.backend] + (["--stream"] if stream else [])
+            "--settings", settings_to_json(*variant.settings(args.models_dir))] + (["--stream"] if stream else [])
 
 
 def baseline_command(which: str, args: argparse.Namespace, frames_file: Path, cascade: Path,
@@ -359,7 +363,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--chart", metavar="PNG", help="stacked-bar chart (default: next to --json, else "
                         "out/bench.png)")
     parser.add_argument("--no-chart", action="store_true")
-    add_model_options(parser)
+    add_settings_options(parser)
     args = parser.parse_args(argv)
     if args.frames < 1 or args.warmup < 0 or args.rounds < 1 or args.hold < 1:
         raise BenchError("--frames, --rounds and --hold must be at least 1 and --warmup at least 0")
@@ -370,17 +374,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         raise BenchError(f"--baselines: unknown {unknown[0]!r} (paper, paper-call, fer, all or none)")
     if args.paper_models is None and DEFAULT_PAPER_MODELS.is_dir():
         args.paper_models = str(DEFAULT_PAPER_MODELS)
-    args.models_dir = args.models or str(default_models_dir())
+    args.models_dir = settings_from(args)[0].dir or str(default_models_dir())
     return args
+
+
+def variants_of(args: argparse.Namespace) -> list[Variant]:
+    """The rows ``--variants`` asks for, each starting from the command line's settings."""
+    models, detector = settings_from(args)
+    return parse_variants(args.variants, Variant(models.variant, models.threads, detector))
 
 
 def bench(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
     """Prepare the frames, run every row and assemble the report; returns (report, exit status)."""
-    models, detector = settings_from(args)
-    variants = parse_variants(args.variants, Variant(models.variant, models.threads, detector))
+    variants = variants_of(args)
     for item in variants:
-        replace(ModelSettings(), variant=item.variant, threads=item.threads).validate()
-        item.detector.validate()
+        item.settings(args.models_dir)  # every row validated here, before any frame is prepared
     cascade = check_models(Path(args.models_dir), variants)
     size = parse_size(args.size)
     inputs = load_inputs(args.source, size, args.frames, args.warmup)

@@ -1,8 +1,9 @@
 """One row of ``python -m edge.bench``: our pipeline with one setting, in a process of its own.
 
-Launched by :mod:`edge.bench` as ``python -m edge.bench_run --frames-file F ...``
-with the same model and detector options as ``python -m edge analyze``; it
-then times frames when the bench tells it to on stdin and prints its row as
+Launched by :mod:`edge.bench` as ``python -m edge.bench_run --frames-file F
+--settings JSON``, the row's ``[models]`` and ``[detector]`` settings as one
+mapping (:func:`edge.cli.settings_to_json`), validated by ``from_mapping`` as
+the TOML config is; it then times frames when the bench tells it to on stdin and prints its row as
 JSON at the end (:func:`edge.bench_loop.serve`). A fresh process per row keeps each row's peak RSS
 and thread pools its own (a row with 4 classifier threads does not leave a
 pool behind for the next one).
@@ -20,9 +21,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge.analyze import add_model_options, settings_from
 from edge.bench_floor import FloorUnavailable, count_macs, time_invoke
 from edge.bench_loop import Loop, LoopResult, serve
+from edge.cli import settings_from_json
 from edge.manifest import ModelError
 from edge.pipeline import Pipeline
 from edge.runtime import RuntimeMissing
@@ -61,6 +62,7 @@ def serve_row(pipeline: Pipeline, store: np.ndarray, warmup: int, stream: bool, 
         row = result.to_json()
         row["per_face_ms"] = {task: per_face_ms(result.samples.get(task, []), result.faces_timed)
                               for task in ("emotion", "gender")}
+        row["full_scan_every"] = pipeline.schedule.every  # what this process ran, not what the bench asked
         row["threads"] = {"classifier": threads, "opencv": cv2.getNumThreads(), "cpus": os.cpu_count()}
         row["models"] = {task: model_facts(clf.path, threads, clf.input_dtype.name)
                          for task, clf in (("emotion", pipeline.emotion), ("gender", pipeline.gender))}
@@ -69,15 +71,20 @@ def serve_row(pipeline: Pipeline, store: np.ndarray, warmup: int, stream: bool, 
     serve(Loop(process, store, all_frames=not stream), warmup, finish)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m edge.bench_run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames-file", required=True, help=".npy of (N, H, W, 3) uint8 frames")
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--stream", action="store_true", help="frames of one video/camera stream (tracking on)")
-    add_model_options(parser)
-    args = parser.parse_args(argv)
+    parser.add_argument("--settings", required=True, help="the row's settings: JSON {\"models\": {...}, "
+                        "\"detector\": {...}} as edge.cli.settings_to_json writes it")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     try:
-        models, detector = settings_from(args)
+        models, detector = settings_from_json(args.settings)
         pipeline = Pipeline.from_models(models, detector, SmoothingSettings(), track=True)
         store = np.load(args.frames_file, mmap_mode="r")
     except (ModelError, RuntimeMissing, ValueError, OSError) as exc:
