@@ -16,7 +16,7 @@ from typing import NoReturn
 
 from deploy import actions, bundle, fake_system
 from deploy.errors import DeployError
-from deploy.layout import APT_PACKAGES, KEEP_RELEASES, PIP_PACKAGES, Layout
+from deploy.layout import APT_PACKAGES, KEEP_RELEASES, MIN_FREE_MB, PIP_PACKAGES, Layout
 from deploy.remote import Remote
 from deploy.report import format_table, next_steps
 from deploy.runner import run_hosts
@@ -95,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="extra argument for that pip install, e.g. --pip-arg=--no-index --pip-arg=--find-links=/srv/wheels",
     )
     dep.add_argument("--keep", type=int, default=KEEP_RELEASES, help=f"releases kept (default {KEEP_RELEASES})")
-    dep.add_argument("--min-free-mb", type=int, default=300, help="free disk needed on the target (default 300)")
+    dep.add_argument("--min-free-mb", type=int, default=MIN_FREE_MB,
+                     help=f"free disk for the release, apt's packages aside (default {MIN_FREE_MB})")
     _common(sub.add_parser("rollback", help="switch to the previous release, restart, health-check"))
     _common(sub.add_parser("status", help="service state, current release, last latency log line"))
     return parser
