@@ -10,12 +10,7 @@ from __future__ import annotations
 
 import sys
 
-COMMANDS = {
-    "run": "the service: camera -> faces -> LEDs, screen, browser or log (default when no command is given)",
-    "analyze": "photos, folders and videos: labels per face, --json, --annotate OUT",
-    "bench": "per-stage milliseconds per frame, our variants next to the paper's pipeline and fer",
-    "check": "list the source, models, detector and outputs the service would use, and check them",
-}
+from edge.commands import COMMANDS
 
 
 def usage() -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from edge.detectors import DetectorSettings
-from edge.outputs.config import OutputsSettings
+from edge.outputs.registry import OutputsSettings
 from edge.pipeline import ModelSettings
 from edge.settings import ConfigError, from_mapping
 from edge.tracking import SmoothingSettings

@@ -27,11 +27,14 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from edge.commands import COMMANDS
 from edge.config import DEFAULT_CONFIG, Config, load_config
 from edge.logthrottle import Throttle
 from edge.manifest import ModelError
 from edge.notify import Notifier
 from edge.outputs.base import Output
+from edge.outputs.group import Outputs
+from edge.outputs.registry import build_outputs
 from edge.pipeline import Pipeline
 from edge.runtime import RuntimeMissing
 from edge.settings import ConfigError
@@ -89,7 +92,7 @@ class Daemon:
         self.config = config
         self.notifier = notifier or Notifier()
         self.source = source or make_source(config)
-        self.outputs = outputs
+        self.outputs = None if outputs is None else Outputs(outputs, log)
         self.max_frames = max_frames
         self.stats = LatencyStats()
         self.stop_event = threading.Event()
@@ -148,9 +151,8 @@ class Daemon:
         if not self._open_with_retries("cannot open the camera"):
             return EXIT_CAMERA if not self.stop_event.is_set() else EXIT_OK
         if self.outputs is None:
-            from edge.outputs.config import build_outputs
-
-            self.outputs = build_outputs(cfg.outputs, camera=getattr(self.source, "camera", None), log=log)
+            self.outputs = Outputs(build_outputs(cfg.outputs, camera=getattr(self.source, "camera", None), log=log),
+                                   log)
         models = f"{self.pipeline.emotion.path}, {self.pipeline.gender.path}"
         log.info("ready: %s source, models %s, %d output(s), notify via %s", self.source.name, models,
                  len(self.outputs), self.notifier.backend)
@@ -233,47 +235,19 @@ class Daemon:
         return EXIT_OK
 
     def _update_outputs(self, image, result) -> None:
-        from edge.outputs.base import OutputError
-
-        for output in list(self.outputs or []):
-            try:
-                output.update(image, result)
-            except OutputError as exc:
-                log.error("%s; continuing without it", exc)
-                self._drop(output)
-            except Exception as exc:  # an output bug must not take the camera loop down
-                log.exception("output %s failed (%s); continuing without it", output.name, exc)
-                self._drop(output)
+        if self.outputs is not None:
+            self.outputs.update(image, result)
 
     def _follow_camera(self) -> None:
         """After a reopen, outputs that draw through the camera (the display overlay) move to the new one."""
-        from edge.outputs.base import OutputError
-
-        camera = getattr(self.source, "camera", None)
-        for output in list(self.outputs or []):
-            try:
-                output.camera_reopened(camera)
-            except OutputError as exc:
-                log.error("%s; continuing without it", exc)
-                self._drop(output)
-
-    def _drop(self, output: Output) -> None:
-        """Take a failed output out of the loop; its close() failing too must not stop the frames."""
-        if self.outputs and output in self.outputs:
-            self.outputs.remove(output)
-        try:
-            output.close()
-        except Exception as exc:  # noqa: BLE001 - already failing; the frame loop and the others go on
-            log.error("closing %s after its failure: %s", output.name, exc)
+        if self.outputs is not None:
+            self.outputs.camera_reopened(getattr(self.source, "camera", None))
 
     def shutdown(self) -> None:
         """Outputs off, camera released, systemd told."""
         self.notifier.stopping()
-        for output in self.outputs or []:
-            try:
-                output.close()
-            except Exception as exc:  # keep closing the rest
-                log.error("closing %s: %s", output.name, exc)
+        if self.outputs is not None:
+            self.outputs.close()
         if self._reader.busy:  # a decode still runs in its thread; the process exits without it
             log.info("stopped during a frame read; not waiting for it")
         else:
@@ -285,8 +259,6 @@ class Daemon:
 
 def build_parser() -> argparse.ArgumentParser:
     """The service's options (``python -m edge [run]``); the other commands are listed in the epilog."""
-    from edge.__main__ import COMMANDS
-
     parser = argparse.ArgumentParser(
         prog="python -m edge", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -18,7 +18,9 @@ import pytest
 from edge.config import EXAMPLE_CONFIG, CameraSettings, Config, ServiceSettings, load_config
 from edge.daemon import EXIT_CAMERA, EXIT_OK, Daemon
 from edge.notify import Notifier
-from edge.outputs.config import EventLogSettings, LedSettings, OutputsSettings
+from edge.outputs.eventlog import EventLogSettings
+from edge.outputs.leds import LedSettings
+from edge.outputs.registry import OutputsSettings
 from edge.pipeline import ModelSettings
 from edge.sources import CameraLost, FrameSource, ImageSource, SourceError
 

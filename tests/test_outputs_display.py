@@ -16,8 +16,8 @@ import pytest
 
 from edge.annotate import GENDER_COLORS_BGR, annotate
 from edge.outputs.base import OutputError
-from edge.outputs.config import DisplaySettings, OutputsSettings, build_outputs
-from edge.outputs.display import DisplayOutput, overlay_rgba
+from edge.outputs.display import DisplayOutput, DisplaySettings, overlay_rgba
+from edge.outputs.registry import OutputsSettings, build_outputs
 
 OPENCV_HAS_GUI = "GUI:                           NONE" not in cv2.getBuildInformation()
 
@@ -262,7 +262,8 @@ def test_the_overlay_follows_the_camera_through_a_reopen(drm, fake_picamera2, mo
     from edge.config import CameraSettings, Config, ServiceSettings
     from edge.daemon import EXIT_OK, Daemon
     from edge.notify import Notifier
-    from edge.outputs.config import EventLogSettings, LedSettings
+    from edge.outputs.eventlog import EventLogSettings
+    from edge.outputs.leds import LedSettings
     from edge.pipeline import ModelSettings
     from edge.sources import Picamera2Source
     from tests.conftest import MODELS

@@ -14,8 +14,8 @@ import pytest
 
 from edge.labels import EMOTION_LABELS, GENDER_LABELS
 from edge.outputs.base import OutputError
-from edge.outputs.config import EventLogSettings, OutputsSettings, build_outputs
-from edge.outputs.eventlog import EventLogOutput
+from edge.outputs.eventlog import EventLogOutput, EventLogSettings
+from edge.outputs.registry import OutputsSettings, build_outputs
 
 
 class Clock:

@@ -19,8 +19,13 @@ from gpiozero.pins.mock import MockFactory, MockPWMPin  # noqa: E402
 
 from edge.labels import EMOTION_LABELS, GENDER_LABELS  # noqa: E402
 from edge.outputs.base import OutputError  # noqa: E402
-from edge.outputs.config import LedSettings, OutputsSettings, build_outputs  # noqa: E402
-from edge.outputs.leds import BAND_MARGIN, LedOutput, confidence_band  # noqa: E402
+from edge.outputs.leds import (  # noqa: E402
+    BAND_MARGIN,
+    LedOutput,
+    LedSettings,  # noqa: E402
+    confidence_band,
+)
+from edge.outputs.registry import OutputsSettings, build_outputs  # noqa: E402
 from edge.results import FaceResult, FrameResult  # noqa: E402
 
 RGB = LedSettings().rgb_pins

@@ -25,8 +25,7 @@ import pytest
 
 from edge.annotate import annotate
 from edge.outputs.base import OutputError
-from edge.outputs.config import LiveViewSettings
-from edge.outputs.liveview import LiveViewOutput
+from edge.outputs.liveview import LiveViewOutput, LiveViewSettings
 
 WAIT_S = 20.0  # an upper bound for conditions to come true, not a timing assertion
 

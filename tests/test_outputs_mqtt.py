@@ -28,7 +28,8 @@ import pytest
 from test_daemon import NotifySocket  # sibling test modules: pytest puts tests/ on sys.path
 from test_outputs_liveview import wait_for as wait_until
 
-from edge.outputs.config import MqttSettings, OutputsSettings, build_outputs
+from edge.outputs.mqtt import MqttSettings
+from edge.outputs.registry import OutputsSettings, build_outputs
 from edge.settings import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -19,17 +19,33 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import cv2
 import numpy as np
 
 from edge.annotate import annotate
 from edge.outputs.base import Output, OutputError
-from edge.outputs.config import DisplaySettings
 from edge.results import FrameResult
+from edge.settings import ConfigError
 from edge.stats import LatencyStats
+
+
+@dataclass(frozen=True)
+class DisplaySettings:
+    """``[outputs.display]``: annotated frames on the Pi's screen."""
+
+    enabled: bool = False
+    mode: Literal["auto", "overlay", "window"] = "auto"  # auto: overlay with picamera2, else an OpenCV window
+    preview: Literal["auto", "drm", "qtgl"] = "auto"  # overlay: auto = qtgl on a desktop, drm on the console
+    window_name: str = "face-emotion"
+    show_stats: bool = True  # fps and latency in the top-left corner
+
+    def validate(self) -> None:
+        if not self.window_name:
+            raise ConfigError("window_name: must not be empty")
 
 STATS_REFRESH_S = 0.5  # the fps/latency text changes at most this often: readable, and fewer overlay redraws
 LIVE_VIEW_HINT = "enable [outputs.live_view] to watch from a browser instead"

@@ -42,8 +42,23 @@ import numpy as np
 
 from edge.outputs.appendlog import AppendLog
 from edge.outputs.base import Output, OutputError
-from edge.outputs.config import EventLogSettings
 from edge.results import FaceResult, FrameResult
+from edge.settings import ConfigError
+
+
+@dataclass(frozen=True)
+class EventLogSettings:
+    """``[outputs.event_log]``: one JSON line per label change, new track and lost track."""
+
+    enabled: bool = True
+    path: str = ""  # "" = stdout (the journal under systemd); a file is appended to
+    journal: bool = True  # under systemd, also send structured entries with systemd.journal.send
+    lost_after_s: float = 1.0  # a track unseen this long is reported lost (keep >= smoothing.max_missed_s)
+    save_faces_dir: str = ""  # opt-in: save a face crop (JPEG) on every label change; "" = never
+
+    def validate(self) -> None:
+        if self.lost_after_s < 0:
+            raise ConfigError(f"lost_after_s: {self.lost_after_s} must not be negative")
 
 log = logging.getLogger(__name__)
 SYSLOG_IDENTIFIER = "face-emotion"

@@ -26,17 +26,99 @@ import contextlib
 import logging
 import math
 import os
+import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
+from edge.labels import EMOTION_LABELS, GENDER_LABELS
 from edge.outputs.base import Output, OutputError
-from edge.outputs.config import LedSettings
 from edge.results import FrameResult
+from edge.settings import ConfigError
+
+HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+# The RGB LED's colour per emotion; a [outputs.leds.colors] table overrides single entries.
+DEFAULT_COLORS: dict[str, str] = {
+    "angry": "#ff0000",  # red
+    "disgust": "#00ff00",  # green
+    "fear": "#8000ff",  # purple
+    "happy": "#ffff00",  # yellow
+    "sad": "#0000ff",  # blue
+    "surprise": "#ff8000",  # orange
+    "neutral": "#ffffff",  # white
+}
+# BCM numbers; chosen so that no default pin collides with another default or with I2C/SPI/UART.
+DEFAULT_RGB_PINS = (17, 27, 22)
+DEFAULT_GENDER_PINS: dict[str, int] = {"woman": 5, "man": 6}
+DEFAULT_EMOTION_PINS: dict[str, int] = {
+    "angry": 12, "disgust": 16, "fear": 20, "happy": 21, "sad": 26, "surprise": 19, "neutral": 13,
+}
+
+
+def parse_colour(text: str) -> tuple[float, float, float]:
+    """``"#ff8000"`` -> ``(1.0, 0.502, 0.0)``, the 0..1 values gpiozero's RGBLED takes."""
+    return tuple(int(text[i:i + 2], 16) / 255.0 for i in (1, 3, 5))  # type: ignore[return-value]
+
+
+def _check_labels(table: dict[str, Any], known: tuple[str, ...], key: str, what: str) -> None:
+    for name in table:
+        if name not in known:
+            raise ConfigError(f"{key}.{name}: unknown {what} (known: {', '.join(known)})")
+
+
+@dataclass(frozen=True)
+class LedSettings:
+    """``[outputs.leds]``: LEDs on GPIO pins (BCM numbers) through gpiozero."""
+
+    enabled: bool = True
+    layout: Literal["rgb", "board"] = "rgb"  # rgb: one RGB LED for the emotion; board: one LED per emotion
+    rgb_pins: tuple[int, int, int] = DEFAULT_RGB_PINS  # red, green, blue of the RGB LED (layout "rgb")
+    emotion_pins: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_EMOTION_PINS))  # layout "board"
+    gender_pins: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_GENDER_PINS))  # {} = none wired
+    colors: dict[str, str] = field(default_factory=dict)  # overrides of DEFAULT_COLORS, "#rrggbb"
+    bands: int = 4  # confidence is shown in this many brightness steps; pins change only between steps
+    off_after_s: float = 2.0  # all LEDs off after this long without a face
+    active_high: bool = True  # false for common-anode RGB LEDs / LEDs wired to 3V3
+
+    def validate(self) -> None:
+        _check_labels(self.emotion_pins, EMOTION_LABELS, "emotion_pins", "emotion")
+        _check_labels(self.gender_pins, GENDER_LABELS, "gender_pins", "gender")
+        _check_labels(self.colors, EMOTION_LABELS, "colors", "emotion")
+        for name, value in self.colors.items():
+            if not HEX_COLOUR.match(value):
+                raise ConfigError(f"colors.{name}: expected a colour like \"#ffcc00\", got {value!r}")
+        if not 1 <= self.bands <= 16:
+            raise ConfigError(f"bands: {self.bands} is outside 1..16")
+        if self.off_after_s < 0:
+            raise ConfigError(f"off_after_s: {self.off_after_s} must not be negative")
+        if self.layout == "board" and not self.emotion_pins:
+            raise ConfigError("emotion_pins: the \"board\" layout needs at least one emotion pin")
+        seen: dict[int, str] = {}
+        for key, pin in self.pins().items():
+            if pin < 0:
+                raise ConfigError(f"{key}: pin {pin} must not be negative")
+            if pin in seen:
+                raise ConfigError(f"{key}: pin {pin} is already used by {seen[pin]}")
+            seen[pin] = key
+
+    def pins(self) -> dict[str, int]:
+        """Every pin the chosen layout drives, keyed by its config name (``rgb_pins[0]``, ``gender_pins.man``)."""
+        used: dict[str, int] = {}
+        if self.layout == "rgb":
+            used.update({f"rgb_pins[{i}]": pin for i, pin in enumerate(self.rgb_pins)})
+        else:
+            used.update({f"emotion_pins.{name}": pin for name, pin in self.emotion_pins.items()})
+        used.update({f"gender_pins.{name}": pin for name, pin in self.gender_pins.items()})
+        return used
+
+    def colour_map(self) -> dict[str, tuple[float, float, float]]:
+        """Every emotion's RGB colour (0..1 per channel): the defaults with the configured overrides."""
+        return {name: parse_colour(value) for name, value in (DEFAULT_COLORS | self.colors).items()}
 
 BAND_MARGIN = 0.03  # how far past a band edge the confidence must move before the brightness changes
 INSTALL_HINT = "on a Pi: sudo apt install python3-gpiozero python3-lgpio"
