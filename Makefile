@@ -8,7 +8,7 @@ ANCHORS ?= ../shared/anchors/oarriaga
 PI ?=
 DEPLOY_ARGS ?=
 
-.PHONY: demo test lint eval compare compare-quick bench deploy rollback status clean
+.PHONY: demo test lint eval compare compare-quick bench deploy rollback status pi-check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,11 @@ rollback:
 
 status:
 	$(PYTHON) -m deploy status $(DEPLOY_ARGS) -- "$$PI"
+
+# The deploy's install steps in arm64 Debian Bookworm and Trixie under qemu-user, then analyze/daemon/bench
+# compared with this machine (deploy/pi_check.py). Root, debootstrap, qemu-user-static; roots cached between runs.
+pi-check: $(VENV)/.edge-installed
+	$(PY) -m deploy.pi_check $(PI_CHECK_ARGS)
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache
