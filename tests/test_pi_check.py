@@ -1,0 +1,63 @@
+"""make pi-check's comparison of the emulated Pi's analyze output with this machine's (deploy/pi_check.py).
+
+The emulated run itself needs root, debootstrap and qemu-user (``make pi-check``); what it concludes
+from the two outputs is checked here on real analyze output of samples/.
+"""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+
+import pytest
+
+from deploy.errors import DeployError
+from deploy.pi_check import analyze_rows, compare, daemon_config
+from tests.conftest import MODELS, SAMPLES
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[dict]:
+    proc = subprocess.run([sys.executable, "-m", "edge", "analyze", str(SAMPLES / "two_people.jpg"),
+                           str(SAMPLES / "astronaut.jpg"), "--json", "--models", str(MODELS)],
+                          capture_output=True, text=True, check=True)
+    parsed = analyze_rows(proc.stdout)
+    assert sum(len(r["faces"]) for r in parsed) >= 3
+    return parsed
+
+
+def test_the_same_output_compares_equal(rows) -> None:
+    faces = sum(len(r["faces"]) for r in rows)
+    assert compare(rows, copy.deepcopy(rows), "samples") == f"{faces} faces same labels, boxes within 0 px"
+
+
+def test_a_box_a_few_pixels_off_passes_and_one_far_off_names_the_picture(rows) -> None:
+    other = copy.deepcopy(rows)
+    other[0]["faces"][0]["box"][0] += 3
+    assert compare(rows, other, "samples").endswith("boxes within 3 px")
+    other[0]["faces"][0]["box"][0] += 20
+    with pytest.raises(DeployError, match=r"samples two_people.jpg frame 0: box"):
+        compare(rows, other, "samples")
+
+
+def test_a_different_label_or_a_missing_face_fails(rows) -> None:
+    other = copy.deepcopy(rows)
+    face = other[1]["faces"][0]
+    face["gender"] = "man" if face["gender"] == "woman" else "woman"
+    with pytest.raises(DeployError, match=r"astronaut.jpg frame 1: .*here"):
+        compare(rows, other, "samples")
+    other = copy.deepcopy(rows)
+    other[0]["faces"].pop()
+    with pytest.raises(DeployError, match=r"faces, \d+ on this machine"):
+        compare(rows, other, "samples")
+
+
+def test_the_daemon_config_is_a_valid_service_config(tmp_path) -> None:
+    from edge.config import load_config
+
+    path = tmp_path / "config.toml"
+    path.write_text(daemon_config("/root/pi-check/pan.avi"))
+    config = load_config(path)
+    assert (config.camera.source, config.camera.device) == ("opencv", "/root/pi-check/pan.avi")
+    assert not config.outputs.leds.enabled
