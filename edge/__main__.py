@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return analyze(argv[1:])
     if command == "bench":
-        from edge.bench import main as bench
+        from edge.bench.__main__ import main as bench
 
         return bench(argv[1:])
     if command == "check":

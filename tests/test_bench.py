@@ -14,9 +14,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.bench import Variant, parse_variants
-from edge.bench_floor import count_macs, op_macs
-from edge.bench_frames import leading_count, letterbox, read_manifest, recall
+from edge.bench.__main__ import Variant, parse_variants
+from edge.bench.floor import count_macs, op_macs
+from edge.bench.frames import leading_count, letterbox, read_manifest, recall
 from edge.detectors import DetectorSettings
 
 ROOT = Path(__file__).resolve().parent.parent

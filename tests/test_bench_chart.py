@@ -22,7 +22,7 @@ def test_bars_carry_their_totals_and_the_title_no_home_path(tmp_path, monkeypatc
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from edge.bench_report import write_chart
+    from edge.bench.report import write_chart
 
     source = tmp_path / "photos"
     monkeypatch.chdir(tmp_path)
@@ -55,7 +55,7 @@ def test_bars_carry_their_totals_and_the_title_no_home_path(tmp_path, monkeypatc
 
 
 def test_a_source_outside_the_working_folder_is_shown_by_name(tmp_path, monkeypatch):
-    from edge.bench_report import chart_title
+    from edge.bench.report import chart_title
 
     monkeypatch.chdir(tmp_path)
     elsewhere = Path("/srv/data/media")

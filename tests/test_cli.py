@@ -18,7 +18,9 @@ from typing import Any
 
 import pytest
 
-from edge import analyze, bench, bench_run
+from edge import analyze
+from edge.bench import __main__ as bench
+from edge.bench import row as bench_run
 from edge.cli import settings_from, settings_from_json
 from edge.detectors import DetectorSettings
 from edge.pipeline import ModelSettings
@@ -91,10 +93,10 @@ def expected(key: str, value: Any) -> tuple[ModelSettings, DetectorSettings]:
 
 
 def row_settings(argv: list[str]) -> tuple[ModelSettings, DetectorSettings]:
-    """What the bench's first row would run with: its command as ``edge.bench_run`` parses it."""
+    """What the bench's first row would run with: its command as ``edge.bench.row`` parses it."""
     args = bench.parse_args([*argv, "--baselines", "none"])
     command = bench.variant_command(bench.variants_of(args)[0], args, Path("frames.npy"), stream=True)
-    assert command[1:3] == ["-m", "edge.bench_run"]
+    assert command[1:3] == ["-m", "edge.bench.row"]
     models, detector = settings_from_json(bench_run.parse_args(command[3:]).settings)
     return dataclasses.replace(models, dir=""), detector  # the bench fills in the default models folder
 

@@ -60,7 +60,7 @@ def test_blazeface_finds_every_face_a_person_counts_in_samples_and_none_on_the_n
 
 def test_the_short_range_fallback_needs_a_higher_score_than_the_cat_gets(manifest, samples):
     """Letterboxed to 640x480, full range finds nothing on the cat and short range scores its face 0.6."""
-    from edge.bench_frames import letterbox
+    from edge.bench.frames import letterbox
 
     cat = letterbox(cv2.imread(str(samples / "chelsea.jpg")), (640, 480))
     strict = make_detector(DetectorSettings(backend="blazeface"), manifest)

@@ -110,7 +110,7 @@ def test_a_stream_scans_fully_every_n_frames_and_around_known_faces_in_between(p
 
 
 def test_a_box_only_full_scans_find_does_not_force_a_full_scan_every_other_frame(pipeline_factory, samples):
-    from edge.bench_frames import letterbox
+    from edge.bench.frames import letterbox
 
     # At 640x480 the default cascade reports a second, false face beside the astronaut; the search around
     # it finds nothing. One immediate re-scan is allowed, then it waits for the next periodic full scan.

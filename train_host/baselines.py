@@ -8,7 +8,7 @@
 of its own, so TensorFlow never enters the bench process (nor its RSS and CPU
 figures) and ``edge/`` stays free of TensorFlow imports. It reads the same
 memory-mapped frames as every other row and times them with the same loop,
-taking turns with the other rows (:func:`edge.bench_loop.serve`); its last
+taking turns with the other rows (:func:`edge.bench.loop.serve`); its last
 line is its row as JSON. A baseline that cannot run here (no TensorFlow, no
 ``fer``, no paper models) prints ``{"available": false, "reason": ...}`` at
 once and exits 0: the bench shows the row as "not available (reason)".
@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.bench_loop import Loop, LoopResult, ProcessFn, serve
+from edge.bench.loop import Loop, LoopResult, ProcessFn, serve
 
 PAPER_EMOTION = "fer2013_mini_XCEPTION.102-0.66.hdf5"
 PAPER_GENDER = "gender_mini_XCEPTION.21-0.95.hdf5"

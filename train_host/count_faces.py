@@ -20,7 +20,7 @@ from pathlib import Path
 
 import cv2
 
-from edge.bench_frames import letterbox
+from edge.bench.frames import letterbox
 from edge.detectors import BACKENDS, DetectorSettings, make_detector
 from edge.manifest import Manifest, ModelError, default_models_dir
 from edge.preprocess import to_gray

@@ -1,10 +1,10 @@
 """One row of ``python -m edge.bench``: our pipeline with one setting, in a process of its own.
 
-Launched by :mod:`edge.bench` as ``python -m edge.bench_run --frames-file F
+Launched by :mod:`edge.bench.__main__` as ``python -m edge.bench.row --frames-file F
 --settings JSON``, the row's ``[models]`` and ``[detector]`` settings as one
 mapping (:func:`edge.cli.settings_to_json`), validated by ``from_mapping`` as
 the TOML config is; it then times frames when the bench tells it to on stdin and prints its row as
-JSON at the end (:func:`edge.bench_loop.serve`). A fresh process per row keeps each row's peak RSS
+JSON at the end (:func:`edge.bench.loop.serve`). A fresh process per row keeps each row's peak RSS
 and thread pools its own (a row with 4 classifier threads does not leave a
 pool behind for the next one).
 """
@@ -21,8 +21,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge.bench_floor import FloorUnavailable, count_macs, time_invoke
-from edge.bench_loop import Loop, LoopResult, serve
+from edge.bench.floor import FloorUnavailable, count_macs, time_invoke
+from edge.bench.loop import Loop, LoopResult, serve
 from edge.cli import settings_from_json
 from edge.manifest import ModelError
 from edge.pipeline import Pipeline
@@ -50,7 +50,7 @@ def per_face_ms(stage: list[float], faces: list[int]) -> float | None:
 
 
 def serve_row(pipeline: Pipeline, store: np.ndarray, warmup: int, stream: bool, threads: int) -> None:
-    """Serve the bench's turns (:func:`edge.bench_loop.serve`) with ``pipeline``; the last line is the row."""
+    """Serve the bench's turns (:func:`edge.bench.loop.serve`) with ``pipeline``; the last line is the row."""
     clock = itertools.count()
 
     def process(frame: np.ndarray, _call: int) -> tuple[dict[str, float], int]:
@@ -72,7 +72,7 @@ def serve_row(pipeline: Pipeline, store: np.ndarray, warmup: int, stream: bool, 
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m edge.bench_run", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m edge.bench.row", description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames-file", required=True, help=".npy of (N, H, W, 3) uint8 frames")
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--stream", action="store_true", help="frames of one video/camera stream (tracking on)")

@@ -2,7 +2,7 @@
 
 Each row (one of our settings or a baseline) is a child process that loads
 its pipeline, warms up and then answers ``run N`` / ``done`` on its stdin
-(:func:`edge.bench_loop.serve`). The rows are started one after another (so
+(:func:`edge.bench.loop.serve`). The rows are started one after another (so
 no timed frame overlaps another row's start-up) and then given their frames in
 ``rounds`` short chunks, in turn: a background job or a Pi's thermal
 throttling then slows every row alike instead of whichever row happened to run

@@ -7,7 +7,7 @@
 
 Every row (each of our settings, the paper's Keras pipeline, ``fer``) runs in a
 process of its own over the very same prepared frames with the same loop
-(:mod:`edge.bench_loop`), after the same warm-up. The report gives per-stage
+(:mod:`edge.bench.loop`), after the same warm-up. The report gives per-stage
 median/p90/p99, fps, CPU %, peak RSS, face recall against a manifest, model
 size, MACs and the share of the CPU's measured peak the classifiers reach, and
 the speed ratios against the paper's pipeline, ``fer`` and the paper's
@@ -32,11 +32,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge.bench_floor import FloorUnavailable, measure_peak
-from edge.bench_frames import Inputs, load_inputs, match_expected, parse_size, read_manifest, recall
-from edge.bench_loop import summarize
-from edge.bench_report import render, write_chart
-from edge.bench_workers import run_rows
+from edge.bench.floor import FloorUnavailable, measure_peak
+from edge.bench.frames import Inputs, load_inputs, match_expected, parse_size, read_manifest, recall
+from edge.bench.loop import summarize
+from edge.bench.report import render, write_chart
+from edge.bench.workers import run_rows
 from edge.cli import add_settings_options, settings_from, settings_of, settings_to_json
 from edge.detectors import DetectorSettings, make_detector
 from edge.manifest import Manifest, ModelError, default_models_dir
@@ -46,7 +46,7 @@ from edge.settings import ConfigError
 from edge.sources import SourceError
 from edge.stats import PAPER_SECONDS_PER_FRAME
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 DEFAULT_SOURCE = ROOT / "samples"
 DEFAULT_PAPER_MODELS = ROOT.parent / "shared" / "anchors" / "oarriaga"
 DOWNSCALED_WIDTH = 320
@@ -200,7 +200,7 @@ def _env() -> dict[str, str]:
 
 def variant_command(variant: Variant, args: argparse.Namespace, frames_file: Path, stream: bool) -> list[str]:
     """The row's process: every setting travels as one JSON mapping, none re-parsed from flags."""
-    return [sys.executable, "-m", "edge.bench_run", "--frames-file", str(frames_file), "--warmup", str(args.warmup),
+    return [sys.executable, "-m", "edge.bench.row", "--frames-file", str(frames_file), "--warmup", str(args.warmup),
             "--settings", settings_to_json(*variant.settings(args.models_dir))] + (["--stream"] if stream else [])
 
 
