@@ -87,8 +87,7 @@ class Daemon:
     """One run of the service. ``source`` and ``outputs`` may be injected (tests, bench)."""
 
     def __init__(self, config: Config, notifier: Notifier | None = None, source: FrameSource | None = None,
-                 outputs: list[Output] | None = None, max_frames: int | None = None,
-                 sleep=time.sleep):
+                 outputs: list[Output] | None = None, max_frames: int | None = None):
         self.config = config
         self.notifier = notifier or Notifier()
         self.source = source or make_source(config)
@@ -96,7 +95,6 @@ class Daemon:
         self.max_frames = max_frames
         self.stats = LatencyStats()
         self.stop_event = threading.Event()
-        self.sleep = sleep
         self.pipeline: Pipeline | None = None
         self._attempt = 0  # the attempt that last opened the source (0 = at once)
         self._reader = StoppableRead(self.stop_event)  # files: SIGTERM need not wait for a slow decode

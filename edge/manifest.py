@@ -18,7 +18,6 @@ from edge.labels import LABELS_BY_TASK
 
 MANIFEST_NAME = "manifest.json"
 SCHEMA_VERSION = 1
-VARIANTS = ("int8", "float32")
 
 
 class ModelError(RuntimeError):

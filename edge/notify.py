@@ -40,17 +40,6 @@ class Notifier:
             return "none"
         return "systemd-python" if self._library is not None else "socket"
 
-    def watchdog_interval_s(self) -> float | None:
-        """Half of systemd's WatchdogSec (from ``WATCHDOG_USEC``), or None when no watchdog is armed."""
-        usec = os.environ.get("WATCHDOG_USEC")
-        pid = os.environ.get("WATCHDOG_PID")
-        if not usec or (pid and pid.isdigit() and int(pid) != os.getpid()):
-            return None
-        try:
-            return max(0.05, int(usec) / 2e6)
-        except ValueError:
-            return None
-
     def notify(self, message: str) -> bool:
         """Send one state string; False when not under systemd or the send failed."""
         if not self.enabled:

@@ -19,6 +19,7 @@ from edge.detectors import Detector, DetectorSettings, ScanSchedule, make_detect
 from edge.manifest import Manifest, default_models_dir
 from edge.preprocess import crop_face, to_gray
 from edge.results import FaceResult, FrameResult
+from edge.settings import ConfigError
 from edge.sources import Frame
 from edge.tracking import SmoothingSettings, Tracker
 
@@ -32,8 +33,6 @@ class ModelSettings:
     threads: int = 1  # 1 by default: two threads fight OpenCV's pool on small CPUs
 
     def validate(self) -> None:
-        from edge.settings import ConfigError
-
         if not 1 <= self.threads <= 16:
             raise ConfigError(f"threads: {self.threads} is outside 1..16")
 
@@ -102,7 +101,7 @@ class Pipeline:
         t6 = _now()
         result = FrameResult(
             index=self._index, width=int(round(gray.shape[1] * box_scale[0])),
-            height=int(round(gray.shape[0] * box_scale[1])), faces=faces, timestamp=t6, detection=detection,
+            height=int(round(gray.shape[0] * box_scale[1])), faces=faces, detection=detection,
             timings_ms={"convert": (t1 - t0) * 1e3, "detect": (t2 - t1) * 1e3, "crop": (t3 - t2) * 1e3,
                         "emotion": (t4 - t3) * 1e3, "gender": (t5 - t4) * 1e3, "track": (t6 - t5) * 1e3,
                         "total": (t6 - t0) * 1e3},
@@ -139,7 +138,6 @@ class Pipeline:
                 box=shown, track=None if track is None else track.id,
                 emotion=e_labels[e_index], emotion_scores=dict(zip(e_labels, map(float, e_probs))),
                 gender=g_labels[g_index], gender_scores=dict(zip(g_labels, map(float, g_probs))),
-                raw_emotion=e_labels[int(np.argmax(e_raw))], raw_gender=g_labels[int(np.argmax(g_raw))],
             ))
         return faces
 

@@ -10,8 +10,7 @@ class FaceResult:
     """One face in one frame.
 
     ``emotion``/``gender`` and their scores are the smoothed values when the
-    pipeline tracks (video, camera) and the raw model output otherwise;
-    ``raw_emotion``/``raw_gender`` always hold the model's own argmax.
+    pipeline tracks (video, camera) and the raw model output otherwise.
     """
 
     box: tuple[int, int, int, int]  # x, y, w, h in frame pixels
@@ -20,8 +19,6 @@ class FaceResult:
     emotion_scores: dict[str, float]
     gender: str
     gender_scores: dict[str, float]
-    raw_emotion: str = ""
-    raw_gender: str = ""
 
     @property
     def area(self) -> int:
@@ -56,7 +53,6 @@ class FrameResult:
     height: int
     faces: list[FaceResult] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
-    timestamp: float = 0.0  # time.monotonic() when the frame was processed
     detection: str = "full"  # "full" scan, "roi" (around tracked faces) or "skip" (nobody tracked)
 
     @property

@@ -14,9 +14,11 @@ the Hamilton clip in ../shared/media: label changes per track-second fall from
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
+
+from edge.settings import ConfigError
 
 Box = tuple[int, int, int, int]
 
@@ -44,8 +46,6 @@ class SmoothingSettings:
     max_missed_s: float = 0.7  # a track without a detection for this long is dropped
 
     def validate(self) -> None:
-        from edge.settings import ConfigError
-
         for name in ("time_constant_s", "gender_time_constant_s", "max_missed_s"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}: must not be negative")
@@ -90,8 +90,6 @@ class Track:
     last_seen: float
     emotion: LabelSmoother
     gender: LabelSmoother
-    hits: int = 1
-    extra: dict = field(default_factory=dict)
 
 
 class Tracker:
@@ -137,6 +135,6 @@ class Tracker:
             if track is None:
                 track = self._new_track(box, now)
             else:
-                track.box, track.last_seen, track.hits = box, now, track.hits + 1
+                track.box, track.last_seen = box, now
             result.append(track)
         return result

@@ -18,15 +18,8 @@ import sys
 from pathlib import Path
 
 from edge.manifest import Manifest, ModelError
-from train_host.data import ADULT_AGE_DEFAULT, DataError, load
+from train_host.data import ADULT_AGE_DEFAULT, DataError, find_data, load
 from train_host.evaluate import evaluate, load_model
-
-
-def find_data(root: Path, name: str) -> Path | None:
-    """The dataset file called ``name`` anywhere under ``root``."""
-    if (root / name).is_file():
-        return root / name
-    return next(iter(sorted(root.rglob(name))), None)
 
 
 def verify(models: Path, data_root: Path, tolerance_pp: float) -> tuple[list[dict], bool]:

@@ -16,6 +16,28 @@ FAKES = Path(__file__).resolve().parent / "fakes"
 SHARED = ROOT.parent / "shared"
 
 
+class Clock:
+    """A hand-driven monotonic clock for outputs that take ``clock=``: set ``.t``, the output reads it."""
+
+    def __init__(self, t: float = 0.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def tracked(pipeline, path, frames: int = 3, start: float = 0.0):
+    """[(image, result)] for a photo tracked over a few frames at 15 fps (the pipeline reset first)."""
+    image = cv2.imread(str(path))
+    pipeline.reset()
+    return [(image, pipeline.process(image, now=start + i / 15)) for i in range(frames)]
+
+
+def run_photo(pipeline, path, frames: int = 3, start: float = 0.0):
+    """(image, last FrameResult) after tracking the photo for a few frames at 15 fps."""
+    return tracked(pipeline, path, frames, start)[-1]
+
+
 @pytest.fixture(scope="session")
 def samples() -> Path:
     return SAMPLES

@@ -18,16 +18,9 @@ from edge.annotate import GENDER_COLORS_BGR, annotate
 from edge.outputs.base import OutputError
 from edge.outputs.display import DisplayOutput, DisplaySettings, overlay_rgba
 from edge.outputs.registry import OutputsSettings, build_outputs
+from tests.conftest import Clock
 
 OPENCV_HAS_GUI = "GUI:                           NONE" not in cv2.getBuildInformation()
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 10.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 class FakeCamera:
@@ -108,7 +101,7 @@ def test_headless_opencv_is_reported_even_with_a_display_variable(no_drm):
 def test_overlay_on_the_drm_preview_draws_boxes_on_a_transparent_canvas(astronaut, drm, fake_picamera2):
     image, result = astronaut
     face = result.largest
-    camera, clock = FakeCamera(), Clock()
+    camera, clock = FakeCamera(), Clock(10.0)
     output = DisplayOutput(DisplaySettings(enabled=True), camera=camera, env={}, dri_dir=drm, clock=clock)
     output.start()
     assert (output.mode, output.preview, camera.preview) == ("overlay", "drm", fake_picamera2.Preview.DRM)
@@ -128,7 +121,7 @@ def test_overlay_on_the_drm_preview_draws_boxes_on_a_transparent_canvas(astronau
 
 def test_overlay_is_redrawn_only_when_something_changed(astronaut, drm, fake_picamera2):
     image, result = astronaut
-    camera, clock = FakeCamera(), Clock()
+    camera, clock = FakeCamera(), Clock(10.0)
     output = DisplayOutput(DisplaySettings(enabled=True), camera=camera, env={}, dri_dir=drm, clock=clock)
     output.start()
     output.update(image, result)
@@ -203,7 +196,7 @@ def cv2_gui(monkeypatch):
 
 def test_window_shows_the_annotated_frame_with_fps_and_latency(astronaut, no_drm, cv2_gui):
     image, result = astronaut
-    clock = Clock()
+    clock = Clock(10.0)
     output = DisplayOutput(DisplaySettings(enabled=True), env={"DISPLAY": ":0"}, dri_dir=no_drm, clock=clock)
     output.start()
     assert output.mode == "window"

@@ -16,23 +16,7 @@ from edge.labels import EMOTION_LABELS, GENDER_LABELS
 from edge.outputs.base import OutputError
 from edge.outputs.eventlog import EventLogOutput, EventLogSettings
 from edge.outputs.registry import OutputsSettings, build_outputs
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 50.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
-def run_photo(pipeline, path, frames: int = 3, start: float = 0.0):
-    image = cv2.imread(str(path))
-    pipeline.reset()
-    result = None
-    for i in range(frames):
-        result = pipeline.process(image, now=start + i / 15)
-    return image, result
+from tests.conftest import Clock, run_photo
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +41,7 @@ def no_face(pipeline, samples, two_people):
 
 def started(settings: EventLogSettings | None = None, clock: Clock | None = None, env=None, **kwargs):
     stream = io.StringIO()
-    output = EventLogOutput(settings or EventLogSettings(), stream=stream, clock=clock or Clock(),
+    output = EventLogOutput(settings or EventLogSettings(), stream=stream, clock=clock or Clock(50.0),
                             env={} if env is None else env, **kwargs)
     output.start()
     return output, stream
@@ -80,7 +64,7 @@ def relabel(face, emotion=None, gender=None):
 
 def test_each_new_track_is_one_line_with_the_pipeline_labels(two_people):
     image, result = two_people
-    clock = Clock()
+    clock = Clock(50.0)
     output, stream = started(clock=clock)
     output.update(image, result)
     events = lines(stream)
@@ -135,7 +119,7 @@ def test_a_label_change_is_logged_once_with_the_previous_labels(two_people):
 def test_a_track_is_lost_after_lost_after_s_without_it(two_people, no_face):
     image, result = two_people
     empty_image, empty = no_face
-    clock = Clock()
+    clock = Clock(50.0)
     output, stream = started(EventLogSettings(lost_after_s=1.0), clock)
     output.update(image, result)
     clock.t += 0.9
@@ -153,7 +137,7 @@ def test_a_track_is_lost_after_lost_after_s_without_it(two_people, no_face):
 
 def test_one_track_leaving_while_the_other_stays(two_people):
     image, result = two_people
-    clock = Clock()
+    clock = Clock(50.0)
     output, stream = started(EventLogSettings(lost_after_s=1.0), clock)
     output.update(image, result)
     only_first = dataclasses.replace(result, faces=result.faces[:1])

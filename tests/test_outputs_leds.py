@@ -11,7 +11,6 @@ import dataclasses
 import logging
 import math
 
-import cv2
 import pytest
 
 gpiozero = pytest.importorskip("gpiozero")
@@ -27,29 +26,10 @@ from edge.outputs.leds import (  # noqa: E402
 )
 from edge.outputs.registry import OutputsSettings, build_outputs  # noqa: E402
 from edge.results import FaceResult, FrameResult  # noqa: E402
+from tests.conftest import Clock, run_photo  # noqa: E402
 
 RGB = LedSettings().rgb_pins
 WOMAN, MAN = LedSettings().gender_pins["woman"], LedSettings().gender_pins["man"]
-
-
-class Clock:
-    """A hand-driven monotonic clock."""
-
-    def __init__(self) -> None:
-        self.t = 100.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
-def run_photo(pipeline, path, frames: int = 3):
-    """(image, last FrameResult) after tracking the photo for a few frames at 15 fps."""
-    image = cv2.imread(str(path))
-    pipeline.reset()
-    result = None
-    for i in range(frames):
-        result = pipeline.process(image, now=i / 15)
-    return image, result
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +59,7 @@ def factory():
 
 
 def started(factory, settings: LedSettings | None = None, clock: Clock | None = None) -> LedOutput:
-    output = LedOutput(settings or LedSettings(), pin_factory=factory, clock=clock or Clock())
+    output = LedOutput(settings or LedSettings(), pin_factory=factory, clock=clock or Clock(100.0))
     output.start()
     return output
 
@@ -221,7 +201,7 @@ def test_confidence_band_rule():
 def test_leds_hold_through_a_short_gap_and_go_off_after_off_after_s(factory, astronaut, no_face):
     image, result = astronaut
     empty_image, empty = no_face
-    clock = Clock()
+    clock = Clock(100.0)
     output = started(factory, LedSettings(off_after_s=2.0), clock)
     output.update(image, result)
     lit = rgb_state(factory)

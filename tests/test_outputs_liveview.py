@@ -26,23 +26,9 @@ import pytest
 from edge.annotate import annotate
 from edge.outputs.base import OutputError
 from edge.outputs.liveview import LiveViewOutput, LiveViewSettings
+from tests.conftest import Clock, tracked
 
 WAIT_S = 20.0  # an upper bound for conditions to come true, not a timing assertion
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
-def tracked(pipeline, path, frames: int = 3):
-    """[(image, result)] for a photo tracked over a few frames at 15 fps."""
-    image = cv2.imread(str(path))
-    pipeline.reset()
-    return [(image, pipeline.process(image, now=i / 15)) for i in range(frames)]
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +125,7 @@ def test_an_address_that_is_not_ours_is_reported():
 
 
 def test_status_json_reports_the_pipeline_results(live, frames):
-    clock = Clock()
+    clock = Clock(1000.0)
     output = live(clock=clock)
     start = clock.t
     for image, result in frames[:3]:
@@ -220,7 +206,7 @@ def test_the_stream_carries_annotated_frames(live, frames):
 
 
 def test_max_fps_limits_the_frames_handed_to_viewers(live, frames):
-    clock = Clock()
+    clock = Clock(1000.0)
     output = live(clock=clock, max_fps=4)  # one frame every 0.25 s of (fake) time
     reader = StreamReader(output.port)
     try:
@@ -235,7 +221,7 @@ def test_max_fps_limits_the_frames_handed_to_viewers(live, frames):
 
 
 def test_a_viewer_that_stops_reading_never_blocks_update_and_close_cuts_it(live, frames):
-    clock = Clock()
+    clock = Clock(1000.0)
     output = live(clock=clock, max_fps=60)
     viewer = socket.create_connection(("127.0.0.1", output.port))
     viewer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)

@@ -37,8 +37,7 @@ import numpy as np
 
 from edge.labels import LABELS_BY_TASK
 from edge.manifest import Manifest, ModelError
-from quantize.verify import find_data
-from train_host.data import ADULT_AGE_DEFAULT, DataError, FaceSet, load
+from train_host.data import ADULT_AGE_DEFAULT, DataError, FaceSet, find_data, load
 from train_host.evaluate import evaluate, load_model
 
 PAPER_MODELS = {"emotion": "fer2013_mini_XCEPTION*.hdf5", "gender": "gender_mini_XCEPTION*.hdf5"}

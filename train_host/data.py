@@ -265,6 +265,13 @@ def load_imdb_wiki(mat_path: Path, size: tuple[int, int] | None = (64, 64), limi
 # --- dispatch ----------------------------------------------------------------------------------------
 
 
+def find_data(root: Path, name: str) -> Path | None:
+    """The dataset file called ``name`` anywhere under ``root`` (manifests name files, not their folders)."""
+    if (root / name).is_file():
+        return root / name
+    return next(iter(sorted(root.rglob(name))), None)
+
+
 def detect_format(path: Path) -> str:
     """Name the format of ``path``: npz, npz-dir, fer-csv, image-folder, utkface or imdb-wiki."""
     if not path.exists():

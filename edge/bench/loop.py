@@ -137,14 +137,6 @@ class Loop:
                           self.faces_timed)
 
 
-def run_loop(process: ProcessFn, store: np.ndarray, count: int, warmup: int, all_frames: bool) -> LoopResult:
-    """Warm up, then time ``count`` frames in one go."""
-    loop = Loop(process, store, all_frames)
-    loop.warmup(warmup)
-    loop.run(count)
-    return loop.result()
-
-
 def serve(loop: Loop, warmup: int, finish: Callable[[LoopResult], dict[str, Any]],
           commands: TextIO | None = None, out: TextIO | None = None) -> None:
     """Take turns with the other rows: a line-based protocol on stdin/stdout.
