@@ -53,10 +53,13 @@ QEMU_CPU = "cortex-a72"  # the Raspberry Pi 4's core, so XNNPACK picks the kerne
 WORK = "/root/pi-check"  # inside the root filesystem: samples, the video, the daemon's config
 FRAMES = 200
 BOX_TOLERANCE_PX = 4  # OpenCV 4.6 (apt) against the PC's wheel: the same cascade, tiny rounding differences
+TIE = 0.05  # a label may differ only between two labels both runs score this close (int8 rounding on ARM)
 
-# In a private mount namespace: /proc, /dev, /sys for the chroot; gone when the command ends.
+# In a private mount namespace: /proc and /dev for the chroot; gone when the command ends. Not /sys: it
+# describes this machine's x86 CPUs, and XNNPACK's cpuinfo, reading it under qemu, crashes in
+# allocate_tensors (segfault); without it cpuinfo falls back to /proc/cpuinfo and says so on stderr.
 _ENTER = (
-    'r=$1; s=$2; mount -t proc proc "$r/proc" && mount --rbind /dev "$r/dev" && mount -t sysfs sysfs "$r/sys" '
+    'r=$1; s=$2; mount -t proc proc "$r/proc" && mount --rbind /dev "$r/dev" '
     '&& exec chroot "$r" /bin/sh -c "$s"'
 )
 
@@ -213,23 +216,40 @@ def analyze_rows(text: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
 
 
+def _near_tie(ref: dict, got: dict, key: str) -> bool:
+    """Both runs score the two labels within TIE of each other: int8 kernels round differently on ARM."""
+    a, b = ref[key], got[key]
+    return all(abs(face[f"{key}_scores"][a] - face[f"{key}_scores"][b]) <= TIE for face in (ref, got))
+
+
 def compare(reference: list[dict], other: list[dict], what: str) -> str:
-    """Same faces, same labels, boxes within a few pixels; a one-line summary or DeployError."""
+    """Same faces, same labels, boxes within a few pixels; a one-line summary or DeployError.
+
+    x86 and ARM run different int8 kernels, so scores differ by a few quantization steps (about
+    0.02 seen); a label may then flip only between two labels both runs score within TIE.
+    """
     if len(reference) != len(other):
         raise DeployError(f"{what}: {len(other)} results, {len(reference)} on this machine")
-    faces = worst = 0
+    faces = worst = ties = 0
+    score_diff = 0.0
     for ref, got in zip(reference, other, strict=True):
         where = f"{what} {Path(str(ref.get('path', ''))).name} frame {ref.get('frame')}"
         if len(ref["faces"]) != len(got["faces"]):
             raise DeployError(f"{where}: {len(got['faces'])} faces, {len(ref['faces'])} on this machine")
         for a, b in zip(ref["faces"], got["faces"], strict=True):
             faces += 1
-            if (a["emotion"], a["gender"]) != (b["emotion"], b["gender"]):
-                raise DeployError(f"{where}: {b['emotion']}/{b['gender']}, here {a['emotion']}/{a['gender']}")
+            for key in ("emotion", "gender"):
+                if a[key] != b[key]:
+                    if not _near_tie(a, b, key):
+                        raise DeployError(f"{where}: {b['emotion']}/{b['gender']}, here {a['emotion']}/{a['gender']}")
+                    ties += 1
+                score_diff = max(score_diff, *(abs(a[f"{key}_scores"][k] - b[f"{key}_scores"][k])
+                                               for k in a[f"{key}_scores"]))
             worst = max(worst, *(abs(x - y) for x, y in zip(a["box"], b["box"], strict=True)))
             if worst > BOX_TOLERANCE_PX:
                 raise DeployError(f"{where}: box {b['box']}, here {a['box']}")
-    return f"{faces} faces same labels, boxes within {worst} px"
+    flipped = f" but {ties} near-tie(s)" if ties else ""
+    return f"{faces} faces, labels equal{flipped}, boxes within {worst} px, scores within {score_diff:.3f}"
 
 
 def reference_run(work: Path, video: Path) -> tuple[list[dict], list[dict]]:

@@ -29,13 +29,14 @@ def rows() -> list[dict]:
 
 def test_the_same_output_compares_equal(rows) -> None:
     faces = sum(len(r["faces"]) for r in rows)
-    assert compare(rows, copy.deepcopy(rows), "samples") == f"{faces} faces same labels, boxes within 0 px"
+    assert compare(rows, copy.deepcopy(rows), "samples") == (f"{faces} faces, labels equal, boxes within 0 px, "
+                                                             "scores within 0.000")
 
 
 def test_a_box_a_few_pixels_off_passes_and_one_far_off_names_the_picture(rows) -> None:
     other = copy.deepcopy(rows)
     other[0]["faces"][0]["box"][0] += 3
-    assert compare(rows, other, "samples").endswith("boxes within 3 px")
+    assert "boxes within 3 px" in compare(rows, other, "samples")
     other[0]["faces"][0]["box"][0] += 20
     with pytest.raises(DeployError, match=r"samples two_people.jpg frame 0: box"):
         compare(rows, other, "samples")
@@ -61,3 +62,16 @@ def test_the_daemon_config_is_a_valid_service_config(tmp_path) -> None:
     config = load_config(path)
     assert (config.camera.source, config.camera.device) == ("opencv", "/root/pi-check/pan.avi")
     assert not config.outputs.leds.enabled
+
+
+def test_a_label_may_flip_only_between_two_labels_both_runs_score_as_a_near_tie(rows) -> None:
+    ref, other = copy.deepcopy(rows), copy.deepcopy(rows)
+    a, b = ref[0]["faces"][0], other[0]["faces"][0]
+    first, second = sorted(a["emotion_scores"], key=a["emotion_scores"].get, reverse=True)[:2]
+    for face, winner, loser in ((a, first, second), (b, second, first)):
+        face["emotion_scores"][winner], face["emotion_scores"][loser] = 0.40, 0.38  # as int8 rounding does
+        face["emotion"] = winner
+    assert "labels equal but 1 near-tie(s)" in compare(ref, other, "samples")
+    b["emotion_scores"][second] = 0.60  # a clear winner on one side: a real difference
+    with pytest.raises(DeployError, match="two_people.jpg frame 0"):
+        compare(ref, other, "samples")
