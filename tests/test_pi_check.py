@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from deploy.errors import DeployError
-from deploy.pi_check import analyze_rows, compare, daemon_config
+from deploy.pi_check import analyze_rows, compare, daemon_config, iou
 from tests.conftest import MODELS, SAMPLES
 
 
@@ -29,16 +29,18 @@ def rows() -> list[dict]:
 
 def test_the_same_output_compares_equal(rows) -> None:
     faces = sum(len(r["faces"]) for r in rows)
-    assert compare(rows, copy.deepcopy(rows), "samples") == (f"{faces} faces, labels equal, boxes within 0 px, "
+    assert compare(rows, copy.deepcopy(rows), "samples") == (f"{faces} faces, labels equal, box IoU >= 1.00, "
                                                              "scores within 0.000")
 
 
 def test_a_box_a_few_pixels_off_passes_and_one_far_off_names_the_picture(rows) -> None:
+    assert iou([0, 0, 10, 10], [5, 0, 10, 10]) == pytest.approx(50 / 150)
     other = copy.deepcopy(rows)
     other[0]["faces"][0]["box"][0] += 3
-    assert "boxes within 3 px" in compare(rows, other, "samples")
+    box = other[0]["faces"][0]["box"]
+    assert f"box IoU >= {(box[2] - 3) / (box[2] + 3):.2f}" in compare(rows, other, "samples")
     other[0]["faces"][0]["box"][0] += 20
-    with pytest.raises(DeployError, match=r"samples two_people.jpg frame 0: box"):
+    with pytest.raises(DeployError, match=r"samples two_people.jpg frame 0: box .* \(IoU 0\.\d\d\)"):
         compare(rows, other, "samples")
 
 
