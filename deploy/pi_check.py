@@ -232,35 +232,53 @@ def _near_tie(ref: dict, got: dict, key: str) -> bool:
     return all(abs(face[f"{key}_scores"][a] - face[f"{key}_scores"][b]) <= TIE for face in (ref, got))
 
 
-def compare(reference: list[dict], other: list[dict], what: str) -> str:
+def _compare_frame(ref: dict, got: dict, where: str) -> tuple[int, int, float, float]:
+    """(faces, near-ties, worst IoU, largest score difference) of one frame, or DeployError."""
+    if len(ref["faces"]) != len(got["faces"]):
+        raise DeployError(f"{where}: {len(got['faces'])} faces, {len(ref['faces'])} on this machine")
+    ties, worst, score_diff = 0, 1.0, 0.0
+    for a, b in zip(ref["faces"], got["faces"], strict=True):
+        for key in ("emotion", "gender"):
+            if a[key] != b[key]:
+                if not _near_tie(a, b, key):
+                    raise DeployError(f"{where}: {b['emotion']}/{b['gender']}, here {a['emotion']}/{a['gender']}")
+                ties += 1
+            score_diff = max(score_diff, *(abs(a[f"{key}_scores"][k] - b[f"{key}_scores"][k])
+                                           for k in a[f"{key}_scores"]))
+        overlap = iou(a["box"], b["box"])
+        worst = min(worst, overlap)
+        if overlap < BOX_MIN_IOU:
+            raise DeployError(f"{where}: box {b['box']}, here {a['box']} (IoU {overlap:.2f})")
+    return len(ref["faces"]), ties, worst, score_diff
+
+
+def compare(reference: list[dict], other: list[dict], what: str, max_differing: float = 0.0) -> str:
     """Same faces, same labels, boxes overlapping (IoU >= BOX_MIN_IOU); a one-line summary or DeployError.
 
     x86 and ARM run different int8 kernels, so scores differ by a few quantization steps (about
-    0.02 seen); a label may then flip only between two labels both runs score within TIE.
+    0.02 seen); a label may then flip only between two labels both runs score within TIE. In a
+    video a face at the detection threshold can be found on one side only, and tracking carries
+    that on for a few frames: up to ``max_differing`` of the frames may differ (counted, reported).
     """
     if len(reference) != len(other):
         raise DeployError(f"{what}: {len(other)} results, {len(reference)} on this machine")
     faces = ties = 0
     score_diff, worst = 0.0, 1.0
+    differing: list[str] = []
     for ref, got in zip(reference, other, strict=True):
         where = f"{what} {Path(str(ref.get('path', ''))).name} frame {ref.get('frame')}"
-        if len(ref["faces"]) != len(got["faces"]):
-            raise DeployError(f"{where}: {len(got['faces'])} faces, {len(ref['faces'])} on this machine")
-        for a, b in zip(ref["faces"], got["faces"], strict=True):
-            faces += 1
-            for key in ("emotion", "gender"):
-                if a[key] != b[key]:
-                    if not _near_tie(a, b, key):
-                        raise DeployError(f"{where}: {b['emotion']}/{b['gender']}, here {a['emotion']}/{a['gender']}")
-                    ties += 1
-                score_diff = max(score_diff, *(abs(a[f"{key}_scores"][k] - b[f"{key}_scores"][k])
-                                               for k in a[f"{key}_scores"]))
-            overlap = iou(a["box"], b["box"])
-            worst = min(worst, overlap)
-            if overlap < BOX_MIN_IOU:
-                raise DeployError(f"{where}: box {b['box']}, here {a['box']} (IoU {overlap:.2f})")
+        try:
+            n, t, w, d = _compare_frame(ref, got, where)
+        except DeployError as exc:
+            differing.append(str(exc))
+            if len(differing) > max_differing * len(reference):
+                raise DeployError(f"{exc}" + (f" ({len(differing)} frames differ)" if max_differing else "")) from None
+            continue
+        faces, ties, worst, score_diff = faces + n, ties + t, min(worst, w), max(score_diff, d)
     flipped = f" but {ties} near-tie(s)" if ties else ""
-    return f"{faces} faces, labels equal{flipped}, box IoU >= {worst:.2f}, scores within {score_diff:.3f}"
+    differ = f"; {len(differing)}/{len(reference)} frames differ (first: {differing[0]})" if differing else ""
+    return (f"{faces} faces, labels equal{flipped}, box IoU >= {worst:.2f}, scores within {score_diff:.3f}"
+            f"{differ}")
 
 
 def reference_run(work: Path, video: Path) -> tuple[list[dict], list[dict]]:
@@ -331,7 +349,7 @@ import ai_edge_litert.interpreter
     with step(outcome, "analyze video", log):
         rows = analyze_rows(target.run(f"cd {WORK} && {venv}/face-emotion analyze pan.avi --json --models {models}",
                                        timeout=3600))
-        outcome.facts["video"] = compare(reference[1], rows, "video")
+        outcome.facts["video"] = compare(reference[1], rows, "video", max_differing=0.05)
         outcome.facts["video_frames"] = str(len(rows))
     with step(outcome, "daemon", log):
         t0 = time.monotonic()

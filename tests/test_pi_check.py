@@ -77,3 +77,11 @@ def test_a_label_may_flip_only_between_two_labels_both_runs_score_as_a_near_tie(
     b["emotion_scores"][second] = 0.60  # a clear winner on one side: a real difference
     with pytest.raises(DeployError, match="two_people.jpg frame 0"):
         compare(ref, other, "samples")
+
+
+def test_a_video_may_differ_in_a_few_frames_and_says_how_many(rows) -> None:
+    other = copy.deepcopy(rows)
+    other[0]["faces"].pop()  # a borderline face found on one side only
+    assert "; 1/2 frames differ (first: video two_people.jpg frame 0: " in compare(rows, other, "video", 0.5)
+    with pytest.raises(DeployError, match=r"\(1 frames differ\)"):
+        compare(rows, other, "video", 0.4)
