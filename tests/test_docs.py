@@ -25,7 +25,7 @@ EDGE_COMMANDS = {"analyze": "edge.analyze", "bench": "edge.bench", "run": "edge.
 PAGE_CLI = {"bench.md": "edge.bench"}  # a page about one CLI: its bare flags belong to that CLI
 OTHER_TOOLS = {"--system-site-packages"}  # quoted flags of other programs (python -m venv)
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
-COMMAND = re.compile(r"(?:python3? -m|\.venv/bin/python -m|\$\(PY\) -m) ([\w.]+)|face-emotion\b")
+COMMAND = re.compile(r"(?:python3? -m|\.venv/bin/python -m|\$\(PY\) -m) ([\w.]+)|face-emotion\b(?![/-])")
 
 
 class _Caught(Exception):
