@@ -150,6 +150,7 @@ def test_a_run_stopped_and_resumed_ends_where_an_uninterrupted_run_ends(dataset,
     (("--resume", "RUN_OF_OTHER_TASK"), "task="),
     (("--resume", "NOT_A_RUN"), "no resume.json"),
     (("--ferplus-weight", "0.5"), "ferplus_votes"),
+    (("--stop-after", "0"), "--stop-after 0"),
 ])
 def test_bad_resume_folders_and_missing_votes_are_one_line(trained, dataset, tmp_path, extra, message):
     (tmp_path / "not_a_run").mkdir()

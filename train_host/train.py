@@ -262,6 +262,9 @@ def train(args: argparse.Namespace) -> dict:
         raise DataError(f"--size {args.size} is too small (at least 16)")
     if not args.data or not args.out:
         raise DataError("--data and --out are required (or --resume RUN)")
+    for flag, value in (("--epochs", args.epochs), ("--stop-after", args.stop_after), ("--batch", args.batch)):
+        if value is not None and value < 1:
+            raise DataError(f"{flag} {value}: expected a whole number of at least 1")
     task_defaults = DEFAULTS[args.task]
     args.epochs = args.epochs or task_defaults["epochs"]
     epochs = args.epochs
