@@ -151,11 +151,24 @@ class Daemon:
         if self.outputs is None:
             self.outputs = Outputs(build_outputs(cfg.outputs, camera=getattr(self.source, "camera", None), log=log),
                                    log)
+        self.outputs.describe(self.running())
         models = f"{self.pipeline.emotion.path}, {self.pipeline.gender.path}"
         log.info("ready: %s source, models %s, %d output(s), notify via %s", self.source.name, models,
                  len(self.outputs), self.notifier.backend)
         self.notifier.ready(f"running, {self.source.name} source")
         return EXIT_OK
+
+    def running(self) -> dict[str, str]:
+        """Source, model files and detector backend in words, for outputs that show them (the live view)."""
+        from edge.check import source_line
+
+        assert self.pipeline is not None
+        detector = self.config.detector
+        backend = getattr(detector, "backend", "haar")
+        if backend == "blazeface":
+            backend = f"blazeface ({detector.blazeface.model} range)"
+        return {"source": source_line(self.config)[0], "emotion_model": Path(self.pipeline.emotion.path).name,
+                "gender_model": Path(self.pipeline.gender.path).name, "detector": backend}
 
     def run(self) -> int:
         """Start, loop until stopped or the input ends, clean up; returns the exit status."""

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.annotate import annotate
+from edge.annotate import GENDER_COLORS_BGR, annotate, label_text
 from edge.outputs.base import OutputError
 from edge.outputs.liveview import LiveViewOutput, LiveViewSettings
 from tests.conftest import Clock, tracked
@@ -159,8 +159,88 @@ def test_the_page_and_unknown_paths(live):
     status, content_type, body = get(output, "/")
     page = body.decode()
     assert status == 200 and content_type.startswith("text/html")
-    assert '<img id="stream" src="/stream.mjpg"' in page and 'fetch("/status.json"' in page
+    assert '<img id="stream"' in page and 'fetch("/status.json"' in page and "fetch(`/frame.jpg?after=" in page
+    assert "<h1>face-emotion live view</h1>" in page and "status updates" not in page
+    b, g, r = GENDER_COLORS_BGR["man"]  # the legend's swatches are the overlay's colours
+    assert f'rgb({r},{g},{b})"></span>man' in page
+    assert "smoothed probability (as on the picture)" in page
     assert get(output, "/nothing")[0] == 404
+
+
+def frame_jpg(output: LiveViewOutput, after: int) -> tuple[int, dict, np.ndarray | None]:
+    """GET /frame.jpg?after=: (status, the faces header as JSON, the decoded picture)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{output.port}/frame.jpg?after={after}", timeout=30) as response:
+        if response.status != 200:
+            return response.status, {}, None
+        faces = json.loads(response.headers["X-Frame-Faces"]) | {"seq": int(response.headers["X-Frame-Seq"])}
+        return 200, faces, cv2.imdecode(np.frombuffer(response.read(), np.uint8), cv2.IMREAD_COLOR)
+
+
+def test_a_frame_comes_with_the_faces_drawn_on_it(live, frames):
+    """The page's table and the picture's labels come from one response: the same numbers for a face."""
+    clock = Clock(1000.0)
+    output = live(clock=clock, max_fps=4)
+    (first_image, first), (second_image, second) = frames[0], frames[3]  # astronaut, then two_people
+    results = []
+    fetcher = threading.Thread(target=lambda: results.append(frame_jpg(output, 0)), daemon=True)
+    fetcher.start()
+    wait_for(lambda: output.hub.viewers == 1, "the page's request to wait for a frame")
+    output.update(first_image, first)
+    fetcher.join(timeout=WAIT_S)
+    clock.t += 0.01  # sooner than max_fps allows: not handed to the page
+    output.update(second_image, second)
+    status, faces, picture = results[0]
+    assert status == 200 and faces["seq"] == 1 and (faces["frame"], faces["width"]) == (first.index, first.width)
+    assert picture.shape == first_image.shape
+    assert len(faces["tracks"]) == len(first.faces) != len(second.faces)
+    for track, face in zip(faces["tracks"], first.faces):  # the label drawn on the picture carries the same number
+        assert f"{track['emotion']} {track['confidence']:.2f} / {track['gender']}" in label_text(face)
+    assert json.loads(get(output, "/status.json")[2])["width"] == second.width  # the statistics: the newest frame
+    clock.t += 1.0
+    fetcher = threading.Thread(target=lambda: results.append(frame_jpg(output, faces["seq"])), daemon=True)
+    fetcher.start()
+    wait_for(lambda: output.hub.viewers == 1, "the next request to wait")
+    output.update(second_image, second)
+    fetcher.join(timeout=WAIT_S)
+    assert results[1][1]["seq"] == 2 and results[1][1]["width"] == second.width
+    assert get(output, "/frame.jpg?after=x")[0] == 400
+
+
+def test_the_daemon_tells_the_page_what_it_runs(samples):
+    """The real daemon on the committed photos: source, model files and detector reach /status.json."""
+    from edge.config import CameraSettings, Config
+    from edge.daemon import Daemon
+    from edge.detectors import DetectorSettings
+    from edge.notify import Notifier
+    from edge.outputs.eventlog import EventLogSettings
+    from edge.outputs.leds import LedSettings
+    from edge.outputs.registry import OutputsSettings
+    from edge.pipeline import ModelSettings
+
+    root = Path(__file__).resolve().parents[1]
+    config = Config(camera=CameraSettings(source="images", path=str(samples)),
+                    models=ModelSettings(dir=str(root / "models")), detector=DetectorSettings(backend="blazeface"),
+                    outputs=OutputsSettings(leds=LedSettings(enabled=False), event_log=EventLogSettings(enabled=False),
+                                            live_view=LiveViewSettings(enabled=True, port=0)))
+    daemon = Daemon(config, Notifier(use_systemd_python=False))
+    try:
+        assert daemon.start() == 0
+        (output,) = [o for o in daemon.outputs if isinstance(o, LiveViewOutput)]
+        running = json.loads(get(output, "/status.json")[2])["running"]
+    finally:
+        daemon.shutdown()
+    images = len([p for p in samples.iterdir() if p.suffix.lower() in (".jpg", ".png")])
+    assert running == {"source": f"images {samples} ({images} file(s))",
+                       "emotion_model": "emotion_mini_xception_int8.tflite",
+                       "gender_model": "gender_mini_xception_int8.tflite", "detector": "blazeface (full range)"}
+
+
+def test_what_is_running_is_served_and_missing_fields_are_left_out(live):
+    output = live()
+    assert json.loads(get(output, "/status.json")[2])["running"] == {}
+    output.describe({"source": "video file clip.mp4 (looped)", "emotion_model": "e.tflite", "detector": ""})
+    assert json.loads(get(output, "/status.json")[2])["running"] == {"source": "video file clip.mp4 (looped)",
+                                                                     "emotion_model": "e.tflite"}
 
 
 def test_nothing_is_encoded_or_copied_while_nobody_watches(live, frames):
@@ -346,10 +426,19 @@ def browser(tmp_path):
 
 PAGE_STATE = """JSON.stringify({
   width: document.getElementById("stream").naturalWidth,
+  pageWidth: document.body.clientWidth,
+  imgWidth: document.getElementById("stream").clientWidth,
+  heading: document.querySelector("h1").textContent,
+  legend: document.getElementById("legend").textContent,
+  running: document.getElementById("running").textContent,
+  note: document.getElementById("table-note").textContent,
+  page: document.body.innerText,
   updates: window.statusUpdates || 0,
   summary: document.getElementById("summary").textContent,
   rows: Array.from(document.querySelectorAll("#faces tr")).map(r => r.textContent),
-  status: window.lastStatus || null
+  cells: Array.from(document.querySelectorAll("#faces tr")).map(r => Array.from(r.cells).map(c => c.textContent)),
+  status: window.lastStatus || null,
+  frame: window.lastFrame || null
 })"""
 
 
@@ -367,6 +456,8 @@ def test_the_page_shows_the_stream_and_live_statistics_in_chromium(browser, live
             time.sleep(0.03)
 
     feeder = threading.Thread(target=feed, daemon=True)
+    output.describe({"source": "images samples (7 file(s))", "emotion_model": "emotion_mini_xception_int8.tflite",
+                     "gender_model": "gender_mini_xception_int8.tflite"})  # no detector: the page says so
     feeder.start()
     page = browser(output.url)
     try:
@@ -381,7 +472,7 @@ def test_the_page_shows_the_stream_and_live_statistics_in_chromium(browser, live
         later = wait_for(lambda: (s := state())["updates"] >= first["updates"] + 3 and s["summary"] != first["summary"]
                          and s, "the statistics to change")
         assert later["updates"] > first["updates"]
-        assert output.hub.viewers == 1 and output.hub.encoded >= 2
+        assert output.hub.encoded >= 2
         # what the page shows is what the pipeline produced for one of the frames fed
         status = later["status"]
         assert f"frame {status['frame']} |" in later["summary"]
@@ -390,9 +481,23 @@ def test_the_page_shows_the_stream_and_live_statistics_in_chromium(browser, live
                  "gender": f.gender, "gender_confidence": round(f.gender_confidence, 4), "box": list(f.box)}
                 for f in r.faces] for _, r in frames if r.index == status["frame"]]
         assert status["tracks"] in fed
-        assert len(later["rows"]) == status["faces"] == len(status["tracks"])
-        for track, row in zip(status["tracks"], later["rows"]):
+        assert status["faces"] == len(status["tracks"])
+        # the table lists the faces of the frame in the picture: each emotion cell is the number its label shows
+        frame = later["frame"]
+        assert f"faces of frame {frame['frame']}, the frame in the picture" in later["note"]
+        assert frame["width"] == later["width"]  # the picture on the page is that frame
+        shown = next(r for _, r in frames if (r.index, r.width) == (frame["frame"], frame["width"]))
+        assert len(later["rows"]) == len(shown.faces) == len(frame["tracks"])
+        for face, track, row, cells in zip(shown.faces, frame["tracks"], later["rows"], later["cells"]):
             assert row.startswith(f"#{track['track']}{track['emotion']} {track['confidence']:.2f}")
+            assert label_text(face) == f"{cells[0]} {cells[1]} / {face.gender}"  # the label drawn on the picture
+        # the page around the stream: heading, legend, what runs, no debug counter, the stream across the page
+        assert later["heading"] == "face-emotion live view"
+        assert "box and label colour = gender: woman man gender not known yet" in " ".join(later["legend"].split())
+        assert later["running"] == ("source: images samples (7 file(s)) | emotion model: emotion_mini_xception_int8"
+                                    ".tflite | gender model: gender_mini_xception_int8.tflite | detector: not reported")
+        assert "status updates" not in later["page"]
+        assert later["imgWidth"] == later["pageWidth"]
     finally:
         page.close()
         stop.set()

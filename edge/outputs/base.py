@@ -8,6 +8,8 @@ and implement the three methods; nothing else changes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from edge.results import FrameResult
@@ -27,6 +29,12 @@ class Output:
 
     def start(self) -> None:
         """Acquire hardware or sockets; raise :class:`OutputError` with a clear message on failure."""
+
+    def describe(self, running: Mapping[str, str]) -> None:
+        """What the service runs (``source``, ``emotion_model``, ``gender_model``, ``detector``), once after start.
+
+        Only outputs that show it (the live view's page) need to act; a key may be missing.
+        """
 
     def update(self, frame: np.ndarray, result: FrameResult) -> None:
         """React to one processed frame. Must be quick: it runs in the frame loop."""

@@ -8,7 +8,7 @@ one line, closed and left out, and the frame loop and the other outputs go on.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -42,6 +42,14 @@ class Outputs:
             except Exception as exc:  # an output bug must not take the camera loop down
                 self.log.exception("output %s failed (%s); continuing without it", output.name, exc)
                 self.drop(output)
+
+    def describe(self, running: Mapping[str, str]) -> None:
+        """Tell every output what the service runs (the live view shows it); a failure here only loses the line."""
+        for output in list(self._outputs):
+            try:
+                output.describe(running)
+            except Exception as exc:  # noqa: BLE001 - cosmetic: the frames and the output go on
+                self.log.error("%s: could not show what is running (%s)", output.name, exc)
 
     def camera_reopened(self, camera: object) -> None:
         """After a reopen, outputs that draw through the camera (the display overlay) move to the new one."""

@@ -4,12 +4,26 @@ For a Pi without a screen: open ``http://<pi>:8080/`` (after an ssh tunnel,
 since it binds 127.0.0.1 by default) and watch the annotated camera with
 fps, per-stage latency and the labels of every track, updating live.
 
-* ``/`` the page: ``<img src="/stream.mjpg">`` plus statistics refreshed from
-  ``/status.json`` every 500 ms.
+* ``/`` the page: a heading, the annotated picture across the page, a legend
+  of the overlay's colours, what is running (source, model files, detector;
+  from :meth:`LiveViewOutput.describe`), a table of the faces in the picture
+  and statistics refreshed from ``/status.json`` every 500 ms.
+* ``/frame.jpg?after=SEQ`` the next annotated frame newer than ``SEQ`` (waits
+  for it; 204 after ``FRAME_WAIT_S``), with ``X-Frame-Seq`` and, in
+  ``X-Frame-Faces``, the JSON of the faces drawn on it. The page fetches
+  frames this way, so its table always lists the faces of the picture it shows.
 * ``/stream.mjpg`` ``multipart/x-mixed-replace`` JPEGs of annotated frames, at
-  most ``max_fps`` a second.
+  most ``max_fps`` a second, for players and other pages.
 * ``/status.json`` fps, median latency per stage over the last
-  ``stats_window`` frames, faces with track/labels/box, frame index, uptime.
+  ``stats_window`` frames, faces with track/labels/box, frame index, uptime,
+  what is running.
+
+The page's table and the picture's labels show the same number for a face:
+both come from the one frame the JPEG was drawn from, and both are the smoothed
+probability of the shown class (``FaceResult.emotion_scores`` after the
+tracker). The table used to list the newest frame from ``/status.json``
+beside an MJPEG picture sent at most ``max_fps`` times a second, so the two
+disagreed (0.18 against 0.30 for one face).
 
 The frame loop never waits for the network: :meth:`LiveViewOutput.update`
 records statistics and, only while someone watches and at most ``max_fps``
@@ -38,7 +52,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -49,10 +63,10 @@ from urllib.parse import parse_qs
 import cv2
 import numpy as np
 
-from edge.annotate import annotate
+from edge.annotate import BOLD_FROM, GENDER_COLORS_BGR, UNKNOWN_COLOR_BGR, annotate
 from edge.outputs.base import Output, OutputError
 from edge.outputs.display import stats_text
-from edge.results import FrameResult
+from edge.results import FaceResult, FrameResult
 from edge.settings import ConfigError
 from edge.stats import LatencyStats
 
@@ -90,6 +104,7 @@ class LiveViewSettings:
 log = logging.getLogger(__name__)
 BOUNDARY = "FRAME"
 WAIT_S = 0.25  # how often a waiting stream thread checks whether the server is closing
+FRAME_WAIT_S = 10.0  # /frame.jpg answers 204 when no new frame came for this long (the page asks again)
 COOKIE = "face_emotion_token"
 
 
@@ -134,47 +149,93 @@ def token_given(handler: BaseHTTPRequestHandler, token: str) -> str | None:
                 return "basic"
     return None
 
+def legend_html() -> str:
+    """The overlay's colours and label style, from the constants :mod:`edge.annotate` draws with."""
+    def swatch(bgr: tuple[int, int, int], text: str) -> str:
+        b, g, r = bgr
+        return f'<span class="swatch" style="border-color: rgb({r},{g},{b})"></span>{text}'
+
+    genders = [swatch(GENDER_COLORS_BGR[name], name) for name in ("woman", "man")]
+    genders.append(swatch(UNKNOWN_COLOR_BGR, "gender not known yet"))
+    return ("box and label colour = gender: " + " &nbsp; ".join(genders) +
+            f"<br>label = track, emotion, its smoothed probability / gender; the label's background is"
+            f" fainter the less sure the emotion, and its text bold from {BOLD_FROM:.1f}")
+
+
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>face-emotion live view</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>
 body { font-family: system-ui, sans-serif; background: #111; color: #eee; margin: 1em; }
-img { max-width: 100%; background: #000; display: block; margin-bottom: .5em; min-height: 60px; }
+h1 { font-size: 1.3em; margin: 0 0 .4em 0; }
+img { width: 100%; height: auto; background: #000; display: block; margin-bottom: .5em; min-height: 60px; }
 table { border-collapse: collapse; } td, th { padding: 2px 10px; text-align: left; }
 th { border-bottom: 1px solid #555; } .dim { color: #999; }
+.swatch { display: inline-block; width: 1.4em; height: .8em; border: 3px solid; margin: 0 .3em -.15em 0; }
 </style></head>
 <body>
-<img id="stream" src="/stream.mjpg" alt="annotated camera stream">
+<h1>face-emotion live view</h1>
+<p id="running" class="dim">running: waiting for the first status...</p>
+<img id="stream" alt="annotated camera picture">
+<p id="legend" class="dim">__LEGEND__</p>
 <p id="summary">waiting for the first status...</p>
-<table><thead><tr><th>track</th><th>emotion</th><th>gender</th><th>box (x, y, w, h)</th></tr></thead>
+<table><thead><tr><th>track</th>
+<th>emotion, smoothed probability (as on the picture)</th><th>gender, smoothed probability</th>
+<th>box (x, y, w, h)</th></tr></thead>
 <tbody id="faces"></tbody></table>
+<p id="table-note" class="dim"></p>
 <p id="latency" class="dim"></p>
-<p id="updates" class="dim">status updates: 0</p>
 <script>
 "use strict";
-window.statusUpdates = 0;
+window.statusUpdates = 0;  // read by the tests; not shown
 const $ = (id) => document.getElementById(id);
 const img = $("stream");
-img.onerror = () => setTimeout(() => { img.src = "/stream.mjpg?" + Date.now(); }, 2000);
+const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const RUNNING = [["source", "source"], ["emotion_model", "emotion model"], ["gender_model", "gender model"],
+                 ["detector", "detector"]];
 function cell(row, text) { const td = document.createElement("td"); td.textContent = text; row.appendChild(td); }
-function show(s) {
-  const frame = s.frame === null ? "-" : s.frame;
-  $("summary").textContent = `frame ${frame} | ${s.fps.toFixed(1)} fps | ${s.faces} face(s) | ` +
-    `${s.viewers} viewer(s) | up ${s.uptime_s.toFixed(0)} s`;
-  const body = $("faces"); body.replaceChildren();
-  for (const f of s.tracks) {
-    const row = document.createElement("tr");
-    cell(row, f.track === null ? "-" : "#" + f.track);
-    cell(row, `${f.emotion} ${f.confidence.toFixed(2)}`);
-    cell(row, `${f.gender} ${f.gender_confidence.toFixed(2)}`);
-    cell(row, f.box.join(", "));
-    body.appendChild(row);
-  }
+function num(value, digits) { return typeof value === "number" ? value.toFixed(digits) : "?"; }
+function show(s) {  // the statistics, from /status.json
+  const run = s.running || {};
+  $("running").textContent = RUNNING.map(([key, name]) => `${name}: ${run[key] || "not reported"}`).join(" | ");
+  const frame = s.frame === null || s.frame === undefined ? "-" : s.frame;
+  $("summary").textContent = `frame ${frame} | ${num(s.fps, 1)} fps | ${s.faces} face(s) | ` +
+    `${s.viewers} viewer(s) | up ${num(s.uptime_s, 0)} s`;
   $("latency").textContent = "median latency (ms): " +
-    Object.entries(s.latency_ms).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(", ");
+    Object.entries(s.latency_ms || {}).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(", ");
   window.statusUpdates += 1;
   window.lastStatus = s;
-  $("updates").textContent = "status updates: " + window.statusUpdates;
+}
+function showFaces(f) {  // the table, from the headers of the picture it describes
+  const body = $("faces"); body.replaceChildren();
+  for (const t of f.tracks) {
+    const row = document.createElement("tr");
+    cell(row, t.track === null ? "-" : "#" + t.track);
+    cell(row, `${t.emotion} ${num(t.confidence, 2)}`);
+    cell(row, `${t.gender} ${num(t.gender_confidence, 2)}`);
+    cell(row, t.box.join(", "));
+    body.appendChild(row);
+  }
+  $("table-note").textContent = `faces of frame ${f.frame}, the frame in the picture: the same numbers as its labels`;
+  window.lastFrame = f;
+}
+async function frames() {
+  let seq = 0, shown = null;
+  for (;;) {
+    try {
+      const response = await fetch(`/frame.jpg?after=${seq}`, { cache: "no-store" });
+      if (response.status !== 200) { await pause(response.status === 204 ? 0 : 2000); continue; }
+      seq = Number(response.headers.get("X-Frame-Seq"));
+      const faces = JSON.parse(response.headers.get("X-Frame-Faces"));
+      const url = URL.createObjectURL(await response.blob());
+      await new Promise((resolve) => { img.onload = img.onerror = resolve; img.src = url; });
+      if (shown) URL.revokeObjectURL(shown);
+      shown = url;
+      showFaces(faces);
+    } catch (err) {
+      await pause(2000);
+    }
+  }
 }
 async function refresh() {
   try {
@@ -186,9 +247,17 @@ async function refresh() {
   setTimeout(refresh, 500);
 }
 refresh();
+frames();
 </script>
 </body></html>
-"""
+""".replace("__LEGEND__", legend_html())
+
+
+def tracks(faces: list[FaceResult]) -> list[dict[str, Any]]:
+    """Faces as the page's table shows them: the numbers the overlay's labels show (see the module doc)."""
+    return [{"track": f.track, "emotion": f.emotion, "confidence": round(f.emotion_confidence, 4),
+             "gender": f.gender, "gender_confidence": round(f.gender_confidence, 4),
+             "box": [int(v) for v in f.box]} for f in faces]
 
 
 class Hub:
@@ -205,6 +274,8 @@ class Hub:
         self.frame: np.ndarray | None = None
         self.frame_result: FrameResult | None = None
         self.frame_text = ""
+        self.jpeg_result: FrameResult | None = None  # the result drawn on ``jpeg``
+        self.running: dict[str, str] = {}  # what the service runs (LiveViewOutput.describe)
         self.seq = 0  # increments with every frame handed over
         self.jpeg = b""
         self.jpeg_seq = 0
@@ -223,7 +294,7 @@ class Hub:
                 self.seq += 1
                 self.cond.notify_all()
 
-    def next_jpeg(self, after: int) -> tuple[int, bytes] | None:
+    def next_jpeg(self, after: int) -> tuple[int, bytes, FrameResult] | None:
         """The first frame newer than ``after`` as JPEG, or None after a short wait (check ``closed``)."""
         with self.cond:
             if not self.cond.wait_for(lambda: self.closed or self.seq > after, timeout=WAIT_S) or self.closed:
@@ -236,12 +307,13 @@ class Hub:
                                         [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
                 if not ok:
                     return None
-                self.jpeg, self.jpeg_seq = data.tobytes(), seq
+                self.jpeg, self.jpeg_seq, self.jpeg_result = data.tobytes(), seq, result
                 self.encoded += 1
-            return self.jpeg_seq, self.jpeg
+            assert self.jpeg_result is not None
+            return self.jpeg_seq, self.jpeg, self.jpeg_result
 
     def status(self) -> dict[str, Any]:
-        """The ``/status.json`` document."""
+        """The ``/status.json`` document (``tracks``: the newest frame's faces)."""
         with self.cond:
             result = self.result
             latency = {stage: round(value, 2) for stage in sorted(self.stats.samples)
@@ -253,13 +325,12 @@ class Hub:
                 "fps": round(self.stats.fps(), 2),
                 "latency_ms": latency,
                 "faces": len(faces),
-                "tracks": [{"track": f.track, "emotion": f.emotion, "confidence": round(f.emotion_confidence, 4),
-                            "gender": f.gender, "gender_confidence": round(f.gender_confidence, 4),
-                            "box": [int(v) for v in f.box]} for f in faces],
+                "tracks": tracks(faces),
                 "width": result.width if result is not None else None,
                 "height": result.height if result is not None else None,
                 "uptime_s": round(self.clock() - self.started, 2),
                 "viewers": self.viewers,
+                "running": dict(self.running),
             }
 
     def join(self, connection: socket.socket) -> int:
@@ -313,6 +384,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.OK, "text/html; charset=utf-8", PAGE.encode())
         elif route == "/status.json":
             self._send(HTTPStatus.OK, "application/json", json.dumps(hub.status()).encode())
+        elif route == "/frame.jpg":
+            self._frame(hub)
         elif route == "/stream.mjpg":
             self._stream(hub)
         else:
@@ -320,6 +393,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: HTTPStatus, content_type: str, body: bytes) -> None:
         self.send_response(status)
+        self._send_body(content_type, body)
+
+    def _send_body(self, content_type: str, body: bytes) -> None:
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
@@ -327,6 +403,38 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Set-Cookie", f"{COOKIE}={self.server.token}; Path=/; HttpOnly; SameSite=Strict")
         self.end_headers()
         self.wfile.write(body)
+
+    def _frame(self, hub: Hub) -> None:
+        """One JPEG newer than ``?after=``, with the faces drawn on it in a header; 204 when none comes."""
+        query = parse_qs(self.path.split("?", 1)[1]) if "?" in self.path else {}
+        try:
+            after = int(query.get("after", ["0"])[0])
+        except ValueError:
+            self._send(HTTPStatus.BAD_REQUEST, "text/plain; charset=utf-8", b"after: not a number\n")
+            return
+        hub.join(self.connection)  # a waiting page counts as a viewer, so the frame loop hands it frames
+        try:
+            deadline = time.monotonic() + FRAME_WAIT_S
+            got = None
+            while got is None and not hub.closed and time.monotonic() < deadline:
+                got = hub.next_jpeg(after)
+        finally:
+            hub.leave(self.connection)
+        try:
+            if got is None:
+                self.send_response(HTTPStatus.NO_CONTENT)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            seq, jpeg, result = got
+            faces = {"frame": result.index, "width": result.width, "height": result.height,
+                     "tracks": tracks(list(result.faces))}
+            self.send_response(HTTPStatus.OK)
+            self.send_header("X-Frame-Seq", str(seq))
+            self.send_header("X-Frame-Faces", json.dumps(faces))
+            self._send_body("image/jpeg", jpeg)
+        except (OSError, ValueError):  # the page went away (or close() cut it) while waiting
+            self.close_connection = True
 
     def _stream(self, hub: Hub) -> None:
         self.send_response(HTTPStatus.OK)
@@ -340,7 +448,7 @@ class Handler(BaseHTTPRequestHandler):
                 got = hub.next_jpeg(seq)
                 if got is None:
                     continue
-                seq, jpeg = got
+                seq, jpeg, _ = got
                 self.wfile.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
                                  .encode() + jpeg + b"\r\n")
                 self.wfile.flush()
@@ -410,6 +518,11 @@ class LiveViewOutput(Output):
         if not loopback and not self.settings.token:
             log.warning("live view: reachable from the network without a token; anyone there can watch "
                         "(set [outputs.live_view] token)")
+
+    def describe(self, running: Mapping[str, str]) -> None:
+        """Show what the service runs: ``source``, ``emotion_model``, ``gender_model``, ``detector`` (any missing)."""
+        with self.hub.cond:
+            self.hub.running = {str(k): str(v) for k, v in running.items() if v}
 
     def update(self, frame: np.ndarray, result: FrameResult) -> None:
         now = self.clock()
