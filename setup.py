@@ -7,10 +7,16 @@ file at the top of ``models/`` but the float ``.keras`` training models, plus an
 the manifest names elsewhere. Whatever is in ``models/`` when the wheel is built is what
 ships. Editable installs and checkouts read ``models/`` in place
 (:func:`edge.manifest.default_models_dir`), so nothing is copied into the source tree.
+
+A few of ``samples/`` (:data:`SHIPPED_SAMPLES`, about 390 KB, with their rows of
+``manifest.csv``) ship as ``edge/_samples``: the default input of ``face-emotion bench``
+when there is no checkout, so the bench runs right after ``pip install``.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import shutil
 from pathlib import Path
@@ -23,6 +29,10 @@ ROOT = Path(__file__).resolve().parent
 MODELS = "models"
 PACKAGED = Path("edge") / "_models"
 LEFT_OUT = (".keras", ".tmp")  # float training models (TensorFlow only) and half-written files
+SAMPLES = "samples"
+PACKAGED_SAMPLES = Path("edge") / "_samples"
+# two faces to find (a portrait, a 720p frame) and two pictures with none (a cat; coins that fool Haar)
+SHIPPED_SAMPLES = ("astronaut.jpg", "obama_720p.jpg", "chelsea.jpg", "coins.png")
 
 
 def _named_files(value: object) -> list[str]:
@@ -46,6 +56,23 @@ def model_files(root: Path = ROOT) -> list[str]:
     return sorted(set(top) | {n for n in named if (models / n).is_file() and not n.endswith(LEFT_OUT)})
 
 
+def sample_manifest(root: Path = ROOT) -> str:
+    """``samples/manifest.csv`` cut to the shipped samples' rows (the bench reads the expected face counts)."""
+    rows = list(csv.reader(io.StringIO((root / SAMPLES / "manifest.csv").read_text())))
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows([rows[0]] + [r for r in rows[1:] if r and r[0] in SHIPPED_SAMPLES])
+    return out.getvalue()
+
+
+def copy_samples(root: Path, target: Path) -> None:
+    """The shipped samples and their manifest rows into ``target``."""
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    for name in (*SHIPPED_SAMPLES, "README.md"):  # the README names each picture's source and licence
+        shutil.copyfile(root / SAMPLES / name, target / name)
+    (target / "manifest.csv").write_text(sample_manifest(root))
+
+
 class BuildPyWithModels(build_py):
     """``build_py`` that also copies the shipped models into ``edge/_models`` of the build."""
 
@@ -60,6 +87,7 @@ class BuildPyWithModels(build_py):
             target = Path(self.build_lib) / PACKAGED / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source / name, target)
+        copy_samples(source.parent, Path(self.build_lib) / PACKAGED_SAMPLES)
 
 
 class SdistWithModels(sdist):
@@ -71,6 +99,9 @@ class SdistWithModels(sdist):
             target = Path(base_dir) / MODELS / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(ROOT / MODELS / name, target)
+        for name in (*SHIPPED_SAMPLES, "manifest.csv", "README.md"):
+            (Path(base_dir) / SAMPLES).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(ROOT / SAMPLES / name, Path(base_dir) / SAMPLES / name)
 
 
 setup(cmdclass={"build_py": BuildPyWithModels, "sdist": SdistWithModels})

@@ -91,3 +91,20 @@ def test_the_python_api_works_outside_the_repository(installed):
     result = json.loads(proc.stdout)
     assert len(result["faces"]) == 2 and all(f["track"] is None for f in result["faces"])
     print(f"$ python -c {code!r}\n{proc.stdout}")
+
+
+def test_the_bench_runs_on_the_packaged_samples_and_writes_into_the_current_folder(installed):
+    """No checkout: the default input is the sample photos the wheel ships, the chart goes to ./out, not the package."""
+    env_dir, work, wheel = installed
+    packaged = sorted(n.split("/", 2)[2] for n in zipfile.ZipFile(wheel).namelist() if n.startswith("edge/_samples/"))
+    assert packaged == sorted(["README.md", "astronaut.jpg", "chelsea.jpg", "coins.png", "manifest.csv",
+                               "obama_720p.jpg"])
+    site = Path(sh(env_dir / "bin" / "python", "-c", "import edge; print(edge.__file__)", cwd=work).stdout).parent
+    before = {p for p in site.parent.rglob("*")}
+    proc = sh(env_dir / "bin" / "face-emotion", "bench", "--frames", "4", "--warmup", "1", "--rounds", "1",
+              "--variants", "int8:1:0", "--baselines", "none", cwd=work)
+    assert f"4 images from {site / '_samples'}" in proc.stdout
+    assert "recall (found/exp)" in proc.stdout  # the shipped manifest rows: expected faces are known
+    assert (work / "out" / "bench.png").stat().st_size > 0
+    assert {p for p in site.parent.rglob("*") if "__pycache__" not in p.parts} <= before  # nothing new there
+    print(f"$ face-emotion bench --frames 4 --warmup 1 --rounds 1 --variants int8:1:0 --baselines none\n{proc.stdout}")

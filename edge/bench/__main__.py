@@ -47,7 +47,8 @@ from edge.sources import SourceError
 from edge.stats import PAPER_SECONDS_PER_FRAME
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-DEFAULT_SOURCE = ROOT / "samples"
+# samples/ in a checkout; after pip install, the sample photos the wheel ships (setup.py's SHIPPED_SAMPLES)
+DEFAULT_SOURCE = ROOT / "samples" if (ROOT / "pyproject.toml").is_file() else ROOT / "edge" / "_samples"
 DEFAULT_PAPER_MODELS = ROOT.parent / "shared" / "anchors" / "oarriaga"
 DOWNSCALED_WIDTH = 320
 ALL_THREADS = (1, 2, 4)
@@ -345,7 +346,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n\n")[1])
     parser.add_argument("--source", default=str(DEFAULT_SOURCE),
-                        help="image folder (recursive), image, video file or 'camera' (default: samples/)")
+                        help="image folder (recursive), image, video file or 'camera' (default: samples/; installed "
+                        "from a wheel: the sample photos it ships)")
     parser.add_argument("--manifest", help="CSV with file,expected_faces (default: manifest.csv in the folder)")
     parser.add_argument("--size", default="640x480", help="frame size; images are letterboxed (default 640x480)")
     parser.add_argument("--frames", type=int, default=100, help="timed frames per row, cycling the input")
@@ -361,7 +363,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--paper-models", help=f"folder with the paper's .hdf5 (default {DEFAULT_PAPER_MODELS})")
     parser.add_argument("--json", metavar="OUT", help="write the full report as JSON")
     parser.add_argument("--chart", metavar="PNG", help="stacked-bar chart (default: next to --json, else "
-                        "out/bench.png)")
+                        "out/bench.png in the current folder)")
     parser.add_argument("--no-chart", action="store_true")
     add_settings_options(parser)
     args = parser.parse_args(argv)
@@ -452,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     if not args.no_chart:
         chart = Path(args.chart) if args.chart else (
-            Path(args.json).with_suffix(".png") if args.json else ROOT / "out" / "bench.png")
+            Path(args.json).with_suffix(".png") if args.json else Path("out") / "bench.png")  # never the package
         note = write_chart(report, chart)
         report["chart"] = None if note else str(chart)
     print(render(report))
