@@ -63,13 +63,16 @@ def _copy_sources(repo: Path, dest: Path) -> None:
     """Copy what the build reads, so setuptools' build/ and egg-info never land in the repo.
 
     models/ too: setup.py packs the shipped models into the wheel (edge/_models)
-    and refuses to build without them; the float .keras files never ship.
+    and refuses to build without them; the float .keras files never ship. And
+    samples/: setup.py packs a few of them (edge/_samples, the bench's default input).
     """
     for name in _BUILD_FILES:
         if (repo / name).is_file():
             shutil.copy2(repo / name, dest / name)
     if (repo / "models").is_dir():
         shutil.copytree(repo / "models", dest / "models", ignore=shutil.ignore_patterns("*.keras", "runs", "reports"))
+    if (repo / "samples").is_dir():
+        shutil.copytree(repo / "samples", dest / "samples")
     for child in sorted(repo.iterdir()):
         if child.is_dir() and (child / "__init__.py").is_file() and not child.name.startswith("."):
             shutil.copytree(child, dest / child.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
