@@ -142,5 +142,6 @@ class Pipeline:
         return faces
 
     def process_frame(self, frame: Frame) -> FrameResult:
-        """Analyse a :class:`~edge.sources.Frame` from any source."""
-        return self.process(frame.image, frame.gray, box_scale=frame.box_scale, independent=frame.independent)
+        """Analyse a :class:`~edge.sources.Frame` from any source, at its timestamp (a video file's is media time)."""
+        return self.process(frame.image, frame.gray, now=frame.timestamp, box_scale=frame.box_scale,
+                            independent=frame.independent)

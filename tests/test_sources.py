@@ -51,6 +51,32 @@ def test_video_file_ends_with_none(pan_video):
     source.close()
 
 
+def test_a_video_gives_the_same_faces_however_fast_it_is_processed(pan_video, pipeline_factory, monkeypatch):
+    """A video file's frames carry media time, so tracks and smoothing follow the clip, not the CPU.
+
+    The pipeline's clock is made to run 7 ms and 350 ms per frame (a PC, and the daemon under qemu):
+    with wall-clock timestamps the slow run dropped tracks after 2 missed frames instead of 10, and
+    with them the search near those faces, so other faces were found.
+    """
+    import edge.pipeline
+
+    def faces(seconds_per_clock_read: float) -> list:
+        clock = iter(np.arange(1, 100_000) * seconds_per_clock_read)
+        monkeypatch.setattr(edge.pipeline, "_now", lambda: float(next(clock)))
+        source = OpenCVSource(str(pan_video))
+        source.open()
+        pipeline = pipeline_factory()
+        frames = list(source)
+        source.close()
+        assert [f.timestamp for f in frames] == pytest.approx([f.index / 15.0 for f in frames])
+        return [[(f.box, f.track, f.emotion, f.gender) for f in pipeline.process_frame(frame).faces]
+                for frame in frames]
+
+    fast = faces(0.001)
+    assert sum(map(len, fast)) >= 45  # faces found and tracked through the pan
+    assert faces(0.05) == fast
+
+
 @pytest.mark.parametrize("device, message", [("missing.mp4", "no such video file"), ("97", "cannot open camera 97")])
 def test_a_source_that_cannot_open_says_so(device, message):
     with pytest.raises(SourceError, match=message):
