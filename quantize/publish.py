@@ -50,7 +50,13 @@ def _load_or_new(out: Path) -> Manifest:
     return Manifest(out, [], {})
 
 
-def _run_info(model_path: Path) -> dict:
+def _run_info(model_path: Path, depth: int = 0) -> dict:
+    """The training run behind ``model_path`` (its ``run.json``), with the run it started from.
+
+    A run started with ``--init`` (a warm restart, a fine-tune) is only half
+    its own story: the manifest must say what the starting weights were, so
+    the parent run is recorded under ``init_run``, recursively.
+    """
     run_json = model_path.parent / "run.json"
     if not run_json.is_file():
         return {}
@@ -59,7 +65,34 @@ def _run_info(model_path: Path) -> dict:
             "last_val_accuracy", "batch", "lr", "schedule", "l2", "label_smoothing", "ferplus_weight",
             "test_duplicates_dropped", "input_blur_sigma", "seed", "augment", "train_seconds", "pieces", "command",
             "commit", "host")
-    return {k: run[k] for k in keep if k in run}
+    info = {k: run[k] for k in keep if k in run}
+    if run.get("init"):
+        info["init"] = run["init"]
+        info["init_run"] = _init_run(Path(run["init"]), model_path.parent, depth + 1)
+    return info
+
+
+def _init_run(init: Path, run_dir: Path, depth: int) -> dict | None:
+    """What is known of the model a run was initialised from: its run folder, or the manifest that shipped it."""
+    path = init if init.is_absolute() or init.exists() else run_dir / init
+    if depth > 8 or not path.is_file():
+        return None
+    if (path.parent / "run.json").is_file():
+        return _run_info(path, depth) | {"sha256": sha256_file(path)}
+    if (path.parent / MANIFEST_NAME).is_file():
+        digest = sha256_file(path)
+        for entry in Manifest.load(path.parent).models:
+            if entry.provenance.get("float_sha256") == digest:
+                return {"shipped_as": entry.name, "sha256": digest} | dict(entry.provenance.get("training_run") or {})
+    return {"sha256": sha256_file(path)}
+
+
+def _command(model_path: Path) -> str:
+    """The quantize command line as typed (``python -m quantize`` runs ``quantize/__main__.py``)."""
+    program = Path(sys.argv[0])
+    if program.name == "quantize" or (program.name == "__main__.py" and program.parent.name == "quantize"):
+        return " ".join(["python -m quantize", *sys.argv[1:]])
+    return "python -m quantize " + str(model_path)
 
 
 def worse_than_published(out: Path, name: str, figures: dict) -> list[str]:
@@ -93,6 +126,7 @@ def publish(args, out: Path, name: str, task: str, labels: Sequence[str], model,
     out.mkdir(parents=True, exist_ok=True)
     model_path = Path(args.model)
     keras_bytes = model_path.read_bytes()
+    training_run = _run_info(model_path)  # before anything in ``out`` is replaced: a warm start may come from there
     keras_target = out / f"{name}.keras"
     if model_path.resolve() != keras_target.resolve():
         write_atomic(keras_target, keras_bytes)
@@ -126,14 +160,13 @@ def publish(args, out: Path, name: str, task: str, labels: Sequence[str], model,
             accuracy=_accuracy_entries(figures, variant, figures["test"]["source"]),
             provenance={
                 "float_model": keras_target.name, "float_sha256": hashlib.sha256(keras_bytes).hexdigest(),
-                "training_run": _run_info(model_path),
+                "training_run": training_run,
                 "calibration": None if variant == "float32" else {
                     "data": calib.source, "faces": int(len(pick)), "seed": args.seed,
                     "classes": sorted(set(int(v) for v in calib.y[pick])), "pick_sha256_16": calib_pick_sha},
                 "converter": "model.export(tf_saved_model) + TFLiteConverter.from_saved_model"
                              + (", full int8, builtin int8 ops only" if variant == "int8" else ", float32"),
-                "command": " ".join(["python -m quantize", *sys.argv[1:]]) if sys.argv[0].endswith("quantize")
-                           else "python -m quantize " + str(model_path),
+                "command": _command(model_path),
                 "commit": provenance.git_commit(),
             },
             default=(variant == "int8"),

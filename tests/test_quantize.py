@@ -80,6 +80,7 @@ def test_manifest_records_what_the_device_checks(converted):
     assert entry.provenance["calibration"]["faces"] == 300
     assert entry.provenance["calibration"]["classes"] == list(range(7))
     assert entry.provenance["float_sha256"]
+    assert entry.provenance["command"].startswith("python -m quantize ") and "--calib" in entry.provenance["command"]
     assert manifest.detector["sha256"] == sha256_file(converted / "haarcascade_frontalface_default.xml")
     report = json.loads((converted / "reports" / "emotion_tiny_quantize.json").read_text())
     assert {"keras", "float32", "int8"} <= set(report["bytes"])
@@ -180,3 +181,44 @@ def test_only_a_lower_figure_on_the_same_test_file_counts_as_worse(converted, tm
     figures["test"]["source"] = "/data/another_split.npz"
     assert worse_than_published(converted, "emotion_tiny", figures) == []  # not the same split
     assert worse_than_published(tmp_path, "emotion_tiny", figures) == []  # no manifest yet
+
+
+def test_a_warm_started_run_records_the_run_it_started_from(tmp_path):
+    """--init chains: the manifest names the parent run (and its parent), not just the last piece."""
+    from quantize.publish import _run_info
+
+    first, second, third = (tmp_path / name for name in ("first", "second", "third"))
+    for folder, init in ((first, None), (second, first / "last.keras"), (third, second / "last.keras")):
+        folder.mkdir()
+        (folder / "last.keras").write_bytes(folder.name.encode())
+        (folder / "run.json").write_text(json.dumps({"epochs": len(folder.name), "init": init and str(init),
+                                                     "command": f"train {folder.name}"}))
+    info = _run_info(third / "last.keras")
+    assert info["command"] == "train third" and info["init"] == str(second / "last.keras")
+    parent = info["init_run"]
+    assert parent["command"] == "train second" and parent["init_run"]["command"] == "train first"
+    assert "init_run" not in parent["init_run"]
+    from edge.manifest import sha256_file
+
+    assert parent["sha256"] == sha256_file(second / "last.keras")
+
+
+def test_a_run_started_from_a_shipped_model_records_that_model_s_training(tmp_path, models_dir):
+    """Warm-starting from models/*.keras: the shipped entry's own training run is carried over."""
+    import shutil
+
+    from edge.manifest import Manifest
+    from quantize.publish import _run_info
+
+    shipped = tmp_path / "models"
+    shutil.copytree(models_dir, shipped)
+    entry = Manifest.load(shipped).select("gender", "int8")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "last.keras").write_bytes(b"x")
+    init = shipped / entry.provenance["float_model"]
+    (run / "run.json").write_text(json.dumps({"init": str(init), "command": "train warm"}))
+    parent = _run_info(run / "last.keras")["init_run"]
+    assert parent["shipped_as"] == entry.name
+    shipped_run = entry.provenance["training_run"]
+    assert shipped_run and all(parent[key] == value for key, value in shipped_run.items())
