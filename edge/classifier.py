@@ -25,8 +25,9 @@ class Classifier:
     """
 
     def __init__(self, model_path: str, labels: tuple[str, ...], crop: CropSpec, num_threads: int = 1,
-                 expected_input: InputSpec | None = None):
+                 expected_input: InputSpec | None = None, flip_average: bool = False):
         self.path = str(model_path)
+        self.flip_average = bool(flip_average)
         self.labels = tuple(labels)
         self.num_threads = int(num_threads)
         try:
@@ -72,12 +73,13 @@ class Classifier:
             raise ModelError(f"{self.path}: input {actual.__dict__} does not match the manifest {spec.__dict__}")
 
     @classmethod
-    def from_manifest(cls, manifest: Manifest, entry: ModelEntry, num_threads: int = 1) -> Classifier:
+    def from_manifest(cls, manifest: Manifest, entry: ModelEntry, num_threads: int = 1,
+                      flip_average: bool = False) -> Classifier:
         """Verify ``entry``'s sha256 and input spec, then load it."""
         path = manifest.verify(entry)
         crop = CropSpec(size=(entry.input.height, entry.input.width), margin=entry.preprocessing.crop_margin,
                         scale=entry.preprocessing.scale, offset=entry.preprocessing.offset)
-        return cls(str(path), entry.labels, crop, num_threads, expected_input=entry.input)
+        return cls(str(path), entry.labels, crop, num_threads, expected_input=entry.input, flip_average=flip_average)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -92,8 +94,14 @@ class Classifier:
         return normalize(face, self.crop.scale, self.crop.offset).reshape(self.input_shape)
 
     def predict_one(self, face: np.ndarray) -> np.ndarray:
-        """Probabilities (float32, sums to 1) for one uint8 gray face."""
-        self.interpreter.set_tensor(self._in["index"], self.prepare(face))
+        """Probabilities (float32, sums to 1) for one uint8 gray face (and its mirror image, if flip averaging)."""
+        if self.flip_average:
+            tensor = self.prepare(face)
+            return 0.5 * (self._invoke(tensor) + self._invoke(np.ascontiguousarray(tensor[:, :, ::-1])))
+        return self._invoke(self.prepare(face))
+
+    def _invoke(self, tensor: np.ndarray) -> np.ndarray:
+        self.interpreter.set_tensor(self._in["index"], tensor)
         self.interpreter.invoke()
         raw = self.interpreter.get_tensor(self._out["index"])[0]
         if self.output_scale > 0:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from edge.classifier import Classifier
-from edge.detectors import Detector, DetectorSettings, ScanSchedule, make_detector
+from edge.detectors import Detector, DetectorSettings, ScanSchedule, crop_box, make_detector
 from edge.manifest import Manifest, default_models_dir
 from edge.preprocess import crop_face, to_gray
 from edge.results import FaceResult, FrameResult
@@ -31,6 +32,9 @@ class ModelSettings:
     dir: str = ""  # empty = models/ of this installation
     variant: str = "int8"  # "int8" | "float32" | a model name from the manifest
     threads: int = 1  # 1 by default: two threads fight OpenCV's pool on small CPUs
+    # Test-time mirror averaging: score each face and its mirror image, average the two. It costs a second
+    # invoke per face for the classifiers it names; what it buys is in docs/experiments.md.
+    flip_average: Literal["none", "emotion", "gender", "both"] = "none"
 
     def validate(self) -> None:
         if not 1 <= self.threads <= 16:
@@ -64,8 +68,10 @@ class Pipeline:
         models = models or ModelSettings()
         detector = detector or DetectorSettings()
         manifest = Manifest.load(Path(models.dir) if models.dir else default_models_dir())
-        emotion = Classifier.from_manifest(manifest, manifest.select("emotion", models.variant), models.threads)
-        gender = Classifier.from_manifest(manifest, manifest.select("gender", models.variant), models.threads)
+        flips = {"none": (), "emotion": ("emotion",), "gender": ("gender",), "both": ("emotion", "gender")}
+        emotion, gender = (Classifier.from_manifest(manifest, manifest.select(task, models.variant), models.threads,
+                                                    flip_average=task in flips[models.flip_average])
+                           for task in ("emotion", "gender"))
         return cls(make_detector(detector, manifest), emotion, gender, smoothing, track, detector.full_scan_every)
 
     def reset(self) -> None:
@@ -90,8 +96,8 @@ class Pipeline:
         t1 = _now()
         boxes, detection = self._detect(frame, gray, independent)
         t2 = _now()
-        emotion_faces = [crop_face(gray, box, self.emotion.crop) for box in boxes]
-        gender_faces = [crop_face(gray, box, self.gender.crop) for box in boxes]
+        emotion_faces = [crop_face(gray, crop_box(box, "emotion"), self.emotion.crop) for box in boxes]
+        gender_faces = [crop_face(gray, crop_box(box, "gender"), self.gender.crop) for box in boxes]
         t3 = _now()
         emotion_probs = self.emotion.predict(emotion_faces)
         t4 = _now()

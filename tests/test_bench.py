@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.bench.__main__ import Variant, parse_variants
+from edge.bench.__main__ import BenchError, Variant, parse_variants
 from edge.bench.floor import count_macs, op_macs
 from edge.bench.frames import leading_count, letterbox, read_manifest, recall
 from edge.detectors import DetectorSettings
@@ -204,3 +204,8 @@ def test_helpers_count_parse_and_letterbox(models_dir):
     assert not tuned[0].shipped and tuned[1].shipped
     blaze = parse_variants("int8:1:0:det=blazeface", base)[0]
     assert blaze.label == "int8 t1 blazeface" and blaze.detector == DetectorSettings(backend="blazeface")
+    flip = parse_variants("int8:1:0:flip=emotion,int8:1:0:det=blazeface:flip=both", base)
+    assert [v.label for v in flip] == ["int8 t1 full flip=emotion", "int8 t1 blazeface flip=both"]
+    assert flip[0].settings("")[0].flip_average == "emotion" and not flip[0].shipped
+    with pytest.raises(BenchError, match="flip_average: expected one of"):
+        parse_variants("int8:1:0:flip=yes", base)

@@ -117,3 +117,28 @@ def test_threads_setting_reaches_the_interpreter(manifest, faces):
     two = Classifier.from_manifest(manifest, manifest.select("gender", "int8"), num_threads=2)
     assert (one.num_threads, two.num_threads) == (1, 2)
     assert np.allclose(one.predict(faces), two.predict(faces), atol=1e-6)
+
+
+def test_flip_averaging_averages_the_face_and_its_mirror_image(manifest, faces):
+    entry = manifest.select("emotion", "int8")
+    plain = Classifier.from_manifest(manifest, entry)
+    flipped = Classifier.from_manifest(manifest, entry, flip_average=True)
+    mirrors = [np.ascontiguousarray(face[:, ::-1]) for face in faces]
+    expected = (plain.predict(faces) + plain.predict(mirrors)) / 2
+    assert np.allclose(flipped.predict(faces), expected, atol=1e-6)
+    assert np.allclose(flipped.predict(faces), flipped.predict(mirrors), atol=1e-6)  # a mirror scores the same
+    assert not np.allclose(plain.predict(faces), plain.predict(mirrors), atol=1e-3)  # which the plain model does not
+
+
+@pytest.mark.parametrize("setting, flips", [("none", (False, False)), ("emotion", (True, False)),
+                                            ("gender", (False, True)), ("both", (True, True))])
+def test_the_flip_average_setting_picks_the_classifiers(models_dir, setting, flips):
+    pipeline = Pipeline.from_models(ModelSettings(dir=str(models_dir), flip_average=setting), track=False)
+    assert (pipeline.emotion.flip_average, pipeline.gender.flip_average) == flips
+
+
+def test_an_unknown_flip_average_value_is_one_line():
+    from edge.settings import ConfigError, from_mapping
+
+    with pytest.raises(ConfigError, match=r"models.flip_average: expected one of 'none', 'emotion'"):
+        from_mapping(ModelSettings, {"flip_average": "yes"}, "models")

@@ -68,6 +68,7 @@ class Variant:
     variant: str
     threads: int
     detector: DetectorSettings
+    flip_average: str = "none"  # ModelSettings.flip_average
 
     @property
     def detect_width(self) -> int:
@@ -80,37 +81,41 @@ class Variant:
         Rows with another detector backend name it instead (``int8 t1 blazeface``).
         """
         shipped, d = DetectorSettings(), self.detector
+        flip = "" if self.flip_average == "none" else f" flip={self.flip_average}"
         if d.backend != "haar":
             model = "" if d.blazeface.model == shipped.blazeface.model else f" {d.blazeface.model}"
-            return f"{self.variant} t{self.threads} {d.backend}{model}"
+            return f"{self.variant} t{self.threads} {d.backend}{model}{flip}"
         width = "full" if self.detect_width == 0 else f"w{self.detect_width}"
         extra = "".join((f" sf{d.scale_factor:g}" if d.scale_factor != shipped.scale_factor else "",
                          f" n{d.min_neighbors}" if d.min_neighbors != shipped.min_neighbors else "",
                          f" min{d.min_size}" if d.min_size != shipped.min_size else "",
-                         f" eq={d.equalize}" if d.equalize != shipped.equalize else ""))
+                         f" eq={d.equalize}" if d.equalize != shipped.equalize else "", flip))
         return f"{self.variant} t{self.threads} {width}{extra}"
 
     def settings(self, models_dir: str) -> tuple[ModelSettings, DetectorSettings]:
         """The row's validated settings, as its own process will build them (``from_mapping``)."""
-        return settings_of({"models": {"dir": models_dir, "variant": self.variant, "threads": self.threads},
+        return settings_of({"models": {"dir": models_dir, "variant": self.variant, "threads": self.threads,
+                                       "flip_average": self.flip_average},
                             "detector": asdict(self.detector)})
 
     @property
     def shipped(self) -> bool:
         """The settings a fresh install runs: ModelSettings() and DetectorSettings()."""
         models = ModelSettings()
-        return (self.variant, self.threads, self.detector) == (models.variant, models.threads, DetectorSettings())
+        return (self.variant, self.threads, self.detector, self.flip_average) == (
+            models.variant, models.threads, DetectorSettings(), models.flip_average)
 
 
 SPEC = re.compile(r"([\w.-]+):(\d+):(\d+)((?::\w+=[\w.]+)*)")
 SPEC_KEYS = {"sf": ("scale_factor", float), "n": ("min_neighbors", int), "min": ("min_size", int),
-             "eq": ("equalize", str), "det": ("backend", str)}
+             "eq": ("equalize", str), "det": ("backend", str), "flip": ("flip_average", str)}
 SPEC_HELP = ("VARIANT:THREADS:WIDTH[:sf=SCALE_FACTOR][:n=MIN_NEIGHBORS][:min=MIN_SIZE][:eq=hist|clahe|none]"
-             "[:det=haar|blazeface], e.g. int8:1:0,float32:2:320,int8:1:0:sf=1.3:n=3:eq=none,int8:1:0:det=blazeface")
+             "[:det=haar|blazeface][:flip=none|emotion|gender|both], "
+             "e.g. int8:1:0,float32:2:320,int8:1:0:sf=1.3:n=3:eq=none,int8:1:0:det=blazeface,int8:1:0:flip=emotion")
 
 
-def parse_spec(spec: str, base: DetectorSettings) -> Variant:
-    """One ``--variants`` item; detector fields not given come from ``base`` (the command line's)."""
+def parse_spec(spec: str, base: DetectorSettings, flip_average: str = "none") -> Variant:
+    """One ``--variants`` item; detector fields (and flip averaging) not given come from the command line's."""
     match = SPEC.fullmatch(spec)
     if not match:
         raise BenchError(f"--variants {spec!r}: expected default, all or {SPEC_HELP}")
@@ -118,13 +123,14 @@ def parse_spec(spec: str, base: DetectorSettings) -> Variant:
     for item in filter(None, match[4].split(":")):
         key, _, value = item.partition("=")
         if key not in SPEC_KEYS:
-            raise BenchError(f"--variants {spec!r}: unknown key {key!r} (sf, n, min, eq, det)")
+            raise BenchError(f"--variants {spec!r}: unknown key {key!r} (sf, n, min, eq, det, flip)")
         field, kind = SPEC_KEYS[key]
         try:
             changes[field] = kind(value)
         except ValueError:
             raise BenchError(f"--variants {spec!r}: {key}={value} is not a {kind.__name__}") from None
-    variant = Variant(match[1], int(match[2]), replace(base, **changes))
+    flip = changes.pop("flip_average", flip_average)
+    variant = Variant(match[1], int(match[2]), replace(base, **changes), flip)
     try:
         variant.settings("")
     except ConfigError as exc:
@@ -149,9 +155,11 @@ def parse_variants(text: str, base: Variant) -> list[Variant]:
         wanted.insert(1, replace(base, detector=replace(base.detector, backend=other_backend)))
     elif text == "all":
         widths = sorted({0, DOWNSCALED_WIDTH, base.detect_width})
-        wanted = [base] + [Variant(v, t, width(w)) for v in ("int8", "float32") for t in ALL_THREADS for w in widths]
+        wanted = [base] + [Variant(v, t, width(w), base.flip_average) for v in ("int8", "float32")
+                           for t in ALL_THREADS for w in widths]
     else:
-        wanted = [parse_spec(spec, base.detector) for spec in filter(None, (s.strip() for s in text.split(",")))]
+        specs = filter(None, (s.strip() for s in text.split(",")))
+        wanted = [parse_spec(spec, base.detector, base.flip_average) for spec in specs]
     unique: list[Variant] = []
     for item in wanted:
         if item not in unique:
@@ -383,7 +391,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def variants_of(args: argparse.Namespace) -> list[Variant]:
     """The rows ``--variants`` asks for, each starting from the command line's settings."""
     models, detector = settings_from(args)
-    return parse_variants(args.variants, Variant(models.variant, models.threads, detector))
+    return parse_variants(args.variants, Variant(models.variant, models.threads, detector, models.flip_average))
 
 
 def bench(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
