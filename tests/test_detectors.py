@@ -251,3 +251,132 @@ def test_rewriting_the_manifest_keeps_the_detectors_section(models_dir, tmp_path
     again = Manifest.load(models)
     assert again.detectors == manifest.detectors and set(again.detectors) == {"blazeface_full", "blazeface_short"}
     make_detector(DetectorSettings(backend="blazeface"), again)
+
+
+# --- the optimised detect stage gives what the straightforward one gives ---
+
+def decode_every_anchor(logits: np.ndarray, regressors: np.ndarray, anchors: np.ndarray, size: int,
+                        threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """The straightforward decoding: sigmoid on every score, a box for every anchor (float64), then threshold."""
+    with np.errstate(over="ignore"):  # exp(large) = inf: a score of 0, as it should be
+        scores = 1 / (1 + np.exp(-logits.astype(np.float64)))
+    raw = regressors[:, :4].astype(np.float64) / size
+    centre = raw[:, :2] + anchors
+    half = raw[:, 2:4] / 2
+    boxes = np.concatenate([centre - half, centre + half], axis=1)
+    keep = (scores > threshold) & np.all(half > 0, axis=1)
+    return boxes[keep], scores[keep]
+
+
+@pytest.mark.parametrize("name", ["blazeface_full", "blazeface_short"])
+def test_decoding_only_the_anchors_above_the_threshold_gives_the_boxes_of_decoding_every_anchor(manifest, samples,
+                                                                                                 name):
+    from edge.bench.frames import letterbox
+    from edge.detectors.blazeface import decode, load_model
+
+    model = load_model(manifest, name)
+    seen = 0
+    for path in sorted(samples.glob("*.*g")):
+        for image in (cv2.imread(str(path)), letterbox(cv2.imread(str(path)), (640, 480))):
+            model.raw(image, 0.5, 0.3)  # leaves this image's outputs in the interpreter
+            logits = model.interpreter.get_tensor(model._scores).reshape(-1)
+            regressors = model.interpreter.get_tensor(model._boxes)[0]
+            for threshold in (0.3, 0.5, 0.7):
+                fast_boxes, fast_scores = decode(logits, regressors, model.anchors, model.size, threshold)
+                want_boxes, want_scores = decode_every_anchor(logits, regressors, model.anchors, model.size,
+                                                              threshold)
+                assert fast_boxes.shape == want_boxes.shape
+                np.testing.assert_allclose(fast_boxes, want_boxes, atol=1e-6)
+                np.testing.assert_allclose(fast_scores, want_scores, rtol=1e-5)
+                seen += len(want_boxes)
+    assert seen > 20  # the samples' faces give candidate boxes at every threshold
+
+
+def test_shrink_stays_close_to_inter_area_and_finds_the_same_faces(manifest, samples, monkeypatch):
+    """The two-step resize (integer-factor area average, then bilinear) replaced a plain INTER_AREA."""
+    from edge.bench.frames import letterbox
+    from edge.detectors import blazeface as module
+
+    frames = [letterbox(cv2.imread(str(p)), (640, 480)) for p in sorted(samples.glob("*.*g"))]
+    for frame in frames:
+        fast = module.shrink(frame, 192, 144).astype(int)
+        area = cv2.resize(frame, (192, 144), interpolation=cv2.INTER_AREA).astype(int)
+        assert fast.shape == area.shape and np.abs(fast - area).mean() < 1.5
+    odd = np.zeros((479, 641, 3), np.uint8)  # no integer factor divides both sides: plain INTER_AREA
+    np.testing.assert_array_equal(module.shrink(odd, 192, 143), cv2.resize(odd, (192, 143),
+                                                                            interpolation=cv2.INTER_AREA))
+    detector = make_detector(DetectorSettings(backend="blazeface"), manifest)
+    fast_boxes = [detector.detect(frame) for frame in frames]
+    monkeypatch.setattr(module, "shrink", lambda image, w, h: cv2.resize(image, (w, h), interpolation=(
+        cv2.INTER_AREA if w < image.shape[1] else cv2.INTER_LINEAR)))
+    area_boxes = [detector.detect(frame) for frame in frames]
+    assert [len(b) for b in fast_boxes] == [len(b) for b in area_boxes] and sum(map(len, fast_boxes)) >= 5
+    for fast, area in zip(fast_boxes, area_boxes):
+        for box in fast:
+            assert max(iou(box, other) for other in area) > 0.9
+
+
+# --- a crop per classifier ---
+
+def with_task_mappings(models_dir: Path, to: Path, mappings: dict) -> Manifest:
+    models = copy_models(models_dir, to)
+    body = json.loads((models / "manifest.json").read_text())
+    for name in ("blazeface_full", "blazeface_short"):
+        body["detectors"][name]["box_mapping_by_task"] = mappings
+    (models / "manifest.json").write_text(json.dumps(body))
+    return Manifest.load(models)
+
+
+def test_each_classifier_gets_the_crop_its_task_mapping_draws(models_dir, tmp_path, samples, monkeypatch):
+    from edge.detectors import FaceBox, crop_box
+
+    manifest = with_task_mappings(models_dir, tmp_path / "models", {"gender": {"scale": 1.5, "dx": 0, "dy": 0.1}})
+    detector = make_detector(DetectorSettings(backend="blazeface"), manifest)
+    image = cv2.imread(str(samples / "two_people.jpg"))
+    boxes = detector.detect(image)
+    assert len(boxes) == 2
+    pooled = detector.main.mapping.scale
+    for box in boxes:
+        assert isinstance(box, FaceBox) and crop_box(box, "emotion") == box  # no emotion mapping: the box itself
+        x, y, w, h = box
+        gx, gy, gw, gh = crop_box(box, "gender")
+        assert gw == gh and gw / w == pytest.approx(1.5 / pooled, abs=0.03)
+        assert gy + gh / 2 > y + h / 2  # dy 0.1: the gender crop's centre is lower
+    for box in detector.detect_near(image, boxes):  # the near search's crops are in frame coordinates too
+        gx, gy, gw, _ = crop_box(box, "gender")
+        assert abs((gx + gw / 2) - (box[0] + box[2] / 2)) < 0.1 * box[2]
+    # the pipeline cuts the gender input from the gender crop, the emotion input from the box
+    import edge.pipeline as pipeline_module
+
+    seen: list[tuple] = []
+    real = pipeline_module.crop_face
+    monkeypatch.setattr(pipeline_module, "crop_face", lambda gray, box, spec: seen.append(tuple(box)) or real(
+        gray, box, spec))
+    pipeline = Pipeline.from_models(models=pipeline_module.ModelSettings(dir=str(manifest.root)),
+                                    detector=DetectorSettings(backend="blazeface"), track=False)
+    assert len(pipeline.process(image, independent=True).faces) == 2
+    assert sorted(seen) == sorted([tuple(b) for b in boxes] + [crop_box(b, "gender") for b in boxes])
+
+
+def test_a_manifest_without_task_mappings_cuts_every_classifier_from_the_box(blazeface, samples):
+    """Backward compatible: manifests written before ``box_mapping_by_task`` keep the pooled mapping."""
+    from edge.detectors import crop_box
+
+    blazeface.main.task_mappings, saved = {}, blazeface.main.task_mappings
+    try:
+        for box in blazeface.detect(cv2.imread(str(samples / "two_people.jpg"))):
+            assert crop_box(box, "emotion") == crop_box(box, "gender") == box
+    finally:
+        blazeface.main.task_mappings = saved
+    assert crop_box((1, 2, 3, 3), "gender") == (1, 2, 3, 3)  # a plain tuple (Haar's boxes)
+
+
+def test_the_profile_times_every_step_and_refuses_a_folder_without_images(tmp_path, capsys):
+    from edge.detectors import profile
+
+    assert profile.main(["--repeat", "1", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    for step in profile.STEPS:
+        assert step in out
+    assert profile.main(["--source", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"error: {tmp_path}: no readable images"]

@@ -8,12 +8,13 @@ a whole-frame scan and a search near the tracked faces for any of them.
 
 from __future__ import annotations
 
-from edge.detectors.base import Box, Detector
+from edge.detectors.base import Box, Detector, FaceBox, crop_box
 from edge.detectors.schedule import ScanSchedule
 from edge.detectors.settings import BACKENDS, BlazeFaceSettings, DetectorSettings
 from edge.manifest import Manifest, ModelError
 
-__all__ = ["BACKENDS", "BlazeFaceSettings", "Box", "Detector", "DetectorSettings", "ScanSchedule", "make_detector"]
+__all__ = ["BACKENDS", "BlazeFaceSettings", "Box", "Detector", "DetectorSettings", "FaceBox", "ScanSchedule",
+           "crop_box", "make_detector"]
 
 
 def make_detector(settings: DetectorSettings, manifest: Manifest) -> Detector:

@@ -5,7 +5,9 @@ see ``models/LICENSE.mediapipe``) are run by ai-edge-litert like the
 classifiers, and what MediaPipe's graph does around them is done here:
 
 - input: the frame letterboxed into the model's square (black padding), RGB,
-  ``x / 127.5 - 1``;
+  ``x / 127.5 - 1``, written straight into the interpreter's input tensor;
+  the downscale is an integer-factor area average then bilinear
+  (:func:`shrink`: a third of ``INTER_AREA``'s time at 640x480);
 - anchors: SSD anchors from the model's strides (``full``: 48x48 cells x 1;
   ``short``: 16x16 x 2 + 8x8 x 6), one per output row;
 - decoding: score = sigmoid(logit) (thresholded in logit space, so only the
@@ -16,7 +18,11 @@ classifiers, and what MediaPipe's graph does around them is done here:
 - the letterbox is undone, and each box is mapped to the Haar-like square the
   classifiers were trained on (``box_mapping`` in the manifest: side scale and
   centre offsets fitted on faces both detectors find, see
-  ``train_host/fit_box_mapping.py``).
+  ``train_host/fit_box_mapping.py``); where the manifest has
+  ``box_mapping_by_task`` (fitted per classifier on its training faces), each
+  box also carries the crop for each task (:class:`~edge.detectors.base.FaceBox`).
+
+``python -m edge.detectors.profile`` times each of these steps.
 
 Both models and their sha256, input spec, anchors and mapping are listed in the
 ``detectors`` section of ``models/manifest.json`` and checked at load time.
@@ -25,6 +31,7 @@ Both models and their sha256, input spec, anchors and mapping are listed in the
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +39,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge.detectors.base import Box
+from edge.detectors.base import Box, FaceBox
 from edge.detectors.settings import BlazeFaceSettings
 from edge.manifest import Manifest, ModelError
 from edge.runtime import make_interpreter
@@ -109,13 +116,67 @@ class BoxMapping:
         return int(round(cx - out / 2)), int(round(cy - out / 2)), out, out
 
 
+def shrink(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``image`` resized to ``width`` x ``height``: an integer-factor area average, then bilinear.
+
+    ``INTER_AREA`` straight from 640x480 to 192x144 (a factor of 3.33) takes
+    OpenCV's generic path: ~1 ms of CPU, a fifth of the whole detect stage. An
+    exact integer factor ``k`` (the largest that divides both sides and leaves
+    at least the target size) takes its fast path, and the bilinear step that
+    remains is under 2x, where it hardly aliases: ~0.3 ms, pixels within 0.8
+    grey levels of ``INTER_AREA`` on average, the same faces found on samples/
+    and ../shared/media (``python -m edge.detectors.profile`` times it).
+    """
+    rows, cols = image.shape[:2]
+    if (cols, rows) == (width, height):
+        return image
+    if width > cols or height > rows:
+        return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+    for k in range(min(cols // width, rows // height), 1, -1):
+        if cols % k == 0 and rows % k == 0:
+            image = cv2.resize(image, (cols // k, rows // k), interpolation=cv2.INTER_AREA)
+            break
+    else:
+        return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+    if image.shape[:2] == (height, width):
+        return image
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def decode(logits: np.ndarray, regressors: np.ndarray, anchors: np.ndarray, size: int,
+           threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes (K, 4: x0, y0, x1, y1, normalised) and scores of the anchors scoring above ``threshold``.
+
+    ``logits`` (N,) and ``regressors`` (N, >= 4) are the model's raw outputs.
+    The threshold is compared in logit space (``sigmoid`` is monotonic), so only
+    the few anchors that pass are decoded, out of 2304 (full) or 896 (short).
+    """
+    keep = np.flatnonzero(logits > np.float32(math.log(threshold / (1 - threshold))))
+    if keep.size == 0:
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+    raw = regressors[keep, :4] * np.float32(1 / size)
+    centre = raw[:, :2] + anchors[keep]
+    half = raw[:, 2:4] * np.float32(0.5)
+    valid = np.all(half > 0, axis=1)
+    boxes = np.concatenate([centre - half, centre + half], axis=1)[valid]
+    scores = 1 / (1 + np.exp(-np.clip(logits[keep][valid], -80, 80)))
+    return boxes, scores.astype(np.float32)
+
+
 class BlazeFaceModel:
-    """One BlazeFace ``.tflite``: letterbox, invoke, decode, weighted NMS, map to Haar-like boxes."""
+    """One BlazeFace ``.tflite``: letterbox, invoke, decode, weighted NMS, map to Haar-like boxes.
+
+    ``mapping`` gives the box the detector reports (shown, tracked);
+    ``task_mappings`` the crop each classifier gets (``emotion``, ``gender``),
+    fitted per task on its training faces. A task without one is cut from the
+    reported box.
+    """
 
     def __init__(self, path: str | Path, strides: list[int], per_layer: int, mapping: BoxMapping,
-                 threads: int = 1):
+                 threads: int = 1, task_mappings: dict[str, BoxMapping] | None = None):
         self.path = str(path)
         self.mapping = mapping
+        self.task_mappings = dict(task_mappings or {})
         try:
             self.interpreter = make_interpreter(self.path, threads)
         except ImportError:
@@ -137,42 +198,67 @@ class BlazeFaceModel:
             raise ModelError(f"{self.path}: outputs {got} are not BlazeFace's [1, {n}, {REGRESSORS}] and [1, {n}, 1]")
         self._in = inputs[0]["index"]
         self._boxes, self._scores = outputs[REGRESSORS]["index"], outputs[1]["index"]
-        self._buffer = np.full((1, self.size, self.size, 3), -1.0, np.float32)
 
-    def _letterbox(self, image: np.ndarray) -> tuple[float, int, int]:
-        """Write ``image`` (gray or BGR) into the input buffer; returns (scale, pad x, pad y)."""
+    def raw(self, image: np.ndarray, threshold: float, nms_iou: float,
+            lap: Callable[[str], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The model's own boxes (K, 4: x0, y0, x1, y1 in ``image``'s pixels, float32) and scores, best first.
+
+        ``image`` is gray or BGR. ``lap(step)`` is called after each step (``python -m
+        edge.detectors.profile`` times them): ``resize``, ``colour``, ``input``
+        (letterbox padding and ``x / 127.5 - 1`` straight into the interpreter's
+        input tensor, no ``set_tensor`` copy), ``invoke``, ``decode``, ``nms``,
+        ``unletterbox``.
+        """
+        lap = lap or _no_lap
         height, width = image.shape[:2]
         scale = self.size / max(height, width)
         w, h = max(1, min(self.size, round(width * scale))), max(1, min(self.size, round(height * scale)))
-        small = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        small = shrink(image, w, h)
+        lap("resize")
         small = cv2.cvtColor(small, cv2.COLOR_GRAY2RGB if small.ndim == 2 else cv2.COLOR_BGR2RGB)
+        lap("colour")
         px, py = (self.size - w) // 2, (self.size - h) // 2
-        buffer = self._buffer[0]
-        buffer.fill(-1.0)
-        region = buffer[py:py + h, px:px + w]
-        np.multiply(small, 1 / 127.5, out=region, casting="unsafe")
-        region -= 1.0
-        return scale, px, py
-
-    def run(self, image: np.ndarray, threshold: float, nms_iou: float) -> list[tuple[Box, float]]:
-        """Haar-like boxes in ``image``'s pixels with their scores, best first."""
-        scale, px, py = self._letterbox(image)
-        self.interpreter.set_tensor(self._in, self._buffer)
+        # Views of the interpreter's own tensors, not copies; all dropped before the next invoke, which the
+        # runtime refuses while one is alive.
+        tensor = self.interpreter.tensor(self._in)()[0]
+        tensor.fill(-1.0)
+        region = tensor[py:py + h, px:px + w]
+        np.multiply(small, np.float32(1 / 127.5), out=region, casting="unsafe")
+        np.subtract(region, np.float32(1.0), out=region)
+        del tensor, region
+        lap("input")
         self.interpreter.invoke()
-        logits = self.interpreter.get_tensor(self._scores).reshape(-1)
-        keep = np.flatnonzero(logits > math.log(threshold / (1 - threshold)))
-        if keep.size == 0:
-            return []
-        raw = self.interpreter.get_tensor(self._boxes).reshape(-1, REGRESSORS)[keep, :4] / self.size
-        centre = raw[:, :2] + self.anchors[keep]
-        half = raw[:, 2:4] / 2
-        boxes = np.concatenate([centre - half, centre + half], axis=1)
-        valid = np.all(half > 0, axis=1)
-        scores = 1 / (1 + np.exp(-np.clip(logits[keep][valid], -80, 80)))
-        merged, merged_scores = weighted_nms(boxes[valid], scores, nms_iou)
-        merged = merged * self.size - np.array([px, py, px, py], np.float32)
-        merged /= scale
-        return [(self.mapping.apply(*map(float, b)), float(s)) for b, s in zip(merged, merged_scores)]
+        lap("invoke")
+        logits = self.interpreter.tensor(self._scores)().reshape(-1)
+        regressors = self.interpreter.tensor(self._boxes)()[0]
+        boxes, scores = decode(logits, regressors, self.anchors, self.size, threshold)
+        del logits, regressors
+        lap("decode")
+        if not len(scores):
+            return boxes, scores
+        merged, merged_scores = weighted_nms(boxes, scores, nms_iou)
+        lap("nms")
+        merged *= np.float32(self.size)
+        merged -= np.array([px, py, px, py], np.float32)
+        merged *= np.float32(1 / scale)
+        lap("unletterbox")
+        return merged, merged_scores
+
+    def run(self, image: np.ndarray, threshold: float, nms_iou: float,
+            lap: Callable[[str], None] | None = None) -> list[tuple[FaceBox, float]]:
+        """Haar-like boxes in ``image``'s pixels (with each task's crop) and their scores, best first."""
+        boxes, scores = self.raw(image, threshold, nms_iou, lap)
+        out = []
+        for b, s in zip(boxes.tolist(), scores.tolist()):
+            crops = {task: m.apply(*b) for task, m in self.task_mappings.items()}
+            out.append((FaceBox(self.mapping.apply(*b), crops), s))
+        if lap:
+            lap("map")
+        return out
+
+
+def _no_lap(step: str) -> None:
+    """No profiling."""
 
 
 class BlazeFaceDetector:
@@ -189,7 +275,9 @@ class BlazeFaceDetector:
         """Load the models the manifest's ``detectors`` section lists, after checking their bytes."""
         settings = settings or BlazeFaceSettings()
         main = load_model(manifest, f"blazeface_{settings.model}", settings.threads)
-        near = main if settings.model == "short" else load_model(manifest, "blazeface_short", settings.threads)
+        # The short model's 128x128 graph gains nothing from a second thread (its caller's CPU time stays
+        # ~1.05 ms with 2 threads, the process's rises 70%), so the near search and the fallback run on one.
+        near = main if settings.model == "short" else load_model(manifest, "blazeface_short", 1)
         return cls(main, near, settings)
 
     def _run(self, model: BlazeFaceModel, image: np.ndarray, threshold: float | None = None) -> list[Box]:
@@ -227,14 +315,19 @@ class BlazeFaceDetector:
             x1, y1 = min(cols, x + w + pad), min(rows, y + h + pad)
             if x1 - x0 < 16 or y1 - y0 < 16:
                 continue
-            for bx, by, bw, bh in self._run(self.near, image[y0:y1, x0:x1]):
-                candidate = (bx + x0, by + y0, bw, bh)
-                if not NEAR_SIZE_RANGE[0] <= bw / side <= NEAR_SIZE_RANGE[1]:
+            for box in self._run(self.near, image[y0:y1, x0:x1]):
+                candidate = box.moved(x0, y0) if isinstance(box, FaceBox) else (box[0] + x0, box[1] + y0, *box[2:])
+                if not NEAR_SIZE_RANGE[0] <= candidate[2] / side <= NEAR_SIZE_RANGE[1]:
                     continue
                 if all(iou(candidate, other) < 0.3 for other in found):
                     found.append(candidate)
         found.sort(key=lambda b: b[2] * b[3], reverse=True)
         return found
+
+
+def mapping_of(fit: dict[str, Any]) -> BoxMapping:
+    """A ``box_mapping`` (or one task's entry of ``box_mapping_by_task``) from the manifest."""
+    return BoxMapping(**{k: float(v) for k, v in fit.items() if k in ("scale", "dx", "dy")})
 
 
 def load_model(manifest: Manifest, name: str, threads: int = 1) -> BlazeFaceModel:
@@ -245,12 +338,12 @@ def load_model(manifest: Manifest, name: str, threads: int = 1) -> BlazeFaceMode
     try:
         anchors: dict[str, Any] = entry["anchors"]
         strides, per_layer = [int(s) for s in anchors["strides"]], int(anchors["per_layer"])
-        mapping = BoxMapping(**{k: float(v) for k, v in entry.get("box_mapping", {}).items()
-                                if k in ("scale", "dx", "dy")})
+        mapping = mapping_of(entry.get("box_mapping", {}))
+        by_task = {str(task): mapping_of(fit) for task, fit in entry.get("box_mapping_by_task", {}).items()}
         size = int(entry["input"]["height"])
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ModelError(f"{where}: malformed entry ({exc})") from None
-    model = BlazeFaceModel(path, strides, per_layer, mapping, threads)
+    model = BlazeFaceModel(path, strides, per_layer, mapping, threads, by_task)
     if model.size != size:
         raise ModelError(f"{path}: input {model.size}x{model.size} does not match the manifest ({size}x{size})")
     return model

@@ -31,6 +31,15 @@ class BlazeFaceSettings:
     640x480, the real faces of the media photos 0.78-0.89). Between full scans
     a stream searches each known face's neighbourhood (the box grown by
     ``roi_margin`` on each side) with ``short``.
+
+    ``threads``: interpreter threads of the whole-frame model. 2 by default:
+    its invoke is most of a frame's time, and a second thread takes about a
+    quarter of it off the calling thread's critical path (full range on the
+    2-core x86 PC: 3.7 -> ~3.2 ms of the caller's CPU time, for ~20% more CPU
+    in all; ``python -m edge.detectors.profile``), which every Pi (4 cores)
+    has to spare. Set 1 where other work keeps the cores busy. The
+    short-range model (near search, fallback) always runs on one: its 128x128
+    graph gains nothing from a second.
     """
 
     model: Literal["full", "short"] = "full"
@@ -39,7 +48,7 @@ class BlazeFaceSettings:
     fallback_threshold: float = 0.7
     nms_iou: float = 0.3  # weighted non-maximum suppression: boxes overlapping more are merged
     roi_margin: float = 0.75
-    threads: int = 1
+    threads: int = 2
 
     def validate(self) -> None:
         if not 0.05 <= self.score_threshold <= 0.99:
