@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.detector not in BACKENDS:
                 raise DataError(f"--detector: unknown backend {args.detector!r} (known: {', '.join(BACKENDS)})")
             total = len(faces)
-            faces, found = recut(faces, device_detector(args.detector), args.through_detector, model.size)
+            faces, found = recut(faces, device_detector(args.detector), args.through_detector, model.size, task)
             detected = {"margin": args.through_detector, "detector": args.detector, "chips": total,
                         "faces_found": int(found.sum())}
             if len(faces) == 0:

@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.detectors import Detector, DetectorSettings, make_detector
+from edge.detectors import Box, Detector, DetectorSettings, crop_box, make_detector
 from edge.detectors.haar import HaarDetector
 from edge.manifest import Manifest, default_models_dir
 from edge.preprocess import CropSpec, crop_face
@@ -40,26 +40,35 @@ def chip_frame(chip: np.ndarray) -> np.ndarray:
     return cv2.copyMakeBorder(big, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
 
 
+def chip_faces(faces: FaceSet, detector: Detector | str | Path) -> list[Box | None]:
+    """The box :func:`recut` cuts from each chip (the largest face at least a third of the chip wide), or None."""
+    if isinstance(detector, (str, Path)):
+        detector = HaarDetector(detector, DetectorSettings())
+    out: list[Box | None] = []
+    for chip in faces.x:
+        side = chip.shape[0] * UPSCALE
+        boxes = [b for b in detector.detect(chip_frame(chip)) if b[2] >= side // 3]
+        out.append(boxes[0] if boxes else None)
+    return out
+
+
 def recut(faces: FaceSet, detector: Detector | str | Path, margin: float,
-          size: tuple[int, int]) -> tuple[FaceSet, np.ndarray]:
+          size: tuple[int, int], task: str | None = None) -> tuple[FaceSet, np.ndarray]:
     """Faces cut from the detector's boxes with ``margin``; returns (new set, mask of chips where one was found).
 
     ``detector`` is a :class:`~edge.detectors.base.Detector` or the path of a
-    Haar cascade (run with the device's default settings).
+    Haar cascade (run with the device's default settings). With ``task``, a
+    detector that carries a crop per classifier (BlazeFace's per-task box
+    mapping) is cut as the device cuts that task's input.
     """
-    if isinstance(detector, (str, Path)):
-        detector = HaarDetector(detector, DetectorSettings())
     spec = CropSpec(size=size, margin=margin)
     out: list[np.ndarray] = []
     found = np.zeros(len(faces), dtype=bool)
-    for i, chip in enumerate(faces.x):
-        frame = chip_frame(chip)
-        side = chip.shape[0] * UPSCALE
-        boxes = [b for b in detector.detect(frame) if b[2] >= side // 3]
-        if not boxes:
+    for i, box in enumerate(chip_faces(faces, detector)):
+        if box is None:
             continue
         found[i] = True
-        out.append(crop_face(frame, boxes[0], spec))
+        out.append(crop_face(chip_frame(faces.x[i]), crop_box(box, task) if task else box, spec))
     subset = faces.subset(found)
     subset.x = np.stack(out) if out else np.zeros((0, *size), np.uint8)
     return subset, found
