@@ -1,0 +1,69 @@
+"""The per-task crop fit and the paired accuracy comparison, on real dataset chips where ../shared has them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from train_host import detector_accuracy, fit_box_mapping
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data"
+
+
+def test_mcnemar_p_is_the_two_sided_exact_binomial_of_the_discordant_pairs():
+    assert detector_accuracy.mcnemar_p(0, 0) == 1.0
+    assert detector_accuracy.mcnemar_p(10, 0) == pytest.approx(2 / 1024)
+    assert detector_accuracy.mcnemar_p(0, 10) == pytest.approx(2 / 1024)
+    assert detector_accuracy.mcnemar_p(5, 5) == 1.0
+    assert detector_accuracy.mcnemar_p(143, 132) == pytest.approx(0.5467, abs=1e-3)  # scipy.stats.binomtest
+
+
+def need_data() -> None:
+    if not (DATA / "utkface" / "utkface_gender_gray64_train.npz").is_file():
+        pytest.skip(f"{DATA} is absent")
+
+
+@pytest.mark.shared
+def test_paired_counts_explain_the_accuracy_difference_on_the_faces_both_find(tmp_path, capsys):
+    need_data()
+    out = tmp_path / "acc.json"
+    assert detector_accuracy.main(["--data", str(DATA), "--tasks", "gender", "--limit", "60",
+                                   "--json", str(out)]) == 0
+    result = json.loads(out.read_text())[0]
+    both = result["both_found"]
+    assert 0 < both <= 60
+    haar = result["backends"]["haar"]["accuracy_on_both"]
+    for row in ("blazeface", "blazeface pooled"):
+        r = result["backends"][row]
+        paired = r["paired"]
+        gained = paired["right_only_via_blazeface"] - paired["right_only_via_haar"]
+        assert r["accuracy_on_both"] - haar == pytest.approx(gained / both)
+    assert "right only via BlazeFace" in capsys.readouterr().out
+
+
+@pytest.mark.shared
+def test_the_per_task_fit_writes_only_its_crops_into_the_manifest(models_dir, tmp_path, capsys):
+    need_data()
+    models = tmp_path / "models"
+    shutil.copytree(models_dir, models, ignore=shutil.ignore_patterns("*.keras", "runs", "reports"))
+    body = json.loads((models / "manifest.json").read_text())
+    for entry in body["detectors"].values():
+        entry.pop("box_mapping_by_task", None)
+    (models / "manifest.json").write_text(json.dumps(body, indent=2) + "\n")
+    before = json.loads((models / "manifest.json").read_text())
+    assert fit_box_mapping.main(["--data", str(DATA), "--per-task", "--tasks", "gender", "--chips", "25",
+                                 "--models", str(models), "--write"]) == 0
+    after = json.loads((models / "manifest.json").read_text())
+    assert after["models"] == before["models"] and after["detector"] == before["detector"]
+    for name in ("blazeface_full", "blazeface_short"):
+        fitted = after["detectors"][name].pop("box_mapping_by_task")
+        assert set(fitted) == {"gender"}
+        gender = fitted["gender"]
+        assert abs(gender["scale"] - gender["geometric_scale"]) <= 0.17  # on the grid around the geometric scale
+        assert "utkface train" in gender["fit"] and "--per-task" in gender["command"]
+        assert after["detectors"][name] == before["detectors"][name]  # the pooled mapping is left alone
+    assert "best agreement with the Haar crop" in capsys.readouterr().out
