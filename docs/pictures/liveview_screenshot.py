@@ -100,7 +100,7 @@ def main(source: Path, out: Path) -> None:
     if image.width > 1000:
         image = image.resize((1000, round(image.height * 1000 / image.width)), Image.LANCZOS)
     out.parent.mkdir(parents=True, exist_ok=True)
-    image.quantize(256, method=Image.Quantize.MEDIANCUT).save(out, optimize=True)
+    image.quantize(256, method=Image.Quantize.FASTOCTREE).save(out, optimize=True)
     print(f"{out}: {image.width}x{image.height}, {out.stat().st_size:,} bytes")
 
 

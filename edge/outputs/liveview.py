@@ -153,7 +153,7 @@ def legend_html() -> str:
     """The overlay's colours and label style, from the constants :mod:`edge.annotate` draws with."""
     def swatch(bgr: tuple[int, int, int], text: str) -> str:
         b, g, r = bgr
-        return f'<span class="swatch" style="border-color: rgb({r},{g},{b})"></span>{text}'
+        return f'<span class="swatch" style="background: rgb({r},{g},{b})"></span>{text}'
 
     genders = [swatch(GENDER_COLORS_BGR[name], name) for name in ("woman", "man")]
     genders.append(swatch(UNKNOWN_COLOR_BGR, "gender not known yet"))
@@ -171,7 +171,7 @@ h1 { font-size: 1.3em; margin: 0 0 .4em 0; }
 img { width: 100%; height: auto; background: #000; display: block; margin-bottom: .5em; min-height: 60px; }
 table { border-collapse: collapse; } td, th { padding: 2px 10px; text-align: left; }
 th { border-bottom: 1px solid #555; } .dim { color: #999; }
-.swatch { display: inline-block; width: 1.4em; height: .8em; border: 3px solid; margin: 0 .3em -.15em 0; }
+.swatch { display: inline-block; width: 1.4em; height: .9em; margin: 0 .3em -.1em 0; }
 </style></head>
 <body>
 <h1>face-emotion live view</h1>
