@@ -8,7 +8,7 @@ ANCHORS ?= ../shared/anchors/oarriaga
 PI ?=
 DEPLOY_ARGS ?=
 
-.PHONY: demo test lint eval compare compare-quick bench deploy rollback status pi-check clean
+.PHONY: demo test lint eval compare compare-quick bench docs-figures deploy rollback status pi-check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,15 @@ $(VENV)/.bench-installed: pyproject.toml | $(PY)
 
 bench: $(VENV)/.bench-installed
 	$(PY) -m edge.bench --json out/bench.json
+
+# The figures README.md and docs/ quote, regenerated from their commands into docs/figures/*.json and the
+# marked blocks (tools/docs_figures.py). Timings only when named, on an idle machine:
+#   make docs-figures ONLY=bench-stream,bench-photos      (FIGURES_ARGS=--from-json: re-render only)
+# (the bench tables' paper and fer rows need `make bench`'s install: the host and bench extras)
+ONLY ?=
+FIGURES_ARGS ?=
+docs-figures: $(VENV)/.edge-installed
+	$(PY) -m tools.docs_figures $(if $(ONLY),--only $(ONLY)) $(FIGURES_ARGS)
 
 # The paper's published models next to ours on the same test splits (chips, adults, through the detector).
 compare: $(VENV)/.dev-installed
