@@ -135,6 +135,17 @@ def pick_faces(model, x: np.ndarray, y: np.ndarray, size: tuple[int, int], per_r
 
 
 def grid_png(picked: dict[str, Picked], maps: dict[str, np.ndarray], out: Path, title: str) -> Path:
+    """The grid (:func:`grid_figure`) saved as a PNG."""
+    import matplotlib.pyplot as plt
+
+    fig = grid_figure(picked, maps, title)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def grid_figure(picked: dict[str, Picked], maps: dict[str, np.ndarray], title: str):
     """The grid: a row per class, (input, guided back-prop) column pairs, the prediction under each face."""
     import matplotlib
 
@@ -164,10 +175,7 @@ def grid_png(picked: dict[str, Picked], maps: dict[str, np.ndarray], out: Path, 
         axes[r, 0].set_ylabel(label, fontsize=12, fontweight="bold")
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return fig
 
 
 def main(argv: list[str] | None = None) -> int:
