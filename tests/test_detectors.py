@@ -305,6 +305,9 @@ def test_shrink_stays_close_to_inter_area_and_finds_the_same_faces(manifest, sam
     odd = np.zeros((479, 641, 3), np.uint8)  # no integer factor divides both sides: plain INTER_AREA
     np.testing.assert_array_equal(module.shrink(odd, 192, 143), cv2.resize(odd, (192, 143),
                                                                             interpolation=cv2.INTER_AREA))
+    chip = cv2.resize(frames[0], (288, 288))  # under 3x (a FER-2013 chip for the short model): plain INTER_AREA
+    np.testing.assert_array_equal(module.shrink(chip, 128, 128), cv2.resize(chip, (128, 128),
+                                                                             interpolation=cv2.INTER_AREA))
     detector = make_detector(DetectorSettings(backend="blazeface"), manifest)
     fast_boxes = [detector.detect(frame) for frame in frames]
     monkeypatch.setattr(module, "shrink", lambda image, w, h: cv2.resize(image, (w, h), interpolation=(
