@@ -1,19 +1,34 @@
 """make pi-check's comparison of the emulated Pi's analyze output with this machine's (deploy/pi_check.py).
 
 The emulated run itself needs root, debootstrap and qemu-user (``make pi-check``); what it concludes
-from the two outputs is checked here on real analyze output of samples/.
+from the two outputs is checked here on real analyze output of samples/, and its videos and frame
+digests are made here as the check makes them.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from deploy.errors import DeployError
-from deploy.pi_check import analyze_rows, compare, daemon_config, iou
+from deploy.pi_check import (
+    DIGESTS_PY,
+    MJPG_VIDEO,
+    VIDEO,
+    analyze_rows,
+    compare,
+    compare_decoding,
+    daemon_config,
+    iou,
+    make_video,
+    pan_frames,
+)
 from tests.conftest import MODELS, SAMPLES
 
 
@@ -79,9 +94,47 @@ def test_a_label_may_flip_only_between_two_labels_both_runs_score_as_a_near_tie(
         compare(ref, other, "samples")
 
 
-def test_a_video_may_differ_in_a_few_frames_and_says_how_many(rows) -> None:
+def test_a_video_frame_with_another_face_count_fails_naming_the_frame(rows) -> None:
+    """Both sides decode the lossless video to the same pixels, so one differing frame is a real difference."""
+    for row in rows:
+        row["path"] = "pan.avi"
     other = copy.deepcopy(rows)
-    other[0]["faces"].pop()  # a borderline face found on one side only
-    assert "; 1/2 frames differ (first: video two_people.jpg frame 0: " in compare(rows, other, "video", 0.5)
-    with pytest.raises(DeployError, match=r"\(1 frames differ\)"):
-        compare(rows, other, "video", 0.4)
+    other[1]["faces"].pop()
+    with pytest.raises(DeployError, match=r"video pan.avi frame 1: \d+ faces, \d+ on this machine"):
+        compare(rows, other, "video")
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory) -> Path:
+    """The check's two videos, 6 frames each, made as make pi-check makes them."""
+    folder = tmp_path_factory.mktemp("videos")
+    make_video(folder / VIDEO, SAMPLES / "two_people.jpg", 6)
+    make_video(folder / MJPG_VIDEO, SAMPLES / "two_people.jpg", 6, "MJPG")
+    return folder
+
+
+def digests(folder: Path) -> dict[str, list[str]]:
+    """DIGESTS_PY run as the check runs it in the root (here with this machine's Python)."""
+    proc = subprocess.run([sys.executable, "-c", DIGESTS_PY, VIDEO, MJPG_VIDEO], capture_output=True, text=True,
+                          check=True, cwd=folder)
+    return json.loads(proc.stdout)
+
+
+def test_the_video_compared_is_lossless_and_the_mjpg_one_is_not(videos) -> None:
+    written = [hashlib.md5(frame.tobytes()).hexdigest() for frame in pan_frames(SAMPLES / "two_people.jpg", 6)]
+    decoded = digests(videos)
+    assert decoded[VIDEO] == written  # FFV1: the exact pixels written, so every platform sees them
+    assert len(decoded[MJPG_VIDEO]) == 6
+    assert not set(decoded[MJPG_VIDEO]) & set(written)  # MJPG: lossy, its pixels are the decoder's
+
+
+def test_decoding_judged_lossless_strictly_and_mjpg_reported(videos) -> None:
+    reference = digests(videos)
+    assert compare_decoding(reference, copy.deepcopy(reference)) == (
+        "FFV1 decoded identically, MJPG differently in 0/6 frames")
+    arm = copy.deepcopy(reference)
+    arm[MJPG_VIDEO] = [d[::-1] for d in arm[MJPG_VIDEO]]  # as on arm64: every MJPG frame decodes differently
+    assert compare_decoding(reference, arm) == "FFV1 decoded identically, MJPG differently in 6/6 frames"
+    arm[VIDEO] = arm[VIDEO][:5]
+    with pytest.raises(DeployError, match=r"pan.avi \(lossless\) decodes to other pixels .* in 1/6 frames"):
+        compare_decoding(reference, arm)
