@@ -206,6 +206,29 @@ def test_a_frame_comes_with_the_faces_drawn_on_it(live, frames):
     assert get(output, "/frame.jpg?after=x")[0] == 400
 
 
+@pytest.mark.parametrize("after", [0, 999])
+def test_a_new_page_or_one_from_before_a_restart_gets_the_next_frame_not_an_old_one(live, frames, after):
+    """after=0 (a new page) must not get the cached picture; after=999 (the server restarted) must not wait."""
+    clock = Clock(1000.0)
+    output = live(clock=clock, max_fps=100)
+    (old_image, old), (new_image, new) = frames[0], frames[3]
+    cached = []
+    fetcher = threading.Thread(target=lambda: cached.append(frame_jpg(output, 0)), daemon=True)
+    fetcher.start()
+    wait_for(lambda: output.hub.viewers == 1, "a first page")
+    output.update(old_image, old)
+    fetcher.join(timeout=WAIT_S)
+    assert cached[0][1]["width"] == old.width  # the hub now holds this picture
+    results = []
+    fetcher = threading.Thread(target=lambda: results.append(frame_jpg(output, after)), daemon=True)
+    fetcher.start()
+    wait_for(lambda: output.hub.viewers == 1, "the second page to wait")
+    clock.t += 1.0
+    output.update(new_image, new)
+    fetcher.join(timeout=WAIT_S)
+    assert results and results[0][0] == 200 and results[0][1]["width"] == new.width
+
+
 def test_the_daemon_tells_the_page_what_it_runs(samples):
     """The real daemon on the committed photos: source, model files and detector reach /status.json."""
     from edge.config import CameraSettings, Config

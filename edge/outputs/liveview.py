@@ -412,7 +412,11 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError:
             self._send(HTTPStatus.BAD_REQUEST, "text/plain; charset=utf-8", b"after: not a number\n")
             return
-        hub.join(self.connection)  # a waiting page counts as a viewer, so the frame loop hands it frames
+        fresh = hub.join(self.connection)  # a waiting page counts as a viewer, so the frame loop hands it frames
+        if after == 0 or after > fresh:
+            # A new page waits for a fresh frame, not a cached old one; a page from before a restart (its
+            # numbers ahead of this server's) would otherwise wait until the new server caught up with them.
+            after = fresh
         try:
             deadline = time.monotonic() + FRAME_WAIT_S
             got = None
