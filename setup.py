@@ -74,7 +74,7 @@ def copy_samples(root: Path, target: Path) -> None:
 
 
 class BuildPyWithModels(build_py):
-    """``build_py`` that also copies the shipped models into ``edge/_models`` of the build."""
+    """``build_py`` that also copies the shipped models (``edge/_models``) and sample photos (``edge/_samples``)."""
 
     def run(self) -> None:
         super().run()

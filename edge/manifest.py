@@ -214,3 +214,11 @@ def default_models_dir() -> Path:
         return checkout
     installed = package / "_models"
     return installed if (installed / MANIFEST_NAME).is_file() else checkout
+
+
+def default_samples_dir() -> Path:
+    """The sample photos: ``samples/`` of a checkout, else the few a wheel ships in ``edge/_samples``."""
+    package = Path(__file__).resolve().parent
+    if (package.parent / "pyproject.toml").is_file():
+        return package.parent / "samples"
+    return package / "_samples"

@@ -19,7 +19,11 @@ def test_mcnemar_p_is_the_two_sided_exact_binomial_of_the_discordant_pairs():
     assert detector_accuracy.mcnemar_p(10, 0) == pytest.approx(2 / 1024)
     assert detector_accuracy.mcnemar_p(0, 10) == pytest.approx(2 / 1024)
     assert detector_accuracy.mcnemar_p(5, 5) == 1.0
-    assert detector_accuracy.mcnemar_p(143, 132) == pytest.approx(0.5467, abs=1e-3)  # scipy.stats.binomtest
+    from scipy.stats import binomtest
+
+    for right_only_one, right_only_other in ((143, 132), (86, 97), (3, 17), (40, 41)):
+        expected = binomtest(right_only_one, right_only_one + right_only_other, 0.5).pvalue
+        assert detector_accuracy.mcnemar_p(right_only_one, right_only_other) == pytest.approx(expected, rel=1e-9)
 
 
 def need_data() -> None:

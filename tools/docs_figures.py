@@ -131,6 +131,13 @@ def bench_producer(hold: int | None) -> Callable[[Path], None]:
         for key in ("source", "manifest"):
             if data["input"].get(key):
                 data["input"][key] = os.path.relpath(data["input"][key], ROOT)
+        data["input"]["names"] = [Path(name).name for name in data["input"].get("names", [])]
+        if "description" in data["input"]:
+            data["input"]["description"] = data["input"]["description"].replace(str(ROOT) + os.sep, "")
+        if data.get("settings", {}).get("paper_models"):
+            data["settings"]["paper_models"] = os.path.relpath(data["settings"]["paper_models"], ROOT)
+        data["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                        text=True).stdout.strip() or None
         out.write_text(json.dumps(data, indent=1) + "\n")
     return produce
 

@@ -39,7 +39,7 @@ from edge.bench.report import render, write_chart
 from edge.bench.workers import run_rows
 from edge.cli import add_settings_options, settings_from, settings_of, settings_to_json
 from edge.detectors import DetectorSettings, make_detector
-from edge.manifest import Manifest, ModelError, default_models_dir
+from edge.manifest import Manifest, ModelError, default_models_dir, default_samples_dir
 from edge.pipeline import ModelSettings
 from edge.runtime import RuntimeMissing, interpreter_class
 from edge.settings import ConfigError
@@ -48,7 +48,7 @@ from edge.stats import PAPER_SECONDS_PER_FRAME
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 # samples/ in a checkout; after pip install, the sample photos the wheel ships (setup.py's SHIPPED_SAMPLES)
-DEFAULT_SOURCE = ROOT / "samples" if (ROOT / "pyproject.toml").is_file() else ROOT / "edge" / "_samples"
+DEFAULT_SOURCE = default_samples_dir()
 DEFAULT_PAPER_MODELS = ROOT.parent / "shared" / "anchors" / "oarriaga"
 DOWNSCALED_WIDTH = 320
 ALL_THREADS = (1, 2, 4)

@@ -32,7 +32,7 @@ import numpy as np
 from edge.bench.frames import image_files, letterbox, parse_size
 from edge.detectors.blazeface import BlazeFaceDetector
 from edge.detectors.settings import BlazeFaceSettings
-from edge.manifest import Manifest, ModelError, default_models_dir
+from edge.manifest import Manifest, ModelError, default_models_dir, default_samples_dir
 
 STEPS = ("resize", "colour", "input", "invoke", "decode", "nms", "unletterbox", "map", "run() total", "detect()")
 
@@ -91,8 +91,8 @@ def profile(detector: BlazeFaceDetector, frames: list[np.ndarray], repeat: int) 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m edge.detectors.profile", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--source", default=str(Path(__file__).resolve().parents[2] / "samples"),
-                        help="a folder of photos (default samples/)")
+    parser.add_argument("--source", default=str(default_samples_dir()),
+                        help="a folder of photos (default: samples/, or the sample photos a wheel ships)")
     parser.add_argument("--size", default="640x480", help="letterbox every photo to this frame size")
     parser.add_argument("--repeat", type=int, default=200, help="passes over the frames (default 200)")
     parser.add_argument("--threads", default="1,2", help="interpreter threads of the whole-frame model to compare")

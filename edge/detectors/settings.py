@@ -37,9 +37,10 @@ class BlazeFaceSettings:
     quarter of it off the calling thread's critical path (full range on the
     2-core x86 PC: 3.7 -> ~3.2 ms of the caller's CPU time, for ~20% more CPU
     in all; ``python -m edge.detectors.profile``), which every Pi (4 cores)
-    has to spare. Set 1 where other work keeps the cores busy. The
-    short-range model (near search, fallback) always runs on one: its 128x128
-    graph gains nothing from a second.
+    has to spare. Set 1 where other work keeps the cores busy. With
+    ``model = "full"`` the short-range model (near search, fallback) runs on
+    one: its 128x128 graph gains nothing from a second; with ``model =
+    "short"`` it is the whole-frame model and gets ``threads``.
     """
 
     model: Literal["full", "short"] = "full"
