@@ -118,7 +118,7 @@ class Analyzer:
             fps = source.frame_rate
             start = None
             for frame in source:
-                now = frame.index / fps  # video time, so smoothing follows the clip, not the CPU
+                now = frame.timestamp  # media time (the source's), so smoothing follows the clip, not the CPU
                 result = self.pipeline.process(frame.image, frame.gray, now=now)
                 start = start if start is not None else now
                 self._record(result)

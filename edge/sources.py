@@ -253,8 +253,10 @@ class OpenCVSource(FrameSource):
                 self.skipped += failed
                 # Media time, as analyze uses: tracking and smoothing follow the clip, not how fast this machine
                 # decodes and classifies it (at 300 ms a frame, wall time dropped a track after 2 missed frames,
-                # not 10, and with it the search near that face).
-                frame = Frame(image, gray, self._index, self._index / self.frame_rate, str(self.device))
+                # not 10, and with it the search near that face). Frames skipped as undecodable still took
+                # their time in the clip, so they count.
+                media_time = (self._index + self.skipped) / self.frame_rate
+                frame = Frame(image, gray, self._index, media_time, str(self.device))
                 self._index += 1
                 return frame
             failed += 1

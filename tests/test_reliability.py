@@ -203,8 +203,11 @@ def test_a_damaged_stretch_of_video_is_skipped_and_reported_not_the_end(tmp_path
     assert first_failure is not None and first_failure < good, "the recipe must damage a frame mid-video"
     source = OpenCVSource(str(video))
     source.open()
-    assert sum(1 for _ in source) == good  # every decodable frame, past the damage
+    stamps = [frame.timestamp for frame in source]
+    assert len(stamps) == good  # every decodable frame, past the damage
     assert source.skipped >= 1
+    # media time keeps counting the skipped frames: the clip's last frame is at its own time, not earlier
+    assert stamps[0] == 0.0 and stamps[-1] == pytest.approx((good - 1 + source.skipped) / source.frame_rate)
     source.close()
     proc = subprocess.run([sys.executable, "-m", "edge", "analyze", str(video)], capture_output=True, text=True,
                           cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=300)
