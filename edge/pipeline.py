@@ -68,9 +68,8 @@ class Pipeline:
         models = models or ModelSettings()
         detector = detector or DetectorSettings()
         manifest = Manifest.load(Path(models.dir) if models.dir else default_models_dir())
-        flips = {"none": (), "emotion": ("emotion",), "gender": ("gender",), "both": ("emotion", "gender")}
         emotion, gender = (Classifier.from_manifest(manifest, manifest.select(task, models.variant), models.threads,
-                                                    flip_average=task in flips[models.flip_average])
+                                                    flip_average=models.flip_average in (task, "both"))
                            for task in ("emotion", "gender"))
         return cls(make_detector(detector, manifest), emotion, gender, smoothing, track, detector.full_scan_every)
 

@@ -176,20 +176,26 @@ def frame_jpg(output: LiveViewOutput, after: int) -> tuple[int, dict, np.ndarray
         return 200, faces, cv2.imdecode(np.frombuffer(response.read(), np.uint8), cv2.IMREAD_COLOR)
 
 
+def page_request(output: LiveViewOutput, after: int, feed) -> tuple[int, dict, np.ndarray | None]:
+    """A page's ``/frame.jpg?after=`` request: once it waits (counted as a viewer), ``feed()`` runs; its answer."""
+    answers: list = []
+    fetcher = threading.Thread(target=lambda: answers.append(frame_jpg(output, after)), daemon=True)
+    fetcher.start()
+    wait_for(lambda: output.hub.viewers == 1, f"a page's request (after={after}) to wait for a frame")
+    feed()
+    fetcher.join(timeout=WAIT_S)
+    assert answers, f"no answer to after={after}"
+    return answers[0]
+
+
 def test_a_frame_comes_with_the_faces_drawn_on_it(live, frames):
     """The page's table and the picture's labels come from one response: the same numbers for a face."""
     clock = Clock(1000.0)
     output = live(clock=clock, max_fps=4)
     (first_image, first), (second_image, second) = frames[0], frames[3]  # astronaut, then two_people
-    results = []
-    fetcher = threading.Thread(target=lambda: results.append(frame_jpg(output, 0)), daemon=True)
-    fetcher.start()
-    wait_for(lambda: output.hub.viewers == 1, "the page's request to wait for a frame")
-    output.update(first_image, first)
-    fetcher.join(timeout=WAIT_S)
+    status, faces, picture = page_request(output, 0, lambda: output.update(first_image, first))
     clock.t += 0.01  # sooner than max_fps allows: not handed to the page
     output.update(second_image, second)
-    status, faces, picture = results[0]
     assert status == 200 and faces["seq"] == 1 and (faces["frame"], faces["width"]) == (first.index, first.width)
     assert picture.shape == first_image.shape
     assert len(faces["tracks"]) == len(first.faces) != len(second.faces)
@@ -197,12 +203,8 @@ def test_a_frame_comes_with_the_faces_drawn_on_it(live, frames):
         assert f"{track['emotion']} {track['confidence']:.2f} / {track['gender']}" in label_text(face)
     assert json.loads(get(output, "/status.json")[2])["width"] == second.width  # the statistics: the newest frame
     clock.t += 1.0
-    fetcher = threading.Thread(target=lambda: results.append(frame_jpg(output, faces["seq"])), daemon=True)
-    fetcher.start()
-    wait_for(lambda: output.hub.viewers == 1, "the next request to wait")
-    output.update(second_image, second)
-    fetcher.join(timeout=WAIT_S)
-    assert results[1][1]["seq"] == 2 and results[1][1]["width"] == second.width
+    _, following, _ = page_request(output, faces["seq"], lambda: output.update(second_image, second))
+    assert following["seq"] == 2 and following["width"] == second.width
     assert get(output, "/frame.jpg?after=x")[0] == 400
 
 
@@ -212,21 +214,15 @@ def test_a_new_page_or_one_from_before_a_restart_gets_the_next_frame_not_an_old_
     clock = Clock(1000.0)
     output = live(clock=clock, max_fps=100)
     (old_image, old), (new_image, new) = frames[0], frames[3]
-    cached = []
-    fetcher = threading.Thread(target=lambda: cached.append(frame_jpg(output, 0)), daemon=True)
-    fetcher.start()
-    wait_for(lambda: output.hub.viewers == 1, "a first page")
-    output.update(old_image, old)
-    fetcher.join(timeout=WAIT_S)
-    assert cached[0][1]["width"] == old.width  # the hub now holds this picture
-    results = []
-    fetcher = threading.Thread(target=lambda: results.append(frame_jpg(output, after)), daemon=True)
-    fetcher.start()
-    wait_for(lambda: output.hub.viewers == 1, "the second page to wait")
-    clock.t += 1.0
-    output.update(new_image, new)
-    fetcher.join(timeout=WAIT_S)
-    assert results and results[0][0] == 200 and results[0][1]["width"] == new.width
+    _, cached, _ = page_request(output, 0, lambda: output.update(old_image, old))
+    assert cached["width"] == old.width  # the hub now holds this picture
+
+    def newer_frame() -> None:
+        clock.t += 1.0
+        output.update(new_image, new)
+
+    status, faces, _ = page_request(output, after, newer_frame)
+    assert status == 200 and faces["width"] == new.width
 
 
 def test_the_daemon_tells_the_page_what_it_runs(samples):

@@ -136,8 +136,11 @@ def bench_producer(hold: int | None) -> Callable[[Path], None]:
             data["input"]["description"] = data["input"]["description"].replace(str(ROOT) + os.sep, "")
         if data.get("settings", {}).get("paper_models"):
             data["settings"]["paper_models"] = os.path.relpath(data["settings"]["paper_models"], ROOT)
-        data["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                                        text=True).stdout.strip() or None
+        try:
+            data["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                            text=True).stdout.strip() or None
+        except OSError:  # no git: the figure is still worth keeping
+            data["commit"] = None
         out.write_text(json.dumps(data, indent=1) + "\n")
     return produce
 
