@@ -58,7 +58,7 @@ def detector_line(config: Config, manifest: Manifest) -> str:
         knobs = f"scale {settings.scale_factor}, min_neighbors {settings.min_neighbors}, min_size {settings.min_size}"
     else:  # blazeface: the whole-frame model, plus the short-range one for searches near faces and fallback
         blaze = settings.blazeface
-        names = dict.fromkeys([f"{backend}_{blaze.model}", f"{backend}_short"])
+        names = dict.fromkeys([blaze.entry, "blazeface_short"])
         file = ", ".join(str(manifest.root / str(manifest.detectors.get(n, {}).get("file", n))) for n in names)
         knobs = f"model {blaze.model}, score {blaze.score_threshold}" + (
             f", short-range fallback at {blaze.fallback_threshold}" if blaze.fallback else "")

@@ -166,7 +166,8 @@ class Daemon:
         detector = self.config.detector
         backend = getattr(detector, "backend", "haar")
         if backend == "blazeface":
-            backend = f"blazeface ({detector.blazeface.model} range)"
+            words = {"full": "full range, int8", "full_float32": "full range, float32", "short": "short range"}
+            backend = f"blazeface ({words.get(detector.blazeface.model, detector.blazeface.model)})"
         return {"source": source_line(self.config)[0], "emotion_model": Path(self.pipeline.emotion.path).name,
                 "gender_model": Path(self.pipeline.gender.path).name, "detector": backend}
 

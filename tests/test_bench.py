@@ -8,6 +8,7 @@ import math
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -204,6 +205,13 @@ def test_helpers_count_parse_and_letterbox(models_dir):
     assert not tuned[0].shipped and tuned[1].shipped
     blaze = parse_variants("int8:1:0:det=blazeface", base)[0]
     assert blaze.label == "int8 t1 blazeface" and blaze.detector == DetectorSettings(backend="blazeface")
+    other = parse_variants("int8:1:0:det=blazeface:bm=full_float32,int8:1:0:det=blazeface:bm=short", base)
+    assert [v.label for v in other] == ["int8 t1 blazeface full_float32", "int8 t1 blazeface short"]
+    assert other[0].settings("")[1].blazeface == replace(DetectorSettings().blazeface, model="full_float32")
+    with pytest.raises(BenchError, match="model: expected one of"):
+        parse_variants("int8:1:0:det=blazeface:bm=huge", base)
+    with pytest.raises(BenchError, match="bm= picks a BlazeFace model; add det=blazeface"):
+        parse_variants("int8:1:0:bm=full_float32", base)  # a Haar row: the key would be ignored
     flip = parse_variants("int8:1:0:flip=emotion,int8:1:0:det=blazeface:flip=both", base)
     assert [v.label for v in flip] == ["int8 t1 full flip=emotion", "int8 t1 blazeface flip=both"]
     assert flip[0].settings("")[0].flip_average == "emotion" and not flip[0].shipped

@@ -102,5 +102,10 @@ def test_check_names_the_blazeface_models_it_would_load(samples, tmp_path):
                                                         'backend = "blazeface"'))
     assert proc.returncode == 0, proc.stderr
     line = next(x for x in proc.stdout.splitlines() if x.startswith("detector:"))
-    files = {d["file"] for d in json.loads((ROOT / "models" / "manifest.json").read_text())["detectors"].values()}
-    assert line.startswith("detector: blazeface: ") and all(f in line for f in files)
+    from edge.detectors import BlazeFaceSettings
+
+    detectors = json.loads((ROOT / "models" / "manifest.json").read_text())["detectors"]
+    loaded = {detectors[BlazeFaceSettings().entry]["file"], detectors["blazeface_short"]["file"]}
+    assert line.startswith("detector: blazeface: ") and all(f"/{f}" in line for f in loaded)
+    others = {d["file"] for d in detectors.values()} - loaded  # MediaPipe's float full-range file: not loaded
+    assert others and not any(f"/{f}" in line for f in others)

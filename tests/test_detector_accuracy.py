@@ -63,7 +63,7 @@ def test_the_per_task_fit_writes_only_its_crops_into_the_manifest(models_dir, tm
                                  "--models", str(models), "--write"]) == 0
     after = json.loads((models / "manifest.json").read_text())
     assert after["models"] == before["models"] and after["detector"] == before["detector"]
-    for name in ("blazeface_full", "blazeface_short"):
+    for name in ("blazeface_full", "blazeface_short", "blazeface_full_int8"):
         fitted = after["detectors"][name].pop("box_mapping_by_task")
         assert set(fitted) == {"gender"}
         gender = fitted["gender"]
@@ -71,3 +71,24 @@ def test_the_per_task_fit_writes_only_its_crops_into_the_manifest(models_dir, tm
         assert "utkface train" in gender["fit"] and "--per-task" in gender["command"]
         assert after["detectors"][name] == before["detectors"][name]  # the pooled mapping is left alone
     assert "best agreement with the Haar crop" in capsys.readouterr().out
+
+
+@pytest.mark.shared
+def test_a_fit_of_one_detector_leaves_the_other_entries_alone(models_dir, tmp_path):
+    need_data()
+    models = tmp_path / "models"
+    shutil.copytree(models_dir, models, ignore=shutil.ignore_patterns("*.keras", "runs", "reports"))
+    before = json.loads((models / "manifest.json").read_text())
+    assert fit_box_mapping.main(["--data", str(DATA), "--per-task", "--tasks", "gender", "--chips", "25",
+                                 "--models", str(models), "--detectors", "blazeface_full_int8", "--write"]) == 0
+    after = json.loads((models / "manifest.json").read_text())
+    for name in ("blazeface_full", "blazeface_short"):
+        assert after["detectors"][name] == before["detectors"][name]
+    fitted = after["detectors"]["blazeface_full_int8"]["box_mapping_by_task"]["gender"]
+    assert "--detectors blazeface_full_int8" in fitted["command"] and "utkface train" in fitted["fit"]
+
+
+def test_an_unknown_detector_to_fit_is_one_line(tmp_path, capsys):
+    assert fit_box_mapping.main(["--detectors", "blazeface_full,blazeface_huge", "--per-task"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "blazeface_huge" in err and "blazeface_full_int8" in err

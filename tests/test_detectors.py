@@ -128,7 +128,7 @@ def test_weighted_nms_merges_overlapping_boxes_into_their_score_weighted_mean():
 
 
 def test_anchors_match_each_model_output_rows(manifest):
-    for name in ("blazeface_full", "blazeface_short"):
+    for name in ("blazeface_full", "blazeface_short", "blazeface_full_int8"):
         entry = manifest.detector_entry(name)
         anchors = ssd_anchors(entry["input"]["height"], entry["anchors"]["strides"], entry["anchors"]["per_layer"])
         assert len(anchors) == entry["outputs"]["scores"][1]
@@ -181,10 +181,14 @@ def broken_models(models_dir, tmp_path):
 
 
 def test_a_missing_detector_model_is_refused_naming_the_file(broken_models, samples):
-    (broken_models / "face_detection_full_range.tflite").unlink()
+    (broken_models / "face_detection_full_range_int8.tflite").unlink()
     line = one_error_line(analyze(str(samples / "astronaut.jpg"), "--detector", "blazeface",
                                   "--models", str(broken_models)))
-    assert "face_detection_full_range.tflite" in line and "missing" in line
+    assert "face_detection_full_range_int8.tflite" in line and "missing" in line
+    # MediaPipe's float files are still there: the float32 variant runs without the int8 one
+    proc = analyze(str(samples / "astronaut.jpg"), "--detector", "blazeface", "--blazeface-model", "full_float32",
+                   "--models", str(broken_models))
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_a_tampered_detector_model_is_refused_naming_the_file(broken_models, samples):
@@ -199,12 +203,12 @@ def test_a_tampered_detector_model_is_refused_naming_the_file(broken_models, sam
 
 def test_a_detector_model_with_other_outputs_is_refused_naming_the_file(broken_models, manifest):
     """A loadable TFLite model that is not BlazeFace (the emotion classifier, listed with its true sha256)."""
-    target = broken_models / "face_detection_full_range.tflite"
+    target = broken_models / "face_detection_full_range_int8.tflite"
     shutil.copy(broken_models / "emotion_mini_xception_float32.tflite", target)
     body = json.loads((broken_models / "manifest.json").read_text())
-    body["detectors"]["blazeface_full"]["sha256"] = sha256_file(target)
+    body["detectors"]["blazeface_full_int8"]["sha256"] = sha256_file(target)
     (broken_models / "manifest.json").write_text(json.dumps(body))
-    with pytest.raises(ModelError, match=r"face_detection_full_range\.tflite: input") as info:
+    with pytest.raises(ModelError, match=r"face_detection_full_range_int8\.tflite: input") as info:
         make_detector(DetectorSettings(backend="blazeface"), Manifest.load(broken_models))
     assert "\n" not in str(info.value)
 
@@ -249,7 +253,8 @@ def test_rewriting_the_manifest_keeps_the_detectors_section(models_dir, tmp_path
     manifest.models = manifest.models[:1]
     manifest.save()
     again = Manifest.load(models)
-    assert again.detectors == manifest.detectors and set(again.detectors) == {"blazeface_full", "blazeface_short"}
+    assert again.detectors == manifest.detectors and set(again.detectors) == {
+        "blazeface_full", "blazeface_short", "blazeface_full_int8"}
     make_detector(DetectorSettings(backend="blazeface"), again)
 
 
@@ -268,7 +273,7 @@ def decode_every_anchor(logits: np.ndarray, regressors: np.ndarray, anchors: np.
     return boxes[keep], scores[keep]
 
 
-@pytest.mark.parametrize("name", ["blazeface_full", "blazeface_short"])
+@pytest.mark.parametrize("name", ["blazeface_full", "blazeface_short", "blazeface_full_int8"])
 def test_decoding_only_the_anchors_above_the_threshold_gives_the_boxes_of_decoding_every_anchor(manifest, samples,
                                                                                                  name):
     from edge.bench.frames import letterbox
@@ -324,7 +329,7 @@ def test_shrink_stays_close_to_inter_area_and_finds_the_same_faces(manifest, sam
 def with_task_mappings(models_dir: Path, to: Path, mappings: dict) -> Manifest:
     models = copy_models(models_dir, to)
     body = json.loads((models / "manifest.json").read_text())
-    for name in ("blazeface_full", "blazeface_short"):
+    for name in ("blazeface_full", "blazeface_short", "blazeface_full_int8"):
         body["detectors"][name]["box_mapping_by_task"] = mappings
     (models / "manifest.json").write_text(json.dumps(body))
     return Manifest.load(models)

@@ -2,6 +2,7 @@
 
     python -m train_host.count_faces --media ../shared/media            # native size and 640x480
     python -m train_host.count_faces --media ../shared/media --markdown out/faces.md
+    python -m train_host.count_faces --media ../shared/media --blazeface full,full_float32
 
 Each photo is run at its own resolution and letterboxed to 640x480 (as the
 bench shows it), with the shipped ``[detector]`` settings of each backend, as
@@ -21,7 +22,8 @@ from pathlib import Path
 import cv2
 
 from edge.bench.frames import letterbox
-from edge.detectors import BACKENDS, DetectorSettings, make_detector
+from edge.detectors import BlazeFaceSettings, DetectorSettings, make_detector
+from edge.detectors.settings import BLAZEFACE_MODELS
 from edge.manifest import Manifest, ModelError, default_models_dir
 from edge.preprocess import to_gray
 
@@ -39,19 +41,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default=str(default_models_dir()))
     parser.add_argument("--markdown", help="also write the table here")
     parser.add_argument("--annotate", help="write each photo with each backend's boxes into this folder")
+    parser.add_argument("--blazeface", default="",
+                        help="a BlazeFace column per whole-frame model, e.g. full,full_float32 (known: "
+                             f"{', '.join(BLAZEFACE_MODELS)}; default: the shipped one)")
     args = parser.parse_args(argv)
     media = Path(args.media)
     try:
         with open(media / "manifest.csv", newline="") as handle:
             rows = [r for r in csv.DictReader(handle) if r["kind"] != "video"]
         manifest = Manifest.load(args.models)
-        detectors = {b: make_detector(DetectorSettings(backend=b), manifest) for b in BACKENDS}  # type: ignore[arg-type]
-    except (OSError, KeyError, ModelError) as exc:
+        detectors = {"haar": make_detector(DetectorSettings(), manifest)}
+        wanted = args.blazeface.split(",") if args.blazeface else [BlazeFaceSettings().model]
+        for model in wanted:
+            if model not in BLAZEFACE_MODELS or wanted.count(model) > 1:
+                raise ValueError(f"--blazeface: {'repeated' if wanted.count(model) > 1 else 'unknown'} model "
+                                 f"{model!r} (known: {', '.join(BLAZEFACE_MODELS)})")
+            settings = DetectorSettings(backend="blazeface", blazeface=BlazeFaceSettings(model=model))  # type: ignore[arg-type]
+            detectors["blazeface" if args.blazeface == "" else f"blazeface {model}"] = make_detector(settings, manifest)
+    except (OSError, KeyError, ValueError, ModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    header = "| file | persons | " + " | ".join(f"{b} {s}" for s in SIZES for b in BACKENDS) + " |"
-    lines = [header, "|" + "---|" * (2 + len(SIZES) * len(BACKENDS))]
-    totals = {(b, s): {"found": 0, "extra": 0, "false": 0} for b in BACKENDS for s in SIZES}
+    backends = list(detectors)
+    header = "| file | persons | " + " | ".join(f"{b} {s}" for s in SIZES for b in backends) + " |"
+    lines = [header, "|" + "---|" * (2 + len(SIZES) * len(backends))]
+    totals = {(b, s): {"found": 0, "extra": 0, "false": 0} for b in backends for s in SIZES}
     expected_total = 0
     for row in rows:
         image = cv2.imread(str(media / row["file"]))
@@ -73,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                     t["extra"] += max(0, len(boxes) - want)
                 cells.append(str(len(boxes)))
                 if args.annotate and size == "native":
-                    out = Path(args.annotate) / f"{Path(row['file']).stem}_{backend}.jpg"
+                    out = Path(args.annotate) / f"{Path(row['file']).stem}_{backend.replace(' ', '_')}.jpg"
                     out.parent.mkdir(parents=True, exist_ok=True)
                     shown = image.copy()
                     for box in boxes:
@@ -82,9 +95,9 @@ def main(argv: list[str] | None = None) -> int:
                     cv2.imwrite(str(out), shown)
         lines.append(f"| {row['file']} | {want} | " + " | ".join(cells) + " |")
     lines.append(f"| **positives: found / extra** | {expected_total} | " + " | ".join(
-        f"{totals[(b, s)]['found']} / {totals[(b, s)]['extra']}" for s in SIZES for b in BACKENDS) + " |")
+        f"{totals[(b, s)]['found']} / {totals[(b, s)]['extra']}" for s in SIZES for b in backends) + " |")
     lines.append("| **negatives: false faces** | 0 | " + " | ".join(
-        str(totals[(b, s)]["false"]) for s in SIZES for b in BACKENDS) + " |")
+        str(totals[(b, s)]["false"]) for s in SIZES for b in backends) + " |")
     table = "\n".join(lines)
     print(table)
     if args.markdown:

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.detectors import crop_box
+from edge.detectors import BlazeFaceSettings, crop_box
+from edge.detectors.settings import BLAZEFACE_MODELS
 from edge.labels import LABELS_BY_TASK
 from edge.manifest import Manifest, ModelError, default_models_dir, sha256_file
 from edge.preprocess import CropSpec, crop_face
@@ -45,7 +46,8 @@ def mcnemar_p(only_a: int, only_b: int) -> float:
     return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n)
 
 
-def measure(task: str, data: Path, models: Path, variant: str, limit: int = 0) -> dict:
+def measure(task: str, data: Path, models: Path, variant: str, limit: int = 0,
+            blazeface: BlazeFaceSettings | None = None) -> dict:
     """Per row: faces found, accuracy on them; accuracy on the faces both backends find, and paired counts."""
     manifest = Manifest.load(models)
     entry = manifest.select(task, variant)
@@ -56,10 +58,13 @@ def measure(task: str, data: Path, models: Path, variant: str, limit: int = 0) -
         faces = faces.subset(np.arange(min(limit, len(faces))))
     margin = entry.preprocessing.crop_margin
     spec = CropSpec(size=model.size, margin=margin)
-    boxes = {backend: chip_faces(faces, device_detector(backend, models)) for backend in ("haar", "blazeface")}
+    blazeface = blazeface or BlazeFaceSettings()
+    boxes = {backend: chip_faces(faces, device_detector(backend, models, blazeface))
+             for backend in ("haar", "blazeface")}
     cut_as = {"haar": lambda b: b, "blazeface": lambda b: crop_box(b, task), "blazeface pooled": lambda b: b}
     correct: dict[str, np.ndarray] = {}
     out: dict = {"task": task, "model": entry.file, "sha256": sha256_file(path), "data": str(data / TESTS[task]),
+                 "blazeface_model": blazeface.model,
                  "chips": len(faces), "margin": margin, "backends": {}}
     for row in ROWS:
         found = boxes[row.split()[0]]
@@ -91,16 +96,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", default="emotion,gender")
     parser.add_argument("--limit", type=int, default=0, help="only the first N test chips (a quick check)")
     parser.add_argument("--json", help="write the figures here")
+    shipped = BlazeFaceSettings()
+    parser.add_argument("--blazeface-model", default=shipped.model, choices=BLAZEFACE_MODELS,
+                        help=f"BlazeFace's whole-frame model (default {shipped.model})")
     args = parser.parse_args(argv)
     results = []
     try:
         for task in filter(None, args.tasks.split(",")):
             if task not in TESTS:
                 raise DataError(f"--tasks: unknown task {task!r} (emotion, gender)")
-            result = measure(task, Path(args.data), Path(args.models), args.variant, args.limit)
+            blazeface = BlazeFaceSettings(model=args.blazeface_model)
+            result = measure(task, Path(args.data), Path(args.models), args.variant, args.limit, blazeface)
             results.append(result)
             print(f"{task}: {result['model']} (sha256 {result['sha256'][:12]}), {result['chips']} chips of "
-                  f"{Path(result['data']).name}, margin {result['margin']}; both backends find {result['both_found']}")
+                  f"{Path(result['data']).name}, margin {result['margin']}, BlazeFace {args.blazeface_model}; "
+                  f"both backends find {result['both_found']}")
             for backend, r in result["backends"].items():
                 paired = r.get("paired")
                 versus = "" if paired is None else (

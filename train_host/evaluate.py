@@ -209,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
                              "twice the classifier time on the device)")
     parser.add_argument("--detector", default="haar", metavar="haar|blazeface",
                         help="the device's detector backend for --through-detector (default haar)")
+    parser.add_argument("--blazeface-model", metavar="full|full_float32|short",
+                        help="with --detector blazeface: its whole-frame model (default: the shipped one, full: "
+                             "the int8 file)")
     args = parser.parse_args(argv)
     try:
         model = load_model(args.model)
@@ -224,8 +227,17 @@ def main(argv: list[str] | None = None) -> int:
             if args.detector not in BACKENDS:
                 raise DataError(f"--detector: unknown backend {args.detector!r} (known: {', '.join(BACKENDS)})")
             total = len(faces)
-            faces, found = recut(faces, device_detector(args.detector), args.through_detector, model.size, task)
+            from edge.detectors import BlazeFaceSettings
+            from edge.settings import ConfigError
+
+            try:
+                blazeface = BlazeFaceSettings(model=args.blazeface_model or BlazeFaceSettings().model)
+                detector = device_detector(args.detector, blazeface=blazeface)
+            except ConfigError as exc:
+                raise DataError(f"--blazeface-model: {exc}") from None
+            faces, found = recut(faces, detector, args.through_detector, model.size, task)
             detected = {"margin": args.through_detector, "detector": args.detector, "chips": total,
+                        "blazeface_model": blazeface.model if args.detector == "blazeface" else None,
                         "faces_found": int(found.sum())}
             if len(faces) == 0:
                 raise DataError(f"{args.data}: the {args.detector} detector found no face in any chip")
@@ -238,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     result["task"] = task
     if detected:
-        print(f"through the detector (margin {detected['margin']}): {detected['detector']} found a face in "
+        which = detected["detector"] + (f" ({detected['blazeface_model']})" if detected["blazeface_model"] else "")
+        print(f"through the detector (margin {detected['margin']}): {which} found a face in "
               f"{detected['faces_found']} of {detected['chips']} chips; figures below are on those")
     print(format_report(result, labels))
     if args.plots:

@@ -21,6 +21,8 @@ gender: UTKFace train), for each BlazeFace model:
 
     python -m train_host.fit_box_mapping --data ../shared/data --per-task --write
 
+``--detectors blazeface_full_int8`` fits that one and leaves the others' entries as they are.
+
 dx and dy are the geometric medians (BlazeFace box -> the Haar box on the same
 training face); the scale is the one, on a grid around the geometric one, at
 which the shipped classifier's prediction on the BlazeFace crop agrees most
@@ -53,7 +55,6 @@ from train_host.data import DataError, load
 from train_host.evaluate import load_model as load_classifier
 from train_host.through_detector import UPSCALE, chip_frame
 
-MODELS = ("blazeface_full", "blazeface_short")
 MIN_IOU = 0.3
 
 
@@ -202,12 +203,21 @@ def main(argv: list[str] | None = None) -> int:
                         help="fit each classifier's crop on its training faces (--chips of each, default 3000)")
     parser.add_argument("--tasks", default="emotion,gender", help="with --per-task (default emotion,gender)")
     parser.add_argument("--variant", default="int8", help="with --per-task: the classifiers to agree with")
+    parser.add_argument("--detectors", default="",
+                        help="the manifest's BlazeFace entries to fit, e.g. blazeface_full_int8 (default: every "
+                             "BlazeFace entry); the others keep what they have")
     args = parser.parse_args(argv)
     command = ("python -m train_host.fit_box_mapping " + " ".join(argv if argv is not None else sys.argv[1:])).strip()
     try:
         manifest = Manifest.load(args.models)
         haar = HaarDetector(manifest.cascade_path(), DetectorSettings())
-        raw = {name: load_model(manifest, name) for name in MODELS}
+        known = [name for name, entry in manifest.detectors.items() if entry.get("kind") == "blazeface"]
+        chosen = [name for name in args.detectors.split(",") if name] if args.detectors else known
+        unknown = [name for name in chosen if name not in known]
+        if unknown or not chosen:
+            raise DataError(f"--detectors: unknown {', '.join(unknown) or 'empty list'} "
+                            f"(the manifest's BlazeFace entries: {', '.join(known)})")
+        raw = {name: load_model(manifest, name) for name in dict.fromkeys(chosen)}
         for model in raw.values():
             model.mapping, model.task_mappings = BoxMapping(), {}  # fit on the model's own boxes
         if args.per_task:
@@ -224,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"written to {Path(args.models) / MANIFEST_NAME}")
             return 0
         args.chips = 1000 if args.chips is None else args.chips
-        geo: dict[str, dict[str, list]] = {name: {} for name in MODELS}
+        geo: dict[str, dict[str, list]] = {name: {} for name in raw}
         for source, frame in frames(args):
             gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
             haar_boxes = haar.detect(gray)
@@ -236,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     report = {}
-    for name in MODELS:
+    for name in raw:
         every = np.array([g for rows in geo[name].values() for g in rows])
         if not len(every):
             print(f"error: {name}: no face found by both detectors", file=sys.stderr)

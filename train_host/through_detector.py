@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.detectors import Box, Detector, DetectorSettings, crop_box, make_detector
+from edge.detectors import BlazeFaceSettings, Box, Detector, DetectorSettings, crop_box, make_detector
 from edge.detectors.haar import HaarDetector
 from edge.manifest import Manifest, default_models_dir
 from edge.preprocess import CropSpec, crop_face
@@ -27,10 +27,14 @@ UPSCALE = 4  # Haar's 24-pixel window needs room: a 48-64 px chip becomes 192-25
 PAD = 0.25  # edge-replicated border around the chip, as a camera frame would have real pixels
 
 
-def device_detector(backend: str = "haar", models_dir: str | Path | None = None) -> Detector:
-    """The detector the device runs with ``backend`` and the shipped settings, from ``models_dir``'s manifest."""
+def device_detector(backend: str = "haar", models_dir: str | Path | None = None,
+                    blazeface: BlazeFaceSettings | None = None) -> Detector:
+    """The detector the device runs with ``backend`` and the shipped settings (or ``blazeface``'s), from
+    ``models_dir``'s manifest."""
     manifest = Manifest.load(models_dir or default_models_dir())
-    return make_detector(DetectorSettings(backend=backend), manifest)  # type: ignore[arg-type]
+    settings = DetectorSettings(backend=backend, blazeface=blazeface or BlazeFaceSettings())  # type: ignore[arg-type]
+    settings.validate()
+    return make_detector(settings, manifest)
 
 
 def chip_frame(chip: np.ndarray) -> np.ndarray:

@@ -38,7 +38,7 @@ from edge.bench.loop import summarize
 from edge.bench.report import render, write_chart
 from edge.bench.workers import run_rows
 from edge.cli import add_settings_options, settings_from, settings_of, settings_to_json
-from edge.detectors import DetectorSettings, make_detector
+from edge.detectors import BlazeFaceSettings, DetectorSettings, make_detector
 from edge.manifest import Manifest, ModelError, default_models_dir, default_samples_dir
 from edge.pipeline import ModelSettings
 from edge.runtime import RuntimeMissing, interpreter_class
@@ -108,10 +108,12 @@ class Variant:
 
 SPEC = re.compile(r"([\w.-]+):(\d+):(\d+)((?::\w+=[\w.]+)*)")
 SPEC_KEYS = {"sf": ("scale_factor", float), "n": ("min_neighbors", int), "min": ("min_size", int),
-             "eq": ("equalize", str), "det": ("backend", str), "flip": ("flip_average", str)}
+             "eq": ("equalize", str), "det": ("backend", str), "flip": ("flip_average", str),
+             "bm": ("blazeface_model", str)}
 SPEC_HELP = ("VARIANT:THREADS:WIDTH[:sf=SCALE_FACTOR][:n=MIN_NEIGHBORS][:min=MIN_SIZE][:eq=hist|clahe|none]"
-             "[:det=haar|blazeface][:flip=none|emotion|gender|both], "
-             "e.g. int8:1:0,float32:2:320,int8:1:0:sf=1.3:n=3:eq=none,int8:1:0:det=blazeface,int8:1:0:flip=emotion")
+             "[:det=haar|blazeface][:bm=full|full_float32|short][:flip=none|emotion|gender|both], "
+             "e.g. int8:1:0,float32:2:320,int8:1:0:sf=1.3:n=3:eq=none,int8:1:0:det=blazeface,"
+             "int8:1:0:det=blazeface:bm=full_float32,int8:1:0:flip=emotion")
 
 
 def parse_spec(spec: str, base: DetectorSettings, flip_average: str = "none") -> Variant:
@@ -123,13 +125,17 @@ def parse_spec(spec: str, base: DetectorSettings, flip_average: str = "none") ->
     for item in filter(None, match[4].split(":")):
         key, _, value = item.partition("=")
         if key not in SPEC_KEYS:
-            raise BenchError(f"--variants {spec!r}: unknown key {key!r} (sf, n, min, eq, det, flip)")
+            raise BenchError(f"--variants {spec!r}: unknown key {key!r} (sf, n, min, eq, det, bm, flip)")
         field, kind = SPEC_KEYS[key]
         try:
             changes[field] = kind(value)
         except ValueError:
             raise BenchError(f"--variants {spec!r}: {key}={value} is not a {kind.__name__}") from None
     flip = changes.pop("flip_average", flip_average)
+    if "blazeface_model" in changes:  # [detector.blazeface] model: BlazeFace's whole-frame model
+        if changes.get("backend", base.backend) != "blazeface":
+            raise BenchError(f"--variants {spec!r}: bm= picks a BlazeFace model; add det=blazeface")
+        changes["blazeface"] = replace(base.blazeface, model=changes.pop("blazeface_model"))
     variant = Variant(match[1], int(match[2]), replace(base, **changes), flip)
     try:
         variant.settings("")
@@ -196,8 +202,8 @@ def check_models(models_dir: Path, variants: list[Variant]) -> Path:
     for name in sorted({v.variant for v in variants}):
         for task in ("emotion", "gender"):
             manifest.verify(manifest.select(task, name))
-    for backend in sorted({v.detector.backend for v in variants} - {"haar"}):
-        make_detector(DetectorSettings(backend=backend), manifest)  # type: ignore[arg-type]
+    for model in sorted({v.detector.blazeface.model for v in variants if v.detector.backend == "blazeface"}):
+        make_detector(DetectorSettings(backend="blazeface", blazeface=BlazeFaceSettings(model=model)), manifest)
     return manifest.cascade_path()
 
 

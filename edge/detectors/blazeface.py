@@ -280,7 +280,7 @@ class BlazeFaceDetector:
     def from_manifest(cls, manifest: Manifest, settings: BlazeFaceSettings | None = None) -> BlazeFaceDetector:
         """Load the models the manifest's ``detectors`` section lists, after checking their bytes."""
         settings = settings or BlazeFaceSettings()
-        main = load_model(manifest, f"blazeface_{settings.model}", settings.threads)
+        main = load_model(manifest, settings.entry, settings.threads)
         # The short model's 128x128 graph gains nothing from a second thread (its caller's CPU time stays
         # ~1.05 ms with 2 threads, the process's rises 70%), so the near search and the fallback run on one.
         near = main if settings.model == "short" else load_model(manifest, "blazeface_short", 1)

@@ -31,7 +31,7 @@ import numpy as np
 
 from edge.bench.frames import image_files, letterbox, parse_size
 from edge.detectors.blazeface import BlazeFaceDetector
-from edge.detectors.settings import BlazeFaceSettings
+from edge.detectors.settings import BLAZEFACE_MODELS, BlazeFaceSettings
 from edge.manifest import Manifest, ModelError, default_models_dir, default_samples_dir
 
 STEPS = ("resize", "colour", "input", "invoke", "decode", "nms", "unletterbox", "map", "run() total", "detect()")
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", default="640x480", help="letterbox every photo to this frame size")
     parser.add_argument("--repeat", type=int, default=200, help="passes over the frames (default 200)")
     parser.add_argument("--threads", default="1,2", help="interpreter threads of the whole-frame model to compare")
-    parser.add_argument("--model", default="full", choices=("full", "short"))
+    parser.add_argument("--model", default="full", choices=BLAZEFACE_MODELS)
     parser.add_argument("--models", default=str(default_models_dir()))
     args = parser.parse_args(argv)
     try:
@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
             settings.validate()
             detector = BlazeFaceDetector.from_manifest(manifest, settings)
             clocks = profile(detector, frames, args.repeat)
-            print(f"{args.model} range, {count} thread(s): {len(frames)} frames of {args.source} at {args.size}, "
+            print(f"model {args.model}, {count} thread(s): {len(frames)} frames of {args.source} "
+                  f"at {args.size}, "
                   f"{args.repeat} passes; ms per frame")
             print("\n".join(clocks.table()))
     except (ValueError, ModelError, OSError) as exc:

@@ -15,6 +15,11 @@ from edge.settings import ConfigError
 
 Equalize = Literal["hist", "clahe", "none"]
 Backend = Literal["haar", "blazeface"]
+BlazeFaceModelName = Literal["full", "full_float32", "short"]
+# [detector.blazeface] model -> the manifest's detectors entry
+BLAZEFACE_ENTRIES: dict[str, str] = {"full": "blazeface_full_int8", "full_float32": "blazeface_full",
+                                     "short": "blazeface_short"}
+BLAZEFACE_MODELS: tuple[str, ...] = tuple(BLAZEFACE_ENTRIES)
 BACKENDS: tuple[str, ...] = ("haar", "blazeface")
 
 
@@ -22,8 +27,12 @@ BACKENDS: tuple[str, ...] = ("haar", "blazeface")
 class BlazeFaceSettings:
     """``[detector.blazeface]``: MediaPipe's BlazeFace models run with the classifiers' TFLite runtime.
 
-    ``model`` scans whole frames: ``full`` (192x192, faces up to ~5 m) or
-    ``short`` (128x128, faces within ~2 m, the fastest). With ``fallback``,
+    ``model`` scans whole frames: ``full`` (192x192, faces up to ~5 m; the
+    int8 file ``python -m quantize.detector`` made from MediaPipe's model on
+    real frames: the same faces on ../shared/media for about a quarter less
+    CPU per invoke, the README has the figures), ``full_float32`` (MediaPipe's
+    own file, float16 weights) or ``short`` (128x128, faces within ~2 m, the
+    fastest; float: its int8 version put a face on a bare wall). With ``fallback``,
     a full scan in which ``full`` finds nothing is repeated with ``short``,
     which finds the close-ups that fill the frame (``full`` misses about one
     in six of those); its boxes must score ``fallback_threshold`` (``short``
@@ -38,12 +47,12 @@ class BlazeFaceSettings:
     2-core x86 PC: 3.7 -> ~3.2 ms of the caller's CPU time, for ~20% more CPU
     in all; ``python -m edge.detectors.profile``), which every Pi (4 cores)
     has to spare. Set 1 where other work keeps the cores busy. With
-    ``model = "full"`` the short-range model (near search, fallback) runs on
+    ``model = "full"`` (or ``"full_float32"``) the short-range model (near search, fallback) runs on
     one: its 128x128 graph gains nothing from a second; with ``model =
     "short"`` it is the whole-frame model and gets ``threads``.
     """
 
-    model: Literal["full", "short"] = "full"
+    model: BlazeFaceModelName = "full"
     fallback: bool = True
     score_threshold: float = 0.5
     fallback_threshold: float = 0.7
@@ -51,7 +60,14 @@ class BlazeFaceSettings:
     roi_margin: float = 0.75
     threads: int = 2
 
+    @property
+    def entry(self) -> str:
+        """The manifest's ``detectors`` key of the whole-frame model."""
+        return BLAZEFACE_ENTRIES[self.model]
+
     def validate(self) -> None:
+        if self.model not in BLAZEFACE_MODELS:
+            raise ConfigError(f"model: expected one of {', '.join(map(repr, BLAZEFACE_MODELS))}, got {self.model!r}")
         if not 0.05 <= self.score_threshold <= 0.99:
             raise ConfigError(f"score_threshold: {self.score_threshold} is outside 0.05..0.99")
         if not 0.05 <= self.fallback_threshold <= 0.99:
