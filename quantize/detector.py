@@ -36,10 +36,8 @@ made); refit its crops afterwards with ``python -m train_host.fit_box_mapping
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,7 +45,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.manifest import MANIFEST_NAME, Manifest, ModelError, default_models_dir
+from edge.manifest import MANIFEST_NAME, Manifest, ModelError, default_models_dir, sha256_file
+from quantize.convert import write_atomic
 
 # TFLite builtin operator codes (tensorflow/lite/schema/schema.fbs)
 ADD, CONV_2D, DEPTHWISE_CONV_2D, DEQUANTIZE, RELU = 0, 3, 4, 6, 19
@@ -179,9 +178,9 @@ def head_nodes(flatbuffer: bytes) -> list[str]:
     concatenations after it.
 
     They stay float. One int8 scale per output tensor cannot serve them: the
-    short-range model concatenates two heads whose logits span ~0.1 and ~15,000
-    (the letterbox padding), so one int8 output scale turned every score into
-    0.5; float heads cost two 1x1 convolutions.
+    short-range model concatenates two score heads whose calibrated ranges got
+    int8 steps of 0.61 and 117, and the one step of the concatenation (117)
+    turned every score into 0.5; float heads cost two 1x1 convolutions.
     """
     from tensorflow.lite.tools import flatbuffer_utils
 
@@ -240,8 +239,7 @@ def write_entry(models: Path, name: str, target: Path, float_entry: dict, calibr
     """Add (or replace) ``detectors.<name>_int8`` in the manifest; nothing else changes."""
     path = models / MANIFEST_NAME
     body = json.loads(path.read_text())
-    data = target.read_bytes()
-    entry = {"file": target.name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
+    entry = {"file": target.name, "sha256": sha256_file(target), "bytes": target.stat().st_size,
              "kind": float_entry["kind"], "what": f"{float_entry.get('what', name)}; int8 (float32 in and out)"}
     entry.update({k: float_entry[k] for k in ("input", "outputs", "anchors", "box_mapping", "box_mapping_by_task",
                                               "licence") if k in float_entry})
@@ -258,9 +256,7 @@ def write_entry(models: Path, name: str, target: Path, float_entry: dict, calibr
         if key == name:
             ordered[f"{name}_int8"] = entry
     body["detectors"] = ordered
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(body, indent=2) + "\n")
-    tmp.replace(path)
+    write_atomic(path, (json.dumps(body, indent=2) + "\n").encode())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -311,10 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         inputs = device_inputs(float_path, frames, [int(s) for s in anchors["strides"]], int(anchors["per_layer"]))
         print(f"calibrating {float_path.name} on {len(inputs)} frames")
         int8 = quantize(float_path.read_bytes(), inputs)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".tflite", delete=False) as handle:
-            handle.write(int8)
-        Path(handle.name).replace(target)
+        write_atomic(target, int8)
         print(f"wrote {target} ({len(int8):,} bytes; float {float_path.stat().st_size:,}); one invoke at 1 thread, "
               f"calling-thread CPU: int8 {invoke_ms(target):.2f} ms, float {invoke_ms(float_path):.2f} ms")
         if args.write:
