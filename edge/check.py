@@ -101,8 +101,9 @@ def check(config: Config, config_path: str) -> int:
     models_dir = Path(config.models.dir) if config.models.dir else default_models_dir()
     try:
         pipeline = Pipeline.from_models(config.models, config.detector, config.smoothing)
+        mirrored = [task for task, c in (("emotion", pipeline.emotion), ("gender", pipeline.gender)) if c.flip_average]
         print(f"models:   {pipeline.emotion.path}, {pipeline.gender.path} (sha256 as in {models_dir}/manifest.json, "
-              f"{config.models.threads} thread(s))")
+              f"{config.models.threads} thread(s); mirror-averaged: {', '.join(mirrored) or 'none'})")
         print(f"detector: {detector_line(config, Manifest.load(models_dir))}")
     except (ModelError, RuntimeMissing) as exc:
         print(f"models:   {models_dir}")

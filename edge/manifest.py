@@ -71,6 +71,9 @@ class ModelEntry:
     accuracy: list[dict[str, Any]] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)
     default: bool = False
+    # Measured and meant to run with mirror averaging (each face and its mirror image, probabilities
+    # averaged): the device does so unless ``[models] flip_average`` says otherwise.
+    flip_average: bool = False
 
     @staticmethod
     def from_json(raw: dict[str, Any], where: str) -> ModelEntry:
@@ -80,7 +83,7 @@ class ModelEntry:
                 sha256=str(raw["sha256"]), bytes=int(raw["bytes"]), labels=tuple(raw["labels"]),
                 input=InputSpec(**raw["input"]), preprocessing=Preprocessing(**raw["preprocessing"]),
                 accuracy=list(raw.get("accuracy", [])), provenance=dict(raw.get("provenance", {})),
-                default=bool(raw.get("default", False)),
+                default=bool(raw.get("default", False)), flip_average=bool(raw.get("flip_average", False)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"{where}: malformed model entry ({exc})") from None
@@ -97,6 +100,7 @@ class ModelEntry:
             "sha256": self.sha256, "bytes": self.bytes, "labels": list(self.labels),
             "input": self.input.__dict__, "preprocessing": self.preprocessing.__dict__,
             "accuracy": self.accuracy, "provenance": self.provenance, "default": self.default,
+            "flip_average": self.flip_average,
         }
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from edge.classifier import Classifier
 from edge.detectors import Detector, DetectorSettings, ScanSchedule, crop_box, make_detector
-from edge.manifest import Manifest, default_models_dir
+from edge.manifest import Manifest, ModelEntry, default_models_dir
 from edge.preprocess import crop_face, to_gray
 from edge.results import FaceResult, FrameResult
 from edge.settings import ConfigError
@@ -33,8 +33,15 @@ class ModelSettings:
     variant: str = "int8"  # "int8" | "float32" | a model name from the manifest
     threads: int = 1  # 1 by default: two threads fight OpenCV's pool on small CPUs
     # Test-time mirror averaging: score each face and its mirror image, average the two. It costs a second
-    # invoke per face for the classifiers it names; what it buys is in docs/experiments.md.
-    flip_average: Literal["none", "emotion", "gender", "both"] = "none"
+    # invoke per face for the classifiers it names; what it buys is in docs/experiments.md. "auto" follows
+    # each model's manifest entry (a model whose figures were measured mirror-averaged runs that way).
+    flip_average: Literal["auto", "none", "emotion", "gender", "both"] = "auto"
+
+    def flips(self, task: str, entry: ModelEntry) -> bool:
+        """Whether the ``task`` classifier (manifest ``entry``) averages each face with its mirror image."""
+        if self.flip_average == "auto":
+            return entry.flip_average
+        return self.flip_average in (task, "both")
 
     def validate(self) -> None:
         if not 1 <= self.threads <= 16:
@@ -68,9 +75,10 @@ class Pipeline:
         models = models or ModelSettings()
         detector = detector or DetectorSettings()
         manifest = Manifest.load(Path(models.dir) if models.dir else default_models_dir())
-        emotion, gender = (Classifier.from_manifest(manifest, manifest.select(task, models.variant), models.threads,
-                                                    flip_average=models.flip_average in (task, "both"))
-                           for task in ("emotion", "gender"))
+        entries = {task: manifest.select(task, models.variant) for task in ("emotion", "gender")}
+        emotion, gender = (Classifier.from_manifest(manifest, entry, models.threads,
+                                                    flip_average=models.flips(task, entry))
+                           for task, entry in entries.items())
         return cls(make_detector(detector, manifest), emotion, gender, smoothing, track, detector.full_scan_every)
 
     def reset(self) -> None:

@@ -42,12 +42,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="crop margin per side the device applies to Haar boxes, recorded in the manifest "
                              "(default 0: the shipped models score best on bare Haar boxes; measure yours with "
                              "python -m train_host.evaluate --through-detector MARGIN)")
+    parser.add_argument("--range-percentile", type=_percentile, metavar="P", default=99.5,
+                        help="int8 activation ranges: the P-th percentile of the per-face maxima (and the "
+                             "(100-P)-th of the minima) over the calibration faces (default 99.5: finer int8 "
+                             "steps, the rarest extremes clipped; measured in docs/experiments.md); 100 keeps "
+                             "the converter's min/max over all faces")
+    parser.add_argument("--flip-average", action="store_true",
+                        help="ship the model with mirror averaging (the device scores each face and its mirror "
+                             "image, two invokes per face): the parity targets and the manifest's headline "
+                             "figures are then the mirror-averaged ones; the single-invoke figures are recorded "
+                             "too")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--bench-runs", type=int, default=300, help="invokes per latency figure")
     parser.add_argument("--force", action="store_true",
                         help="write even when int8 misses the parity targets or scores below the model it "
                              "replaces")
     return parser.parse_args(argv)
+
+
+def _percentile(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 50.0 < value <= 100.0:
+        raise argparse.ArgumentTypeError(f"{value:g} is outside (50, 100]")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,9 +118,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"calibrating on {len(pick)} real faces from {calib_set.source} "
           f"({len(classes)} of {len(labels)} classes); testing on {len(test_set)} from {test_set.source}")
 
-    flatbuffers = {"float32": convert(model, None), "int8": convert(model, calibration)}
+    flatbuffers = {"float32": convert(model, None),
+                   "int8": convert(model, calibration,
+                                   range_percentile=None if args.range_percentile == 100 else args.range_percentile)}
     figures = measure(args, loaded, flatbuffers, test_set, labels)
-    problems = parity_problems(figures, PARITY_MAX_DROP_PP, PARITY_MIN_AGREEMENT, MAX_INT8_BYTES)
+    figures["shipped_flip_average"] = bool(args.flip_average)
+    figures["range_percentile"] = args.range_percentile
+    problems = parity_problems(figures, PARITY_MAX_DROP_PP, PARITY_MIN_AGREEMENT, MAX_INT8_BYTES,
+                               flip_average=args.flip_average)
     report_md = write_report(out / "reports", name, figures, problems)
     print(report_md.read_text())
     worse = worse_than_published(out, name, figures)

@@ -3,7 +3,7 @@
     python -m quantize.verify --models models --data ../shared/data
 
 For every model in ``manifest.json`` and every accuracy figure it records
-(dataset file, subset), the file is looked up under ``--data`` by name, the
+(dataset file, subset, single invoke or mirror-averaged), the file is looked up under ``--data`` by name, the
 model is run through the device's own classifier and the figure is measured
 again. Exits 1 when any model scores more than ``--tolerance`` percentage
 points (default 1.0) below what its manifest promises: the manifest must never
@@ -30,15 +30,16 @@ def verify(models: Path, data_root: Path, tolerance_pp: float) -> tuple[list[dic
         path = manifest.verify(entry)
         for figure in entry.accuracy:
             data = find_data(data_root, figure["file"])
-            row = {"model": entry.file, "dataset": figure["file"], "subset": figure.get("subset", "all"),
-                   "recorded": figure["accuracy"]}
+            flip = bool(figure.get("flip_average", False))
+            row = {"model": entry.file, "dataset": figure["file"],
+                   "subset": figure.get("subset", "all") + ("+flip" if flip else ""), "recorded": figure["accuracy"]}
             if data is None:
                 rows.append(row | {"measured": None, "ok": None, "note": "data not found"})
                 continue
             faces = load(data, entry.task, split="test")
-            if row["subset"] == "adults" and faces.age is not None:
+            if figure.get("subset") == "adults" and faces.age is not None:
                 faces = faces.subset(faces.age >= ADULT_AGE_DEFAULT)
-            measured = evaluate(load_model(path), faces, entry.labels)["accuracy"]
+            measured = evaluate(load_model(path), faces, entry.labels, flip_average=flip)["accuracy"]
             passed = 100 * (figure["accuracy"] - measured) <= tolerance_pp
             ok &= passed
             rows.append(row | {"measured": measured, "ok": passed, "faces": len(faces)})
@@ -57,11 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ModelError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"{'model':<42} {'data':<34} {'subset':<7} {'manifest':>8} {'measured':>8}  result")
+    print(f"{'model':<42} {'data':<34} {'subset':<12} {'manifest':>8} {'measured':>8}  result")
     for r in rows:
         measured = "-" if r["measured"] is None else f"{100 * r['measured']:.2f}%"
         verdict = r.get("note") or ("ok" if r["ok"] else f"FAIL (more than {args.tolerance} pp below)")
-        print(f"{r['model']:<42} {r['dataset']:<34} {r['subset']:<7} {100 * r['recorded']:>7.2f}% "
+        print(f"{r['model']:<42} {r['dataset']:<34} {r['subset']:<12} {100 * r['recorded']:>7.2f}% "
               f"{measured:>8}  {verdict}")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")

@@ -137,8 +137,19 @@ def test_the_flip_average_setting_picks_the_classifiers(models_dir, setting, fli
     assert (pipeline.emotion.flip_average, pipeline.gender.flip_average) == flips
 
 
+@pytest.mark.parametrize("setting, flips", [("auto", (True, False)), ("none", (False, False)),
+                                            ("gender", (False, True))])
+def test_auto_flip_averaging_follows_the_manifest_and_the_config_overrides_it(models_copy, setting, flips):
+    manifest = json.loads((models_copy / "manifest.json").read_text())
+    for entry in manifest["models"]:
+        entry["flip_average"] = entry["task"] == "emotion"  # as `python -m quantize --flip-average` records it
+    (models_copy / "manifest.json").write_text(json.dumps(manifest))
+    pipeline = Pipeline.from_models(ModelSettings(dir=str(models_copy), flip_average=setting), track=False)
+    assert (pipeline.emotion.flip_average, pipeline.gender.flip_average) == flips
+
+
 def test_an_unknown_flip_average_value_is_one_line():
     from edge.settings import ConfigError, from_mapping
 
-    with pytest.raises(ConfigError, match=r"models.flip_average: expected one of 'none', 'emotion'"):
+    with pytest.raises(ConfigError, match=r"models.flip_average: expected one of 'auto', 'none', 'emotion'"):
         from_mapping(ModelSettings, {"flip_average": "yes"}, "models")

@@ -65,6 +65,34 @@ def test_every_model_on_chips_adults_and_through_the_detector(setup, models_dir,
     assert (root / "t.md").read_text() == table
 
 
+def test_a_model_shipped_mirror_averaged_is_scored_so_and_once_plain(setup, models_dir, tmp_path):
+    import shutil
+
+    from train_host.compare import main
+    from train_host.data import load
+    from train_host.evaluate import evaluate, load_model
+
+    root, data = setup
+    models = tmp_path / "models"
+    shutil.copytree(models_dir, models, ignore=shutil.ignore_patterns("*.keras", "runs", "reports"))
+    manifest = json.loads((models / "manifest.json").read_text())
+    for entry in manifest["models"]:
+        entry["flip_average"] = entry["task"] == "gender" and entry["variant"] == "int8"
+    (models / "manifest.json").write_text(json.dumps(manifest))
+    out = tmp_path / "rows.json"
+    assert main(["--models", str(models), "--data", str(root / "data"), "--tasks", "gender", "--margins", "",
+                 "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert list(dict.fromkeys(r["model"] for r in rows)) == [
+        "ours int8 (mirror-averaged, as shipped)", "ours int8, one invoke", "ours float32"]
+    faces = load(data / "utkface_gender_gray64_test.npz", "gender", split="test")
+    chips = {r["model"]: r["accuracy"] for r in rows if r["subset"] == "chips"}
+    model = load_model(models / "gender_mini_xception_int8.tflite")
+    assert chips["ours int8 (mirror-averaged, as shipped)"] == evaluate(model, faces, ("woman", "man"),
+                                                                          flip_average=True)["accuracy"]
+    assert chips["ours int8, one invoke"] == evaluate(model, faces, ("woman", "man"))["accuracy"]
+
+
 @pytest.mark.parametrize("args, message", [
     (["--anchors", "/no/such/folder"], "--anchors"),
     (["--margins", "wide"], "--margins"),

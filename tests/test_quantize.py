@@ -173,10 +173,17 @@ def test_only_a_lower_figure_on_the_same_test_file_counts_as_worse(converted, tm
 
     published = json.loads((converted / "manifest.json").read_text())["models"]
     int8 = next(m for m in published if m["name"] == "emotion_tiny_int8")["accuracy"][0]["accuracy"]
-    figures = {"test": {"source": "/data/test.npz"}, "accuracy": {"keras": 0.0, "int8": int8}}
+    flip = next(a["accuracy"] for a in next(m for m in published if m["name"] == "emotion_tiny_int8")["accuracy"]
+                if a.get("flip_average"))
+    figures = {"test": {"source": "/data/test.npz"}, "accuracy": {"keras": 0.0, "int8": int8},
+               "flip_average": {"accuracy": {"keras": 0.0, "int8": flip}}}
     assert worse_than_published(converted, "emotion_tiny", figures) == []  # the same figure replaces
     figures["accuracy"]["int8"] = int8 - 0.01
     assert [w.split()[0] for w in worse_than_published(converted, "emotion_tiny", figures)] == ["emotion_tiny_int8"]
+    figures["accuracy"]["int8"], figures["flip_average"]["accuracy"]["int8"] = int8, flip - 0.01
+    worse = worse_than_published(converted, "emotion_tiny", figures)  # mirror-averaged against mirror-averaged
+    assert len(worse) == 1 and "mirror-averaged" in worse[0]
+    figures["flip_average"]["accuracy"]["int8"] = flip
     assert worse_than_published(converted, "emotion_other", figures) == []  # replaces nothing
     figures["test"]["source"] = "/data/another_split.npz"
     assert worse_than_published(converted, "emotion_tiny", figures) == []  # not the same split
@@ -222,3 +229,57 @@ def test_a_run_started_from_a_shipped_model_records_that_model_s_training(tmp_pa
     assert parent["shipped_as"] == entry.name
     shipped_run = entry.provenance["training_run"]
     assert shipped_run and all(parent[key] == value for key, value in shipped_run.items())
+
+
+def _activation_steps(flatbuffer: bytes) -> dict[int, float]:
+    """int8 step of every activation tensor (one scale, no buffer) of a converted model, by tensor index."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+    graph = model.subgraphs[0]
+    return {i: float(t.quantization.scale[0]) for i, t in enumerate(graph.tensors)
+            if t.quantization is not None and t.quantization.scale is not None and len(t.quantization.scale) == 1
+            and len(model.buffers[t.buffer].data if model.buffers[t.buffer].data is not None else []) == 0
+            and i not in set(graph.inputs)}
+
+
+def test_percentile_ranges_give_finer_int8_steps_than_min_max(inputs):
+    from quantize.convert import convert
+    from train_host.tfquiet import import_keras
+
+    model = import_keras().models.load_model(inputs["model"], compile=False)
+    calibration = np.load(inputs["calib"])["x"][:300]
+    minmax = _activation_steps(convert(model, calibration))
+    p99 = _activation_steps(convert(model, calibration, range_percentile=99.0))
+    assert minmax.keys() == p99.keys() and len(minmax) > 20
+    finer = [i for i in minmax if p99[i] < minmax[i] * 0.999]
+    coarser = [i for i in minmax if p99[i] > minmax[i] * 1.001]
+    assert not coarser  # a percentile of the per-face extremes never exceeds their max
+    assert len(finer) > len(minmax) // 2  # and on real-looking faces most ranges shrink
+
+
+def test_flip_average_ships_the_mirror_averaged_figures(inputs, tmp_path):
+    from edge.manifest import Manifest
+
+    out = tmp_path / "models"
+    proc = run(str(inputs["model"]), "--calib", str(inputs["calib"]), "--test", str(inputs["test"]), "--out",
+               str(out), "--name", "emotion_tiny", "--calib-count", "300", "--bench-runs", "20", "--force",
+               "--flip-average", "--range-percentile", "100")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "mirror-averaged as shipped" in proc.stdout and "**the mode this model ships in**" in proc.stdout
+    report = json.loads((out / "reports" / "emotion_tiny_quantize.json").read_text())
+    assert report["shipped_flip_average"] is True and report["range_percentile"] == 100
+    entry = Manifest.load(out).select("emotion", "int8")
+    assert entry.flip_average
+    single = [a for a in entry.accuracy if not a.get("flip_average")]
+    mirrored = [a for a in entry.accuracy if a.get("flip_average")]
+    assert [a["accuracy"] for a in single] == [report["accuracy"]["int8"]]
+    assert [a["accuracy"] for a in mirrored] == [report["flip_average"]["accuracy"]["int8"]]
+    assert "activation ranges" not in entry.provenance["converter"]  # 100 = the converter's own min/max
+
+
+def test_a_percentile_outside_the_range_is_one_line(inputs, tmp_path):
+    for value in ("50", "101", "lots"):
+        proc = run(str(inputs["model"]), "--calib", str(inputs["calib"]), "--test", str(inputs["test"]), "--out",
+                   str(tmp_path), "--range-percentile", value)
+        assert proc.returncode == 2 and "--range-percentile" in proc.stderr and "Traceback" not in proc.stderr

@@ -162,3 +162,24 @@ def test_bad_resume_folders_and_missing_votes_are_one_line(trained, dataset, tmp
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.splitlines() if line.startswith("error")]
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in proc.stderr, proc.stderr[-800:]
+
+
+def test_evaluate_scores_a_model_as_its_manifest_ships_it_unless_told(dataset, tmp_path, models_dir):
+    import shutil
+
+    models = tmp_path / "models"
+    shutil.copytree(models_dir, models, ignore=shutil.ignore_patterns("*.keras", "runs", "reports"))
+    manifest = json.loads((models / "manifest.json").read_text())
+    for entry in manifest["models"]:
+        entry["flip_average"] = entry["file"] == "gender_mini_xception_int8.tflite"
+    (models / "manifest.json").write_text(json.dumps(manifest))
+    model = str(models / "gender_mini_xception_int8.tflite")
+    results = {}
+    for flag in ((), ("--no-flip-average",), ("--flip-average",)):
+        out = tmp_path / f"{len(flag)}{flag[0][2:5] if flag else ''}.json"
+        proc = run("train_host.evaluate", "--model", model, "--data", str(dataset), *flag, "--json", str(out))
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        results[flag] = json.loads(out.read_text())
+        assert ("averaged with its mirror image" in proc.stdout) == results[flag]["flip_average"]
+    assert results[()]["flip_average"] and not results[("--no-flip-average",)]["flip_average"]
+    assert results[()]["accuracy"] == results[("--flip-average",)]["accuracy"]

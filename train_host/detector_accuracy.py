@@ -64,6 +64,7 @@ def measure(task: str, data: Path, models: Path, variant: str, limit: int = 0,
     cut_as = {"haar": lambda b: b, "blazeface": lambda b: crop_box(b, task), "blazeface pooled": lambda b: b}
     correct: dict[str, np.ndarray] = {}
     out: dict = {"task": task, "model": entry.file, "sha256": sha256_file(path), "data": str(data / TESTS[task]),
+                 "flip_average": model.flip_average,
                  "blazeface_model": blazeface.model,
                  "chips": len(faces), "margin": margin, "backends": {}}
     for row in ROWS:
@@ -72,7 +73,7 @@ def measure(task: str, data: Path, models: Path, variant: str, limit: int = 0,
         hits = np.zeros(len(faces), dtype=bool)
         if index:
             cut = np.stack([crop_face(chip_frame(faces.x[i]), cut_as[row](found[i]), spec) for i in index])
-            hits[index] = np.argmax(model.predict(cut), axis=1) == faces.y[index]
+            hits[index] = np.argmax(model.predict_as_shipped(cut), axis=1) == faces.y[index]
         correct[row] = hits
         out["backends"][row] = {"found": len(index), "accuracy": float(hits[index].mean()) if index else None}
     both = np.array([h is not None and b is not None for h, b in zip(boxes["haar"], boxes["blazeface"])])
@@ -108,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
             blazeface = BlazeFaceSettings(model=args.blazeface_model)
             result = measure(task, Path(args.data), Path(args.models), args.variant, args.limit, blazeface)
             results.append(result)
-            print(f"{task}: {result['model']} (sha256 {result['sha256'][:12]}), {result['chips']} chips of "
+            print(f"{task}: {result['model']} (sha256 {result['sha256'][:12]}"
+                  f"{', mirror-averaged as shipped' if result['flip_average'] else ''}), {result['chips']} chips of "
                   f"{Path(result['data']).name}, margin {result['margin']}, BlazeFace {args.blazeface_model}; "
                   f"both backends find {result['both_found']}")
             for backend, r in result["backends"].items():

@@ -42,6 +42,14 @@ class LoadedModel:
     size: tuple[int, int]
     num_classes: int
     predict: object  # Callable[[np.ndarray], np.ndarray]
+    flip_average: bool = False  # its manifest entry ships it mirror-averaged (the device's default for it)
+
+    def predict_as_shipped(self, faces: np.ndarray) -> np.ndarray:
+        """Probabilities as the device computes them by default: mirror-averaged when the manifest says so."""
+        probs = np.asarray(self.predict(faces))
+        if self.flip_average:
+            probs = (probs + np.asarray(self.predict(np.ascontiguousarray(faces[:, :, ::-1])))) / 2.0
+        return probs
 
 
 def load_model(path: str | Path, labels: Sequence[str] | None = None, margin: float = 0.0) -> LoadedModel:
@@ -76,12 +84,14 @@ def _load_tflite(path: Path, labels: Sequence[str] | None) -> LoadedModel:
     from edge.classifier import Classifier
 
     crop = CropSpec(scale=PIXEL_SCALE, offset=PIXEL_OFFSET)
+    flip = False
     try:  # a model listed in a manifest next to it: use its recorded preprocessing
         manifest = Manifest.load(path.parent)
         entry = next(m for m in manifest.models if m.file == path.name)
         labels = entry.labels
         crop = CropSpec(margin=entry.preprocessing.crop_margin, scale=entry.preprocessing.scale,
                         offset=entry.preprocessing.offset)
+        flip = entry.flip_average
     except (ModelError, StopIteration):
         pass
     probe = Classifier(str(path), tuple(labels or ("?",) * _tflite_classes(path)), crop)
@@ -90,7 +100,7 @@ def _load_tflite(path: Path, labels: Sequence[str] | None) -> LoadedModel:
     def predict(faces: np.ndarray) -> np.ndarray:
         return probe.predict(resize_batch(faces, probe.size))
 
-    return LoadedModel(path, "tflite", probe.size, classes, predict)
+    return LoadedModel(path, "tflite", probe.size, classes, predict, flip)
 
 
 def _tflite_classes(path: Path) -> int:
@@ -174,7 +184,8 @@ def evaluate(model: LoadedModel, faces: FaceSet, labels: Sequence[str], flip_ave
 def format_report(result: dict, labels: Sequence[str]) -> str:
     """Human-readable table of the figures."""
     lines = [f"{result['model']} on {result['data']} ({result['samples']} faces)",
-             f"accuracy: {100 * result['accuracy']:.2f}%", "",
+             f"accuracy: {100 * result['accuracy']:.2f}%"
+             + (" (each face averaged with its mirror image)" if result.get("flip_average") else ""), "",
              f"{'class':>10} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>8}"]
     for label in labels:
         c = result["per_class"][label]
@@ -204,9 +215,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--through-detector", type=float, metavar="MARGIN",
                         help="re-cut every face as the device does: detector box grown by MARGIN per side "
                              "(e.g. 0.1), instead of the dataset's own chip")
-    parser.add_argument("--flip-average", action="store_true",
+    parser.add_argument("--flip-average", action=argparse.BooleanOptionalAction,
                         help="average each face's probabilities with its mirror image's (test-time augmentation; "
-                             "twice the classifier time on the device)")
+                             "twice the classifier time on the device); default: as the model's manifest entry "
+                             "ships it (off for a model without one)")
     parser.add_argument("--detector", default="haar", metavar="haar|blazeface",
                         help="the device's detector backend for --through-detector (default haar)")
     parser.add_argument("--blazeface-model", metavar="full|full_float32|short",
@@ -241,8 +253,9 @@ def main(argv: list[str] | None = None) -> int:
                         "faces_found": int(found.sum())}
             if len(faces) == 0:
                 raise DataError(f"{args.data}: the {args.detector} detector found no face in any chip")
-        result = evaluate(model, faces, labels, flip_average=args.flip_average)
-        result["flip_average"] = args.flip_average
+        flip = model.flip_average if args.flip_average is None else args.flip_average
+        result = evaluate(model, faces, labels, flip_average=flip)
+        result["flip_average"] = flip
         if detected:
             result["through_detector"] = detected
     except (DataError, ModelError) as exc:

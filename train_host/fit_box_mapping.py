@@ -145,10 +145,10 @@ def fit_task(task: str, args: argparse.Namespace, manifest: Manifest, haar: Haar
                 blaze_crops[scale].append(crop_face(frame, BoxMapping(scale, dx, dy).apply(x0, y0, x0 + w, y0 + hh),
                                                     spec))
         labels = faces.y[[i for i, _, _ in rows]]
-        via_haar = np.argmax(classifier.predict(np.stack(haar_crops)), axis=1)
+        via_haar = np.argmax(classifier.predict_as_shipped(np.stack(haar_crops)), axis=1)
         curve = {}
         for scale, crops in blaze_crops.items():
-            pred = np.argmax(classifier.predict(np.stack(crops)), axis=1)
+            pred = np.argmax(classifier.predict_as_shipped(np.stack(crops)), axis=1)
             curve[scale] = {"agreement": float(np.mean(pred == via_haar)), "accuracy": float(np.mean(pred == labels))}
         best = max(scales, key=lambda sc: (curve[sc]["agreement"], -abs(sc - geometric)))
         out[name] = {"scale": best, "dx": dx, "dy": dy, "geometric_scale": geometric, "faces": len(rows),

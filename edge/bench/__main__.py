@@ -68,7 +68,7 @@ class Variant:
     variant: str
     threads: int
     detector: DetectorSettings
-    flip_average: str = "none"  # ModelSettings.flip_average
+    flip_average: str = "auto"  # ModelSettings.flip_average
 
     @property
     def detect_width(self) -> int:
@@ -81,7 +81,7 @@ class Variant:
         Rows with another detector backend name it instead (``int8 t1 blazeface``).
         """
         shipped, d = DetectorSettings(), self.detector
-        flip = "" if self.flip_average == "none" else f" flip={self.flip_average}"
+        flip = "" if self.flip_average == "auto" else f" flip={self.flip_average}"
         if d.backend != "haar":
             model = "" if d.blazeface.model == shipped.blazeface.model else f" {d.blazeface.model}"
             return f"{self.variant} t{self.threads} {d.backend}{model}{flip}"
@@ -111,12 +111,12 @@ SPEC_KEYS = {"sf": ("scale_factor", float), "n": ("min_neighbors", int), "min": 
              "eq": ("equalize", str), "det": ("backend", str), "flip": ("flip_average", str),
              "bm": ("blazeface_model", str)}
 SPEC_HELP = ("VARIANT:THREADS:WIDTH[:sf=SCALE_FACTOR][:n=MIN_NEIGHBORS][:min=MIN_SIZE][:eq=hist|clahe|none]"
-             "[:det=haar|blazeface][:bm=full|full_float32|short][:flip=none|emotion|gender|both], "
+             "[:det=haar|blazeface][:bm=full|full_float32|short][:flip=auto|none|emotion|gender|both], "
              "e.g. int8:1:0,float32:2:320,int8:1:0:sf=1.3:n=3:eq=none,int8:1:0:det=blazeface,"
              "int8:1:0:det=blazeface:bm=full_float32,int8:1:0:flip=emotion")
 
 
-def parse_spec(spec: str, base: DetectorSettings, flip_average: str = "none") -> Variant:
+def parse_spec(spec: str, base: DetectorSettings, flip_average: str = "auto") -> Variant:
     """One ``--variants`` item; detector fields (and flip averaging) not given come from the command line's."""
     match = SPEC.fullmatch(spec)
     if not match:
