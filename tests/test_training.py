@@ -151,10 +151,18 @@ def test_a_run_stopped_and_resumed_ends_where_an_uninterrupted_run_ends(dataset,
     (("--resume", "NOT_A_RUN"), "no resume.json"),
     (("--ferplus-weight", "0.5"), "ferplus_votes"),
     (("--stop-after", "0"), "--stop-after 0"),
+    (("--teacher", "EMOTION_MODEL"), "7 classes, this task has 2"),
+    (("--teacher", "PAPER_MODEL"), "not a teacher"),
+    (("--teacher", "NOT_A_RUN"), "--teacher"),
+    (("--teacher", "TRAINED", "--teacher-weight", "1.5"), "--teacher-weight 1.5"),
 ])
 def test_bad_resume_folders_and_missing_votes_are_one_line(trained, dataset, tmp_path, extra, message):
     (tmp_path / "not_a_run").mkdir()
-    paths = {"RUN_OF_OTHER_TASK": str(trained), "NOT_A_RUN": str(tmp_path / "not_a_run")}
+    paper = tmp_path / "gender_mini_XCEPTION.21-0.95.hdf5"  # the paper's published file name, never a teacher
+    paper.write_bytes((trained / "best.keras").read_bytes())
+    paths = {"RUN_OF_OTHER_TASK": str(trained), "NOT_A_RUN": str(tmp_path / "not_a_run"),
+             "EMOTION_MODEL": str(ROOT / "models" / "emotion_mini_xception.keras"), "PAPER_MODEL": str(paper),
+             "TRAINED": str(trained / "best.keras")}
     args = [paths.get(a, a) for a in extra]
     task = "emotion" if "RUN_OF_OTHER_TASK" in extra else "gender"  # `trained` is a gender run
     proc = run("train_host.train", task, "--data", str(dataset), "--out", str(tmp_path / "new"), *args,
@@ -162,6 +170,39 @@ def test_bad_resume_folders_and_missing_votes_are_one_line(trained, dataset, tmp
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.splitlines() if line.startswith("error")]
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in proc.stderr, proc.stderr[-800:]
+
+
+def test_distillation_blends_the_mirror_averaged_teacher_into_the_targets(trained, dataset, tmp_path):
+    from train_host.data import load
+    from train_host.distill import blend, teacher_probabilities
+    from train_host.evaluate import load_model
+
+    faces = load(dataset / "tiny_train.npz", "gender", split="train")
+    teacher = trained / "best.keras"
+    probs = teacher_probabilities([teacher], faces, 2)
+    model = load_model(teacher)
+    mirrored = np.ascontiguousarray(faces.x[:, :, ::-1])
+    np.testing.assert_allclose(probs, (model.predict(faces.x) + model.predict(mirrored)) / 2, atol=1e-5)
+    mirror = faces.subset(np.arange(len(faces)))
+    mirror.x = mirrored
+    np.testing.assert_allclose(teacher_probabilities([teacher], mirror, 2), probs, atol=1e-5)  # a mirror: same target
+    soft = teacher_probabilities([teacher], faces, 2, temperature=4.0)
+    assert (np.abs(soft - 0.5) <= np.abs(probs - 0.5) + 1e-6).all()  # a higher temperature only softens
+    assert (soft.argmax(1) == probs.argmax(1)).all()
+    onehot = np.eye(2, dtype=np.float32)[faces.y]
+    np.testing.assert_allclose(blend(onehot, probs, 0.25), 0.75 * onehot + 0.25 * probs, atol=1e-6)
+
+
+def test_a_distilled_run_records_its_teacher(trained, dataset, tmp_path):
+    out = tmp_path / "student"
+    proc = run("train_host.train", "gender", "--data", str(dataset), "--out", str(out), "--epochs", "1",
+               "--size", "32", "--batch", "16", "--verbose", "0", "--teacher", str(trained / "best.keras"),
+               "--teacher-weight", "0.7", "--temperature", "2")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "distillation: teacher accuracy" in proc.stdout
+    teacher = json.loads((out / "run.json").read_text())["teacher"]
+    assert teacher["weight"] == 0.7 and teacher["temperature"] == 2.0 and teacher["mirror_averaged"]
+    assert teacher["models"][0]["path"] == str(trained / "best.keras") and len(teacher["models"][0]["sha256"]) == 64
 
 
 def test_evaluate_scores_a_model_as_its_manifest_ships_it_unless_told(dataset, tmp_path, models_dir):

@@ -100,6 +100,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ferplus-weight", type=float, default=0.0,
                         help="blend the FER+ crowd votes into the targets with this weight (0..1; emotion only, "
                              "needs 'ferplus_votes' in the data); test labels stay FER-2013's")
+    parser.add_argument("--teacher", action="append", metavar="MODEL",
+                        help="knowledge distillation: blend this trained model's probabilities (mirror-averaged) "
+                             "into the targets; repeat for an ensemble (see train_host/distill.py)")
+    parser.add_argument("--teacher-weight", type=float, default=0.5,
+                        help="weight of the teacher's probabilities in the targets (0..1)")
+    parser.add_argument("--temperature", type=float, default=1.0,
+                        help="soften the teacher's probabilities: softmax(log p / T)")
     parser.add_argument("--keep-test-duplicates", action="store_true",
                         help="keep training rows marked as copies of test images ('publictest_dup'); by default "
                              "they are dropped so the validation figure is not inflated")
@@ -281,6 +288,17 @@ def train(args: argparse.Namespace) -> dict:
     from train_host.targets import training_targets
 
     train_targets = training_targets(train_set, len(labels), args.ferplus_weight)
+    if args.teacher:
+        from train_host.distill import blend, teacher_probabilities
+
+        print(f"distillation: {len(args.teacher)} teacher(s) over {len(train_set)} training faces "
+              "(mirror-averaged)", flush=True)
+        teacher = teacher_probabilities(args.teacher, train_set, len(labels), temperature=args.temperature)
+        teacher_val = teacher_probabilities(args.teacher, val_set, len(labels))
+        print(f"distillation: teacher accuracy {100 * (teacher.argmax(1) == train_set.y).mean():.2f}% on the "
+              f"training faces, {100 * (teacher_val.argmax(1) == val_set.y).mean():.2f}% on validation; weight "
+              f"{args.teacher_weight}, temperature {args.temperature}", flush=True)
+        train_targets = blend(train_targets, teacher, args.teacher_weight)
     val_targets = training_targets(val_set, len(labels), 0.0)
     sharpness, blur_sigma = blur_match(args, train_set, val_set, size)
 
@@ -357,6 +375,7 @@ def train(args: argparse.Namespace) -> dict:
     model.fit(train_seq, validation_data=val_seq, epochs=epochs, initial_epoch=start_epoch, callbacks=callbacks,
               verbose=args.verbose)
     seconds = time.time() - begin
+    from train_host.distill import describe as describe_teachers
     canonical_copy(model, build_canonical()).save(out / "last.keras")
     training_curves(out / "log.csv", out / "curves.png", title)
     history = history_from_log(out / "log.csv")
@@ -380,6 +399,9 @@ def train(args: argparse.Namespace) -> dict:
         "init": args.init,
         "batch": args.batch, "lr": args.lr, "schedule": args.schedule, "l2": args.l2,
         "label_smoothing": args.label_smoothing, "ferplus_weight": args.ferplus_weight,
+        "teacher": None if not args.teacher else {
+            "models": describe_teachers(args.teacher), "weight": args.teacher_weight,
+            "temperature": args.temperature, "mirror_averaged": True},
         "test_duplicates_dropped": not args.keep_test_duplicates,
         "patience": patience, "lr_patience": lr_patience, "seed": args.seed,
         "augment": augment.__dict__,
