@@ -105,6 +105,13 @@ def check(config: Config, config_path: str) -> int:
         print(f"models:   {pipeline.emotion.path}, {pipeline.gender.path} (sha256 as in {models_dir}/manifest.json, "
               f"{config.models.threads} thread(s); mirror-averaged: {', '.join(mirrored) or 'none'})")
         print(f"detector: {detector_line(config, Manifest.load(models_dir))}")
+        manifest = Manifest.load(models_dir)
+        for task, classifier in (("emotion", pipeline.emotion), ("gender", pipeline.gender)):
+            entry = manifest.select(task, config.models.variant)
+            if entry.flip_average and not classifier.flip_average:
+                problems.append(f"warning: models.flip_average = {config.models.flip_average!r} turns off the "
+                                f"mirror averaging {entry.file} ships with; its manifest figures assume it "
+                                "(\"auto\" keeps it)")
     except (ModelError, RuntimeMissing) as exc:
         print(f"models:   {models_dir}")
         problems.append(str(exc))

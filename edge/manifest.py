@@ -83,10 +83,12 @@ class ModelEntry:
                 sha256=str(raw["sha256"]), bytes=int(raw["bytes"]), labels=tuple(raw["labels"]),
                 input=InputSpec(**raw["input"]), preprocessing=Preprocessing(**raw["preprocessing"]),
                 accuracy=list(raw.get("accuracy", [])), provenance=dict(raw.get("provenance", {})),
-                default=bool(raw.get("default", False)), flip_average=bool(raw.get("flip_average", False)),
+                default=bool(raw.get("default", False)), flip_average=raw.get("flip_average", False),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"{where}: malformed model entry ({exc})") from None
+        if not isinstance(entry.flip_average, bool):
+            raise ModelError(f"{where}: flip_average of {entry.file} is {entry.flip_average!r}, expected true or false")
         if entry.task not in LABELS_BY_TASK:
             raise ModelError(f"{where}: unknown task {entry.task!r} for {entry.file}")
         if entry.labels != LABELS_BY_TASK[entry.task]:

@@ -13,6 +13,7 @@ import numpy as np
 from edge.manifest import MANIFEST_NAME, InputSpec, Manifest, ModelEntry, ModelError, Preprocessing, sha256_file
 from edge.preprocess import PIXEL_OFFSET, PIXEL_SCALE
 from quantize.convert import write_atomic
+from quantize.report import shipped_figures
 from train_host import provenance
 from train_host.data import FaceSet
 
@@ -31,7 +32,7 @@ def _dataset_name(source: str) -> str:
     return Path(source).name
 
 
-def _accuracy_entries(figures: dict, variant: str, test_source: str) -> list[dict]:
+def _accuracy_entries(figures: dict, variant: str, test_source: str, flip_average: bool = False) -> list[dict]:
     file = Path(test_source.split("[")[0]).name
     split = "test" if "test" in file.lower() else file
     if "publictest" in file.lower():
@@ -40,7 +41,8 @@ def _accuracy_entries(figures: dict, variant: str, test_source: str) -> list[dic
     entries = []
     # Single invoke per face, then mirror-averaged (``flip_average``): both are recorded, the entry's own
     # ``flip_average`` says which one the device runs by default.
-    for mode, flip in ((figures, {}), (figures["flip_average"], {"flip_average": True})):
+    modes = [(figures, {}), (figures["flip_average"], {"flip_average": True})]
+    for mode, flip in (reversed(modes) if flip_average else modes):  # the shipped mode's figures first
         entries.append(base | {"subset": "all", "accuracy": mode["accuracy"][variant]} | flip)
         adults = mode["groups"][variant].get("adults")
         if adults and adults["accuracy"] is not None:
@@ -164,7 +166,7 @@ def publish(args, out: Path, name: str, task: str, labels: Sequence[str], model,
             sha256=hashlib.sha256(blob).hexdigest(), bytes=len(blob), labels=tuple(labels),
             input=InputSpec(int(height), int(width), 1, q["dtype"], float(q["scale"]), int(q["zero_point"])),
             preprocessing=Preprocessing(crop_margin=float(args.margin), scale=PIXEL_SCALE, offset=PIXEL_OFFSET),
-            accuracy=_accuracy_entries(figures, variant, figures["test"]["source"]),
+            accuracy=_accuracy_entries(figures, variant, figures["test"]["source"], bool(args.flip_average)),
             provenance={
                 "float_model": keras_target.name, "float_sha256": hashlib.sha256(keras_bytes).hexdigest(),
                 "training_run": training_run,
@@ -181,9 +183,10 @@ def publish(args, out: Path, name: str, task: str, labels: Sequence[str], model,
             default=(variant == "int8"),
             flip_average=bool(args.flip_average),
         ))
-        confusion_matrix_png(np.array(figures["confusion"][variant]), labels, run_dir / f"confusion_{variant}.png",
-                             f"{name} {variant}: {100 * figures['accuracy'][variant]:.1f}% on "
-                             f"{Path(figures['test']['source']).name}")
+        shown = shipped_figures(figures, bool(args.flip_average))
+        confusion_matrix_png(np.array(shown["confusion"][variant]), labels, run_dir / f"confusion_{variant}.png",
+                             f"{name} {variant}{' mirror-averaged' if args.flip_average else ''}: "
+                             f"{100 * shown['accuracy'][variant]:.1f}% on {Path(figures['test']['source']).name}")
     names = {e.name for e in entries}
     manifest.models = [m for m in manifest.models if m.name not in names] + entries
     manifest.models.sort(key=lambda m: (m.task, m.variant != "int8", m.name))

@@ -17,7 +17,7 @@ from edge.preprocess import CropSpec
 from edge.runtime import interpreter_class
 from train_host.augment import resize_batch
 from train_host.data import FaceSet
-from train_host.evaluate import LoadedModel, group_breakdown, metrics
+from train_host.evaluate import LoadedModel, group_breakdown, metrics, mirror_averaged
 
 PAPER_FLOAT_BYTES = 855 * 1024  # the paper's mini-Xception float weights
 
@@ -41,7 +41,7 @@ def measure(args, loaded: LoadedModel, flatbuffers: dict[str, bytes], test: Face
     faces = resize_batch(test.x, loaded.size)
     keras_probs = np.asarray(loaded.predict(test.x))
     keras_pred = keras_probs.argmax(axis=1)
-    keras_flip = (keras_probs + np.asarray(loaded.predict(np.ascontiguousarray(test.x[:, :, ::-1])))) / 2.0
+    keras_flip = mirror_averaged(loaded, test.x)
     figures: dict = {
         "test": {"source": test.source, "faces": len(test)},
         "bytes": {"keras": Path(args.model).stat().st_size, "paper_float_weights": PAPER_FLOAT_BYTES},
@@ -73,7 +73,9 @@ def measure(args, loaded: LoadedModel, flatbuffers: dict[str, bytes], test: Face
             mirrored = Classifier(str(path), tuple(labels), CropSpec(margin=args.margin), flip_average=True)
             flip_probs = mirrored.predict(faces)
             flip = figures["flip_average"]
-            flip["accuracy"][variant] = metrics(test.y, flip_probs, labels)["accuracy"]
+            flip_result = metrics(test.y, flip_probs, labels)
+            flip["accuracy"][variant] = flip_result["accuracy"]
+            flip.setdefault("confusion", {})[variant] = flip_result["confusion"]
             flip["agreement"][variant] = round(float((flip_probs.argmax(axis=1) == keras_flip.argmax(axis=1)).mean()),
                                                4)
             flip["mean_abs_prob_diff"][variant] = round(float(np.abs(flip_probs - keras_flip).mean()), 5)
@@ -122,7 +124,7 @@ def markdown(name: str, figures: dict, problems: list[str]) -> str:
         f"Test split: `{figures['test']['source']}` ({figures['test']['faces']} faces). "
         f"Runtime: {figures['runtime']} on {figures['cpu']}.", "",
         "| model | bytes | vs paper's 855 KB | accuracy | argmax agreement with Keras | mean abs prob diff "
-        "| latency 1 thread (median ms) | latency 2 threads (median ms) |",
+        "| latency 1 thread (median ms per invoke) | latency 2 threads (median ms per invoke) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
         f"| Keras float (.keras) | {b['keras']:,} | {b['paper_float_weights'] / b['keras']:.1f}x smaller "
         f"| {100 * a['keras']:.2f}% | - | - | - | - |",

@@ -148,6 +148,14 @@ def test_auto_flip_averaging_follows_the_manifest_and_the_config_overrides_it(mo
     assert (pipeline.emotion.flip_average, pipeline.gender.flip_average) == flips
 
 
+def test_a_manifest_flip_average_that_is_not_a_boolean_is_refused(models_copy):
+    manifest = json.loads((models_copy / "manifest.json").read_text())
+    manifest["models"][0]["flip_average"] = "false"  # a string would read as true
+    (models_copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="flip_average of .* is 'false', expected true or false"):
+        Manifest.load(models_copy)
+
+
 def test_an_unknown_flip_average_value_is_one_line():
     from edge.settings import ConfigError, from_mapping
 

@@ -66,6 +66,24 @@ def test_the_models_figure_is_the_models_on_disk():
     assert produced == figures.load_figure("models"), "models/ changed: python -m tools.docs_figures --only models"
 
 
+def test_the_models_table_says_which_figure_is_mirror_averaged_and_puts_the_shipped_one_first():
+    def entry(accuracy: float, flip: bool) -> dict:
+        return {"dataset": "FER-2013", "split": "PublicTest", "faces": 3589, "subset": "all", "accuracy": accuracy,
+                "flip_average": flip}
+
+    models = {"models": [
+        {"file": "e.tflite", "input": "64x64", "bytes": 1024, "flip_average": True,
+         "accuracy": [entry(0.64, False), entry(0.65, True)]},
+        {"file": "g.tflite", "input": "64x64", "bytes": 1024, "flip_average": False,
+         "accuracy": [entry(0.91, False), entry(0.92, True)]},
+    ]}
+    rows = figures.render_models_table(models).strip().splitlines()[2:]
+    assert "65.00% on FER-2013 PublicTest (3,589 faces, mirror-averaged, as shipped); 64.00% on FER-2013 PublicTest " \
+           "(3,589 faces, one invoke)" in rows[0]
+    assert "91.00% on FER-2013 PublicTest (3,589 faces); 92.00% on FER-2013 PublicTest (3,589 faces, " \
+           "mirror-averaged)" in rows[1]
+
+
 def test_the_label_figures_read_analyze_output():
     line = "x.mp4: 275 frames, 212 faces, 7 tracks, 5 emotion label changes (0.71 per track-second)"
     match = figures.LABEL_LINE.search(line)

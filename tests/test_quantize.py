@@ -275,6 +275,9 @@ def test_flip_average_ships_the_mirror_averaged_figures(inputs, tmp_path):
     mirrored = [a for a in entry.accuracy if a.get("flip_average")]
     assert [a["accuracy"] for a in single] == [report["accuracy"]["int8"]]
     assert [a["accuracy"] for a in mirrored] == [report["flip_average"]["accuracy"]["int8"]]
+    assert entry.accuracy[0].get("flip_average")  # the shipped mode's figure comes first
+    assert report["flip_average"]["confusion"]["int8"]
+    assert (out / "runs" / "emotion_tiny" / "confusion_int8.png").is_file()
     assert "activation ranges" not in entry.provenance["converter"]  # 100 = the converter's own min/max
 
 

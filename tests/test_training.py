@@ -155,6 +155,7 @@ def test_a_run_stopped_and_resumed_ends_where_an_uninterrupted_run_ends(dataset,
     (("--teacher", "PAPER_MODEL"), "not a teacher"),
     (("--teacher", "NOT_A_RUN"), "--teacher"),
     (("--teacher", "TRAINED", "--teacher-weight", "1.5"), "--teacher-weight 1.5"),
+    (("--temperature", "2"), "need --teacher"),
 ])
 def test_bad_resume_folders_and_missing_votes_are_one_line(trained, dataset, tmp_path, extra, message):
     (tmp_path / "not_a_run").mkdir()
@@ -224,3 +225,27 @@ def test_evaluate_scores_a_model_as_its_manifest_ships_it_unless_told(dataset, t
         assert ("averaged with its mirror image" in proc.stdout) == results[flag]["flip_average"]
     assert results[()]["flip_average"] and not results[("--no-flip-average",)]["flip_average"]
     assert results[()]["accuracy"] == results[("--flip-average",)]["accuracy"]
+
+
+def test_a_distilled_run_refuses_a_changed_teacher_on_resume(trained, dataset, tmp_path):
+    teacher = tmp_path / "teacher.keras"
+    teacher.write_bytes((trained / "best.keras").read_bytes())
+    out = tmp_path / "student"
+    proc = run("train_host.train", "gender", "--data", str(dataset), "--out", str(out), "--epochs", "2",
+               "--size", "32", "--batch", "16", "--verbose", "0", "--teacher", str(teacher), "--stop-after", "1")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    teacher.write_bytes((trained / "last.keras").read_bytes())  # another model under the same name
+    proc = run("train_host.train", "gender", "--resume", str(out), "--verbose", "0")
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error")]
+    assert len(lines) == 1 and "has changed since the run started" in lines[0], proc.stderr[-800:]
+
+
+def test_a_run_without_a_teacher_cannot_gain_one_on_resume(trained, dataset, tmp_path):
+    out = tmp_path / "plain"
+    proc = run("train_host.train", "gender", "--data", str(dataset), "--out", str(out), "--epochs", "2",
+               "--size", "32", "--batch", "16", "--verbose", "0", "--stop-after", "1")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = run("train_host.train", "gender", "--resume", str(out), "--verbose", "0", "--teacher",
+               str(trained / "best.keras"))
+    assert proc.returncode == 2 and "keeps its targets" in proc.stderr and "Traceback" not in proc.stderr

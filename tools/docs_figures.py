@@ -91,7 +91,9 @@ def produce_models(_: Path) -> dict[str, Any]:
         models.append({"name": entry["name"], "task": entry["task"], "variant": entry["variant"],
                        "file": entry["file"], "bytes": size,
                        "input": f"{entry['input']['width']}x{entry['input']['height']}",
+                       "flip_average": bool(entry.get("flip_average", False)),
                        "accuracy": [{k: a[k] for k in ("dataset", "split", "faces", "subset", "accuracy")}
+                                    | {"flip_average": bool(a.get("flip_average", False))}
                                     for a in entry.get("accuracy", [])]})
     return {"command": "models/manifest.json and the sizes of the files it names", "models": models}
 
@@ -176,8 +178,12 @@ def render_together(models: dict[str, Any]) -> str:
 def render_models_table(models: dict[str, Any]) -> str:
     lines = ["| model file | input | bytes | KiB | accuracy (manifest) |", "|---|---|---|---|---|"]
     for m in models["models"]:
-        acc = "; ".join(f"{a['accuracy']:.2%} on {a['dataset']} {a['split']} ({a['faces']:,} faces)"
-                        for a in m["accuracy"] if a["subset"] == "all") or "-"
+        shipped = m.get("flip_average", False)
+        acc = "; ".join(f"{a['accuracy']:.2%} on {a['dataset']} {a['split']} ({a['faces']:,} faces"
+                        + (", mirror-averaged" if a.get("flip_average") else ", one invoke" if shipped else "")
+                        + (", as shipped" if shipped and a.get("flip_average") else "") + ")"
+                        for a in sorted(m["accuracy"], key=lambda a: a.get("flip_average", False) != shipped)
+                        if a["subset"] == "all") or "-"
         lines.append(f"| `{m['file']}` | {m['input']} | {m['bytes']:,} | {m['bytes'] / 1024:.1f} | {acc} |")
     return "\n" + "\n".join(lines) + "\n"
 

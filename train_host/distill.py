@@ -42,7 +42,7 @@ def _is_paper_model(path: Path) -> bool:
 def teacher_probabilities(paths: Sequence[str | Path], faces: FaceSet, num_classes: int, flip: bool = True,
                           temperature: float = 1.0) -> np.ndarray:
     """The teachers' mean probabilities (N, classes) for ``faces``, mirror-averaged and softened."""
-    from train_host.evaluate import load_model
+    from train_host.evaluate import load_model, mirror_averaged
 
     if not paths:
         raise DataError("--teacher: no model given")
@@ -59,10 +59,8 @@ def teacher_probabilities(paths: Sequence[str | Path], faces: FaceSet, num_class
             raise DataError(f"--teacher {exc}") from None
         if teacher.num_classes != num_classes:
             raise DataError(f"--teacher {path}: {teacher.num_classes} classes, this task has {num_classes}")
-        probs = np.asarray(teacher.predict(faces.x), np.float64)
-        if flip:
-            probs = 0.5 * (probs + np.asarray(teacher.predict(np.ascontiguousarray(faces.x[:, :, ::-1])), np.float64))
-        total += probs
+        probs = mirror_averaged(teacher, faces.x) if flip else teacher.predict(faces.x)
+        total += np.asarray(probs, np.float64)
     probs = total / len(paths)
     if temperature != 1.0:
         logits = np.log(np.clip(probs, 1e-7, 1.0)) / temperature
@@ -81,11 +79,8 @@ def blend(targets: np.ndarray, teacher: np.ndarray, weight: float) -> np.ndarray
     return ((1.0 - weight) * targets + weight * teacher).astype(np.float32)
 
 
-def describe(paths: Sequence[str | Path]) -> list[dict]:
-    """What ``run.json`` records of each teacher: path and sha256 (the teacher itself never ships)."""
-    out = []
-    for raw in paths:
-        path = Path(raw)
-        digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
-        out.append({"path": str(path), "sha256": digest})
-    return out
+def file_sha256(path: Path) -> str:
+    """sha256 of a teacher file, as ``run.json`` records it (the teacher itself never ships)."""
+    if not path.is_file():
+        raise DataError(f"--teacher {path}: no such model file")
+    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -46,10 +46,14 @@ class LoadedModel:
 
     def predict_as_shipped(self, faces: np.ndarray) -> np.ndarray:
         """Probabilities as the device computes them by default: mirror-averaged when the manifest says so."""
-        probs = np.asarray(self.predict(faces))
-        if self.flip_average:
-            probs = (probs + np.asarray(self.predict(np.ascontiguousarray(faces[:, :, ::-1])))) / 2.0
-        return probs
+        return mirror_averaged(self, faces) if self.flip_average else np.asarray(self.predict(faces))
+
+
+def mirror_averaged(model: LoadedModel, faces: np.ndarray) -> np.ndarray:
+    """Mean probabilities of each face and its mirror image, mirrored after the resize as the device does."""
+    resized = resize_batch(faces, model.size)
+    mirrored = np.ascontiguousarray(resized[:, :, ::-1])
+    return (np.asarray(model.predict(resized)) + np.asarray(model.predict(mirrored))) / 2.0
 
 
 def load_model(path: str | Path, labels: Sequence[str] | None = None, margin: float = 0.0) -> LoadedModel:
@@ -171,9 +175,7 @@ def evaluate(model: LoadedModel, faces: FaceSet, labels: Sequence[str], flip_ave
     probabilities (test-time augmentation): what it gains here is weighed
     against twice the classifier time on the device.
     """
-    probs = np.asarray(model.predict(faces.x))
-    if flip_average:
-        probs = (probs + np.asarray(model.predict(np.ascontiguousarray(faces.x[:, :, ::-1])))) / 2.0
+    probs = mirror_averaged(model, faces.x) if flip_average else np.asarray(model.predict(faces.x))
     result = metrics(faces.y, probs, labels)
     result.update(group_breakdown(faces.y, probs.argmax(axis=1), faces.age, faces.race))
     result["model"] = str(model.path)

@@ -103,10 +103,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--teacher", action="append", metavar="MODEL",
                         help="knowledge distillation: blend this trained model's probabilities (mirror-averaged) "
                              "into the targets; repeat for an ensemble (see train_host/distill.py)")
-    parser.add_argument("--teacher-weight", type=float, default=0.5,
-                        help="weight of the teacher's probabilities in the targets (0..1)")
-    parser.add_argument("--temperature", type=float, default=1.0,
-                        help="soften the teacher's probabilities: softmax(log p / T)")
+    parser.add_argument("--teacher-weight", type=float,
+                        help="with --teacher: weight of the teacher's probabilities in the targets (0..1; "
+                             "default 0.5)")
+    parser.add_argument("--temperature", type=float,
+                        help="with --teacher: soften the teacher's probabilities, softmax(log p / T) (default 1)")
     parser.add_argument("--keep-test-duplicates", action="store_true",
                         help="keep training rows marked as copies of test images ('publictest_dup'); by default "
                              "they are dropped so the validation figure is not inflated")
@@ -227,6 +228,35 @@ def run_settings(args: argparse.Namespace) -> dict:
     return {k: v for k, v in vars(args).items() if k not in skip} | {"num_classes": len(LABELS_BY_TASK[args.task])}
 
 
+DISTILL_KEYS = ("teacher", "teacher_weight", "temperature", "teacher_sha256")
+
+
+def distill_settings(args: argparse.Namespace) -> None:
+    """Check the distillation flags before any data is read; fill their defaults; hash each teacher.
+
+    The hashes are taken now, when the teacher is used, and kept with the run's
+    settings: a resumed run refuses a teacher file that has changed since.
+    """
+    from train_host.distill import file_sha256
+
+    if not args.teacher:
+        if args.teacher_weight is not None or args.temperature is not None:
+            raise DataError("--teacher-weight and --temperature need --teacher")
+        return
+    args.teacher_weight = 0.5 if args.teacher_weight is None else args.teacher_weight
+    args.temperature = 1.0 if args.temperature is None else args.temperature
+    if not 0.0 <= args.teacher_weight <= 1.0:
+        raise DataError(f"--teacher-weight {args.teacher_weight}: expected a number between 0 and 1")
+    if not args.temperature > 0:
+        raise DataError(f"--temperature {args.temperature}: expected a positive number")
+    hashes = [file_sha256(Path(path)) for path in args.teacher]
+    stored = getattr(args, "teacher_sha256", None)
+    if stored and stored != hashes:
+        changed = next(p for p, a, b in zip(args.teacher, stored, hashes) if a != b)
+        raise DataError(f"--resume {args.out}: teacher {changed} has changed since the run started (sha256 differs)")
+    args.teacher_sha256 = hashes
+
+
 def resumed_args(args: argparse.Namespace) -> tuple[argparse.Namespace, dict]:
     """The stored settings of the ``--resume`` run (checked against the command's) and its saved state."""
     from train_host.resume import check_same_run, load_state
@@ -236,6 +266,11 @@ def resumed_args(args: argparse.Namespace) -> tuple[argparse.Namespace, dict]:
     given = {k: v for k, v in run_settings(args).items() if v is not None}
     check_same_run(state, given, run)
     stored = {k: v for k, v in state["settings"].items() if k != "num_classes"}
+    for key in DISTILL_KEYS:  # a run stored before distillation existed trained without it
+        stored.setdefault(key, None)
+    if given.get("teacher") and given["teacher"] != stored["teacher"]:
+        raise DataError(f"--resume {run}: that run was trained with teacher {stored['teacher']!r}; a resumed run "
+                        "keeps its targets (start a new run, e.g. with --init, to distil)")
     merged = vars(args) | stored | {"resume": args.resume, "stop_after": args.stop_after, "verbose": args.verbose,
                                      "out": args.resume}
     return argparse.Namespace(**merged), state
@@ -269,6 +304,7 @@ def train(args: argparse.Namespace) -> dict:
         raise DataError(f"--size {args.size} is too small (at least 16)")
     if not args.data or not args.out:
         raise DataError("--data and --out are required (or --resume RUN)")
+    distill_settings(args)
     for flag, value in (("--epochs", args.epochs), ("--stop-after", args.stop_after), ("--batch", args.batch)):
         if value is not None and value < 1:
             raise DataError(f"{flag} {value}: expected a whole number of at least 1")
@@ -375,7 +411,6 @@ def train(args: argparse.Namespace) -> dict:
     model.fit(train_seq, validation_data=val_seq, epochs=epochs, initial_epoch=start_epoch, callbacks=callbacks,
               verbose=args.verbose)
     seconds = time.time() - begin
-    from train_host.distill import describe as describe_teachers
     canonical_copy(model, build_canonical()).save(out / "last.keras")
     training_curves(out / "log.csv", out / "curves.png", title)
     history = history_from_log(out / "log.csv")
@@ -400,7 +435,8 @@ def train(args: argparse.Namespace) -> dict:
         "batch": args.batch, "lr": args.lr, "schedule": args.schedule, "l2": args.l2,
         "label_smoothing": args.label_smoothing, "ferplus_weight": args.ferplus_weight,
         "teacher": None if not args.teacher else {
-            "models": describe_teachers(args.teacher), "weight": args.teacher_weight,
+            "models": [{"path": str(p), "sha256": h} for p, h in zip(args.teacher, args.teacher_sha256)],
+            "weight": args.teacher_weight,
             "temperature": args.temperature, "mirror_averaged": True},
         "test_duplicates_dropped": not args.keep_test_duplicates,
         "patience": patience, "lr_patience": lr_patience, "seed": args.seed,
