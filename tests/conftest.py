@@ -116,3 +116,24 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             f"{count} test(s) skipped for missing system packages; to run them: "
             f"sudo apt-get install -y {' '.join(sorted(packages))} (or .ci/run installs everything)",
             yellow=True, bold=True)
+
+
+@pytest.fixture
+def mirrored_models(models_dir, tmp_path):
+    """A copy of the shipped models whose manifest ships the entries ``which(entry)`` picks mirror-averaged.
+
+    As ``python -m quantize --flip-average`` records it; the classifier files themselves are the shipped ones.
+    """
+    import json
+    import shutil
+
+    def make(which) -> Path:
+        target = tmp_path / "mirrored_models"
+        shutil.copytree(models_dir, target, ignore=shutil.ignore_patterns("*.keras", "runs", "reports"))
+        manifest = json.loads((target / "manifest.json").read_text())
+        for entry in manifest["models"]:
+            entry["flip_average"] = bool(which(entry))
+        (target / "manifest.json").write_text(json.dumps(manifest))
+        return target
+
+    return make

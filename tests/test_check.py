@@ -111,16 +111,8 @@ def test_check_names_the_blazeface_models_it_would_load(samples, tmp_path):
     assert others and not any(f"/{f}" in line for f in others)
 
 
-def test_check_warns_when_the_config_turns_off_the_averaging_a_model_ships_with(samples, tmp_path, models_dir):
-    import json
-    import shutil
-
-    models = tmp_path / "models"
-    shutil.copytree(models_dir, models, ignore=shutil.ignore_patterns("*.keras", "runs", "reports"))
-    manifest = json.loads((models / "manifest.json").read_text())
-    for entry in manifest["models"]:
-        entry["flip_average"] = entry["task"] == "emotion"
-    (models / "manifest.json").write_text(json.dumps(manifest))
+def test_check_warns_when_the_config_turns_off_the_averaging_a_model_ships_with(samples, tmp_path, mirrored_models):
+    models = mirrored_models(lambda entry: entry["task"] == "emotion")
     base = f'[camera]\nsource = "images"\npath = "{samples}"\n[models]\ndir = "{models}"\n'
     for setting, warned in (("auto", False), ("none", True)):
         path = tmp_path / f"{setting}.toml"

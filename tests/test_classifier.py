@@ -139,12 +139,9 @@ def test_the_flip_average_setting_picks_the_classifiers(models_dir, setting, fli
 
 @pytest.mark.parametrize("setting, flips", [("auto", (True, False)), ("none", (False, False)),
                                             ("gender", (False, True))])
-def test_auto_flip_averaging_follows_the_manifest_and_the_config_overrides_it(models_copy, setting, flips):
-    manifest = json.loads((models_copy / "manifest.json").read_text())
-    for entry in manifest["models"]:
-        entry["flip_average"] = entry["task"] == "emotion"  # as `python -m quantize --flip-average` records it
-    (models_copy / "manifest.json").write_text(json.dumps(manifest))
-    pipeline = Pipeline.from_models(ModelSettings(dir=str(models_copy), flip_average=setting), track=False)
+def test_auto_flip_averaging_follows_the_manifest_and_the_config_overrides_it(mirrored_models, setting, flips):
+    models = mirrored_models(lambda entry: entry["task"] == "emotion")
+    pipeline = Pipeline.from_models(ModelSettings(dir=str(models), flip_average=setting), track=False)
     assert (pipeline.emotion.flip_average, pipeline.gender.flip_average) == flips
 
 

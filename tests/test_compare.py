@@ -65,20 +65,13 @@ def test_every_model_on_chips_adults_and_through_the_detector(setup, models_dir,
     assert (root / "t.md").read_text() == table
 
 
-def test_a_model_shipped_mirror_averaged_is_scored_so_and_once_plain(setup, models_dir, tmp_path):
-    import shutil
-
+def test_a_model_shipped_mirror_averaged_is_scored_so_and_once_plain(setup, mirrored_models, tmp_path):
     from train_host.compare import main
     from train_host.data import load
     from train_host.evaluate import evaluate, load_model
 
     root, data = setup
-    models = tmp_path / "models"
-    shutil.copytree(models_dir, models, ignore=shutil.ignore_patterns("*.keras", "runs", "reports"))
-    manifest = json.loads((models / "manifest.json").read_text())
-    for entry in manifest["models"]:
-        entry["flip_average"] = entry["task"] == "gender" and entry["variant"] == "int8"
-    (models / "manifest.json").write_text(json.dumps(manifest))
+    models = mirrored_models(lambda entry: entry["task"] == "gender" and entry["variant"] == "int8")
     out = tmp_path / "rows.json"
     assert main(["--models", str(models), "--data", str(root / "data"), "--tasks", "gender", "--margins", "",
                  "--json", str(out)]) == 0

@@ -206,15 +206,8 @@ def test_a_distilled_run_records_its_teacher(trained, dataset, tmp_path):
     assert teacher["models"][0]["path"] == str(trained / "best.keras") and len(teacher["models"][0]["sha256"]) == 64
 
 
-def test_evaluate_scores_a_model_as_its_manifest_ships_it_unless_told(dataset, tmp_path, models_dir):
-    import shutil
-
-    models = tmp_path / "models"
-    shutil.copytree(models_dir, models, ignore=shutil.ignore_patterns("*.keras", "runs", "reports"))
-    manifest = json.loads((models / "manifest.json").read_text())
-    for entry in manifest["models"]:
-        entry["flip_average"] = entry["file"] == "gender_mini_xception_int8.tflite"
-    (models / "manifest.json").write_text(json.dumps(manifest))
+def test_evaluate_scores_a_model_as_its_manifest_ships_it_unless_told(dataset, tmp_path, mirrored_models):
+    models = mirrored_models(lambda entry: entry["file"] == "gender_mini_xception_int8.tflite")
     model = str(models / "gender_mini_xception_int8.tflite")
     results = {}
     for flag in ((), ("--no-flip-average",), ("--flip-average",)):
