@@ -295,8 +295,8 @@ def add_floor(rows: list[dict[str, Any]], peaks: dict[str, dict[str, Any]]) -> N
             continue
         dtype = "float32" if all(m.get("dtype") == "float32" for m in models.values()) else "int8"
         peak = peaks.get(dtype, {}).get("macs_per_s")
-        macs = sum(m.get("macs") or 0 for m in models.values())
-        seconds = sum(m["invoke_ms"] for m in models.values()) / 1e3
+        macs = sum((m.get("macs") or 0) * m.get("invokes_per_face", 1) for m in models.values())
+        seconds = sum(m["invoke_ms"] * m.get("invokes_per_face", 1) for m in models.values()) / 1e3
         usable = max(1, min(row["threads"]["classifier"], row["threads"]["cpus"] or 1))
         row["floor"] = {"macs": macs, "peak_dtype": dtype, "usable_threads": usable,
                         "floor_ms": macs / (peak * usable) * 1e3 if peak else None,

@@ -85,7 +85,7 @@ def quality_table(report: dict[str, Any]) -> str:
         models = row.get("models") or {}
         if models:
             kb = sum(m["bytes"] for m in models.values()) / 1024
-            macs = sum(m.get("macs") or 0 for m in models.values()) / 1e6
+            macs = sum((m.get("macs") or 0) * m.get("invokes_per_face", 1) for m in models.values()) / 1e6
             invoke = sum(m["invoke_ms"] for m in models.values())
             floor = row.get("floor", {}).get("percent_of_peak")
             per_face = row.get("per_face_ms", {})
