@@ -31,7 +31,8 @@ HELP = {
     "models.dir": "models folder with manifest.json (default: models/)",
     "models.variant": "int8 (default), float32 or a model name",
     "models.threads": "classifier threads",
-    "models.flip_average": "also classify each face's mirror image and average (a second invoke per face)",
+    "models.flip_average": "also classify each face's mirror image and average (a second invoke per face); "
+                           "auto = as each model's manifest entry ships it",
     "detector.backend": "face detector backend (blazeface: MediaPipe's BlazeFace, see [detector.blazeface] in "
                         "edge/config.example.toml)",
     "detector.full_scan_every": "videos/cameras: whole-frame scan every N frames, around known faces in between "
