@@ -104,8 +104,8 @@ def check(config: Config, config_path: str) -> int:
         mirrored = [task for task, c in (("emotion", pipeline.emotion), ("gender", pipeline.gender)) if c.flip_average]
         print(f"models:   {pipeline.emotion.path}, {pipeline.gender.path} (sha256 as in {models_dir}/manifest.json, "
               f"{config.models.threads} thread(s); mirror-averaged: {', '.join(mirrored) or 'none'})")
-        print(f"detector: {detector_line(config, Manifest.load(models_dir))}")
         manifest = Manifest.load(models_dir)
+        print(f"detector: {detector_line(config, manifest)}")
         for task, classifier in (("emotion", pipeline.emotion), ("gender", pipeline.gender)):
             entry = manifest.select(task, config.models.variant)
             if entry.flip_average and not classifier.flip_average:

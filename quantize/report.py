@@ -70,8 +70,9 @@ def measure(args, loaded: LoadedModel, flatbuffers: dict[str, bytes], test: Face
             figures["groups"][variant] = group_breakdown(test.y, probs.argmax(axis=1), test.age, test.race)
             figures["agreement"][variant] = round(float((probs.argmax(axis=1) == keras_pred).mean()), 4)
             figures["mean_abs_prob_diff"][variant] = round(float(np.abs(probs - keras_probs).mean()), 5)
-            mirrored = Classifier(str(path), tuple(labels), CropSpec(margin=args.margin), flip_average=True)
-            flip_probs = mirrored.predict(faces)
+            # What the device's flip_average computes (the mirror of a resized face, the two answers averaged),
+            # reusing the single-invoke answers above instead of running them again.
+            flip_probs = (probs + classifier.predict(np.ascontiguousarray(faces[:, :, ::-1]))) / 2.0
             flip = figures["flip_average"]
             flip_result = metrics(test.y, flip_probs, labels)
             flip["accuracy"][variant] = flip_result["accuracy"]
