@@ -156,6 +156,8 @@ def test_a_run_stopped_and_resumed_ends_where_an_uninterrupted_run_ends(dataset,
     (("--teacher", "NOT_A_RUN"), "--teacher"),
     (("--teacher", "TRAINED", "--teacher-weight", "1.5"), "--teacher-weight 1.5"),
     (("--temperature", "2"), "need --teacher"),
+    (("--cutout", "1"), "--cutout 1.0"),
+    (("--mixup", "-0.2"), "--mixup -0.2"),
 ])
 def test_bad_resume_folders_and_missing_votes_are_one_line(trained, dataset, tmp_path, extra, message):
     (tmp_path / "not_a_run").mkdir()

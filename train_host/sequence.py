@@ -10,7 +10,7 @@ import keras
 import numpy as np
 
 from edge.preprocess import normalize
-from train_host.augment import AugmentConfig, augment_batch, gaussian_blur, resize_batch
+from train_host.augment import AugmentConfig, augment_batch, gaussian_blur, mixup_batch, resize_batch
 from train_host.data import FaceSet
 
 
@@ -53,11 +53,14 @@ class AugmentedFaces(keras.utils.PyDataset):
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         pick = self.order[index * self.batch:(index + 1) * self.batch]
-        faces = self.x[pick]
-        if self.augment:
-            rng = np.random.default_rng([self.seed, self.epoch, index])
-            faces = augment_batch(faces, self.size, self.augment, rng)
-        return normalize(faces)[..., None], self.targets[pick]
+        faces, targets = self.x[pick], self.targets[pick]
+        if not self.augment:
+            return normalize(faces)[..., None], targets
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        x = normalize(augment_batch(faces, self.size, self.augment, rng))[..., None]
+        if self.augment.mixup:
+            x, targets = mixup_batch(x, targets, self.augment.mixup, rng)
+        return x, targets
 
     def on_epoch_end(self) -> None:
         self.epoch += 1

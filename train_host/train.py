@@ -81,6 +81,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--zoom", type=float, help="random zoom range (content scale 1 +- zoom); "
                                                    "the default suits each task")
     parser.add_argument("--shift", type=float, help="random shift range, fraction of the size")
+    parser.add_argument("--cutout", type=float, default=0.0, metavar="SIDE",
+                        help="paint a square of this side (fraction of the face, 0..1) over each training face "
+                             "with its mean grey (0 = off)")
+    parser.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA",
+                        help="blend pairs of training faces and their targets, weight ~ Beta(ALPHA, ALPHA); "
+                             "0.2 is usual (0 = off)")
     parser.add_argument("--l2", type=float, default=0.01, help="L2 on conv kernels (the paper's 0.01)")
     parser.add_argument("--val", choices=("dataset", "holdout"),
                         help="validate on the dataset's own test split, or hold out part of training "
@@ -308,6 +314,10 @@ def train(args: argparse.Namespace) -> dict:
     for flag, value in (("--epochs", args.epochs), ("--stop-after", args.stop_after), ("--batch", args.batch)):
         if value is not None and value < 1:
             raise DataError(f"{flag} {value}: expected a whole number of at least 1")
+    if not 0.0 <= args.cutout < 1.0:
+        raise DataError(f"--cutout {args.cutout}: expected a fraction of the face from 0 up to (not including) 1")
+    if args.mixup < 0.0:
+        raise DataError(f"--mixup {args.mixup}: expected a Beta alpha of 0 (off) or more")
     task_defaults = DEFAULTS[args.task]
     args.epochs = args.epochs or task_defaults["epochs"]
     epochs = args.epochs
@@ -373,6 +383,7 @@ def train(args: argparse.Namespace) -> dict:
         augment = replace(augment, zoom=args.zoom)
     if args.shift is not None:
         augment = replace(augment, shift=args.shift)
+    augment = replace(augment, cutout=args.cutout, mixup=args.mixup)
     train_seq = AugmentedFaces(train_set, train_targets, size, args.batch, augment, seed=args.seed, shuffle=True,
                                start_epoch=start_epoch)
     val_seq = AugmentedFaces(val_set, val_targets, size, 256, None, seed=args.seed, shuffle=False,

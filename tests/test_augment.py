@@ -1,0 +1,89 @@
+"""Cutout and mixup, the optional training regularisers, on real face crops."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge.preprocess import normalize
+from tests.facecrops import varied_faces
+from train_host.augment import AugmentConfig, augment_batch, cutout_batch, mixup_batch
+from train_host.data import FaceSet
+from train_host.sequence import AugmentedFaces
+
+
+@pytest.fixture(scope="module")
+def faces() -> np.ndarray:
+    return varied_faces(64, 64, seed=5)
+
+
+def test_cutout_paints_one_square_per_face_with_that_faces_mean_grey(faces):
+    out = cutout_batch(faces, 0.3, np.random.default_rng(0))
+    side = round(0.3 * 64)
+    full_squares = 0
+    for before, after in zip(faces, out, strict=True):
+        changed = np.argwhere(before != after)
+        assert len(changed), "every face gets a square (a pixel already at the mean grey may stay as it was)"
+        (y0, x0), (y1, x1) = changed.min(axis=0), changed.max(axis=0) + 1
+        assert y1 - y0 <= side + 1 and x1 - x0 <= side + 1
+        mean = np.uint8(round(float(before.mean())))
+        assert np.all(after[y0:y1, x0:x1] == mean)
+        outside = np.ones_like(before, dtype=bool)
+        outside[y0:y1, x0:x1] = False
+        assert np.array_equal(before[outside], after[outside])
+        full_squares += (y1 - y0 >= side - 1) and (x1 - x0 >= side - 1)
+    # Centres are uniform over the face, so squares near an edge are cut off and some lie whole inside.
+    assert 0 < full_squares < len(faces)
+
+
+def test_cutout_off_changes_nothing_and_on_only_adds_the_square(faces):
+    plain = AugmentConfig(rotation_deg=10, zoom=0.1, shift=0.1, brightness=0.1, contrast=0.2)
+    with_cutout = AugmentConfig(**{**plain.__dict__, "cutout": 0.25})
+    a = augment_batch(faces, (48, 48), plain, np.random.default_rng(3))
+    b = augment_batch(faces, (48, 48), with_cutout, np.random.default_rng(3))
+    assert a.shape == b.shape == (len(faces), 48, 48)
+    differs = (a != b).reshape(len(faces), -1).mean(axis=1)
+    assert np.all(differs > 0) and np.all(differs <= 0.25**2 * 1.2)
+
+
+def test_mixup_blends_each_face_and_its_target_with_one_partner(faces):
+    x = normalize(faces)[..., None]
+    labels = np.arange(len(faces)) % 7
+    targets = np.eye(7, dtype=np.float32)[labels]
+    mixed_x, mixed_t = mixup_batch(x, targets, 0.2, np.random.default_rng(11))
+    np.testing.assert_allclose(mixed_t.sum(axis=1), 1.0, atol=1e-6)
+    blended = 0
+    for i in range(len(faces)):
+        own = mixed_t[i, labels[i]]
+        assert own >= 0.5 - 1e-6, "the face keeps the larger share"
+        others = np.flatnonzero((mixed_t[i] > 1e-6) & (np.arange(7) != labels[i]))
+        if not len(others):
+            continue  # its partner has the same class (or itself): nothing shows which face it was mixed with
+        partner_class = others[0]
+        lam = own
+        candidates = [j for j in range(len(faces)) if labels[j] == partner_class]
+        errors = [np.abs(mixed_x[i] - (lam * x[i] + (1 - lam) * x[j])).max() for j in candidates]
+        assert min(errors) < 1e-5
+        blended += lam < 0.999
+    assert blended > len(faces) // 4
+
+
+def test_mixup_batches_are_reproducible_for_a_resumed_run(faces):
+    labels = np.arange(len(faces)) % 2
+    face_set = FaceSet(x=faces, y=labels, source="test")
+    targets = np.eye(2, dtype=np.float32)[labels]
+    config = AugmentConfig(cutout=0.2, mixup=0.4)
+
+    def batches(start_epoch: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        seq = AugmentedFaces(face_set, targets, (48, 48), 16, config, seed=7, shuffle=True, start_epoch=start_epoch)
+        return [seq[i] for i in range(len(seq))]
+
+    fresh = AugmentedFaces(face_set, targets, (48, 48), 16, config, seed=7, shuffle=True)
+    fresh.on_epoch_end()
+    epoch1 = [fresh[i] for i in range(len(fresh))]
+    resumed = batches(1)
+    for (xa, ta), (xb, tb) in zip(epoch1, resumed, strict=True):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ta, tb)
+    assert any(np.any((t > 0) & (t < 1)) for _, t in resumed), "targets are blended"
+    assert not np.array_equal(batches(0)[0][0], resumed[0][0])
