@@ -69,8 +69,9 @@ def _run_info(model_path: Path, depth: int = 0) -> dict:
         return {}
     run = json.loads(run_json.read_text())
     keep = ("model", "input", "parameters", "data", "epochs", "epochs_run", "best_epoch", "best_val_accuracy",
-            "last_val_accuracy", "batch", "lr", "schedule", "l2", "label_smoothing", "ferplus_weight", "teacher",
-            "test_duplicates_dropped", "input_blur_sigma", "seed", "augment", "train_seconds", "pieces", "command",
+            "last_val_accuracy", "batch", "lr", "schedule", "l2", "label_smoothing", "ferplus_weight",
+            "class_balance", "teacher", "test_duplicates_dropped", "input_blur_sigma", "seed", "augment",
+            "train_seconds", "pieces", "command",
             "commit", "host")
     info = {k: run[k] for k in keep if k in run}
     if run.get("init"):

@@ -87,3 +87,22 @@ def test_mixup_batches_are_reproducible_for_a_resumed_run(faces):
         np.testing.assert_array_equal(ta, tb)
     assert any(np.any((t > 0) & (t < 1)) for _, t in resumed), "targets are blended"
     assert not np.array_equal(batches(0)[0][0], resumed[0][0])
+
+
+def test_class_weights_ride_along_with_each_face_and_blend_under_mixup(faces):
+    labels = np.arange(len(faces)) % 3
+    face_set = FaceSet(x=faces, y=labels, source="test")
+    targets = np.eye(3, dtype=np.float32)[labels]
+    class_weights = np.array([0.5, 1.0, 2.0], np.float32)
+    plain = AugmentedFaces(face_set, targets, (48, 48), 16, AugmentConfig(), seed=3, shuffle=True,
+                           class_weights=class_weights)
+    for i in range(len(plain)):
+        _, t, w = plain[i]
+        np.testing.assert_array_equal(w, class_weights[t.argmax(axis=1)])
+    mixed = AugmentedFaces(face_set, targets, (48, 48), 16, AugmentConfig(mixup=0.4), seed=3, shuffle=True,
+                           class_weights=class_weights)
+    for i in range(len(mixed)):
+        _, t, w = mixed[i]
+        np.testing.assert_allclose(w, t @ class_weights, rtol=1e-5)  # the weight blends as the target does
+    no_weights = AugmentedFaces(face_set, targets, (48, 48), 16, AugmentConfig(), seed=3, shuffle=True)
+    assert len(no_weights[0]) == 2

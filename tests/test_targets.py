@@ -1,4 +1,4 @@
-"""FER+ votes as soft targets: the mapping to our label order and the blend."""
+"""Training targets: FER+ votes as soft targets (mapping and blend) and class-balanced loss weights."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 from edge.labels import LABELS_BY_TASK
 from train_host.data import DataError, FaceSet
-from train_host.targets import ferplus_distribution, training_targets
+from train_host.targets import class_balance_weights, ferplus_distribution, training_targets
 
 EMOTIONS = LABELS_BY_TASK["emotion"]
 
@@ -46,3 +46,32 @@ def test_weight_zero_is_plain_one_hot_and_bad_requests_are_one_line():
     no_votes = FaceSet(faces.x, faces.y, "plain.npz")
     with pytest.raises(DataError, match="ferplus_votes"):
         training_targets(no_votes, 7, 0.3)
+
+
+# FER-2013 Training's class counts (angry, disgust, fear, happy, sad, surprise, neutral), as in ../shared/README.md.
+FER_TRAIN_COUNTS = (3995, 436, 4097, 7215, 4830, 3171, 4965)
+
+
+def test_class_balance_makes_every_class_weigh_the_same_in_the_loss_at_power_one():
+    labels = np.repeat(np.arange(7), FER_TRAIN_COUNTS)
+    weights = class_balance_weights(labels, 7, 1.0)
+    per_class_total = weights * np.array(FER_TRAIN_COUNTS)
+    np.testing.assert_allclose(per_class_total, per_class_total[0], rtol=1e-5)
+    assert weights[labels].mean() == pytest.approx(1.0, abs=1e-5)
+    assert weights.argmax() == EMOTIONS.index("disgust") and weights.argmin() == EMOTIONS.index("happy")
+
+
+def test_class_balance_half_power_is_halfway_in_log_terms_and_zero_is_off():
+    labels = np.repeat(np.arange(7), FER_TRAIN_COUNTS)
+    full, half = class_balance_weights(labels, 7, 1.0), class_balance_weights(labels, 7, 0.5)
+    ratio_full = full[EMOTIONS.index("disgust")] / full[EMOTIONS.index("happy")]
+    ratio_half = half[EMOTIONS.index("disgust")] / half[EMOTIONS.index("happy")]
+    assert ratio_half == pytest.approx(np.sqrt(ratio_full), rel=1e-5)
+    np.testing.assert_allclose(class_balance_weights(labels, 7, 0.0), 1.0)
+
+
+def test_class_balance_refuses_a_class_without_faces_and_a_negative_power():
+    with pytest.raises(DataError, match=r"classes \[1\] have no training faces"):
+        class_balance_weights(np.array([0, 0, 2, 2]), 3, 1.0)
+    with pytest.raises(DataError, match="--class-balance -1"):
+        class_balance_weights(np.array([0, 1]), 2, -1.0)

@@ -158,6 +158,7 @@ def test_a_run_stopped_and_resumed_ends_where_an_uninterrupted_run_ends(dataset,
     (("--temperature", "2"), "need --teacher"),
     (("--cutout", "1"), "--cutout 1.0"),
     (("--mixup", "-0.2"), "--mixup -0.2"),
+    (("--class-balance", "-1"), "--class-balance -1.0"),
 ])
 def test_bad_resume_folders_and_missing_votes_are_one_line(trained, dataset, tmp_path, extra, message):
     (tmp_path / "not_a_run").mkdir()

@@ -95,13 +95,15 @@ def cutout_batch(x: np.ndarray, side: float, rng: np.random.Generator) -> np.nda
     return out
 
 
-def mixup_batch(x: np.ndarray, targets: np.ndarray, alpha: float,
-                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def mixup_batch(x: np.ndarray, targets: np.ndarray, alpha: float, rng: np.random.Generator,
+                weights: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
     """Blend each face and its target row with another face of the batch (Zhang et al. 2018).
 
     ``x`` is the normalised float batch; each face gets its own weight
     ``lam ~ Beta(alpha, alpha)`` folded to ``max(lam, 1 - lam)``, so the face
     keeps the larger share and its own target still dominates its row.
+    Per-face loss ``weights``, when given, are blended the same way and
+    returned as a third array.
     """
     count = len(x)
     lam = rng.beta(alpha, alpha, count).astype(np.float32)
@@ -110,7 +112,10 @@ def mixup_batch(x: np.ndarray, targets: np.ndarray, alpha: float,
     shape = (count,) + (1,) * (x.ndim - 1)
     mixed_x = lam.reshape(shape) * x + (1.0 - lam.reshape(shape)) * x[partner]
     mixed_t = lam[:, None] * targets + (1.0 - lam[:, None]) * targets[partner]
-    return mixed_x.astype(x.dtype), mixed_t.astype(targets.dtype)
+    mixed = (mixed_x.astype(x.dtype), mixed_t.astype(targets.dtype))
+    if weights is None:
+        return mixed
+    return (*mixed, (lam * weights + (1.0 - lam) * weights[partner]).astype(weights.dtype))
 
 
 def gaussian_blur(x: np.ndarray, sigma: float) -> np.ndarray:

@@ -22,6 +22,8 @@ class AugmentedFaces(keras.utils.PyDataset):
     model's frozen input blur does (validation of a blur-matched model).
 
     ``targets`` are float rows (one-hot or soft, see ``train_host.targets``).
+    ``class_weights`` (one per class, see ``targets.class_balance_weights``)
+    make each batch a triple with per-face loss weights by the face's label.
     The shuffle order and every batch's augmentation are drawn from
     ``(seed, epoch[, batch])`` rather than from one running generator, so a
     run resumed at epoch ``k`` sees exactly the batches an uninterrupted run
@@ -30,10 +32,11 @@ class AugmentedFaces(keras.utils.PyDataset):
 
     def __init__(self, faces: FaceSet, targets: np.ndarray, size: tuple[int, int], batch: int,
                  augment: AugmentConfig | None, seed: int, shuffle: bool, blur_sigma: float = 0.0,
-                 start_epoch: int = 0):
+                 start_epoch: int = 0, class_weights: np.ndarray | None = None):
         super().__init__(workers=1, use_multiprocessing=False)
         self.x = faces.x if augment else gaussian_blur(resize_batch(faces.x, size), blur_sigma)
         self.targets = np.asarray(targets, dtype=np.float32)
+        self.weights = None if class_weights is None else np.asarray(class_weights, np.float32)[faces.y]
         self.size = size
         self.batch = batch
         self.augment = augment
@@ -51,16 +54,19 @@ class AugmentedFaces(keras.utils.PyDataset):
     def __len__(self) -> int:
         return int(np.ceil(len(self.targets) / self.batch))
 
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+    def __getitem__(self, index: int) -> tuple[np.ndarray, ...]:
         pick = self.order[index * self.batch:(index + 1) * self.batch]
         faces, targets = self.x[pick], self.targets[pick]
+        weights = None if self.weights is None else self.weights[pick]
         if not self.augment:
-            return normalize(faces)[..., None], targets
-        rng = np.random.default_rng([self.seed, self.epoch, index])
-        x = normalize(augment_batch(faces, self.size, self.augment, rng))[..., None]
-        if self.augment.mixup:
-            x, targets = mixup_batch(x, targets, self.augment.mixup, rng)
-        return x, targets
+            x = normalize(faces)[..., None]
+        else:
+            rng = np.random.default_rng([self.seed, self.epoch, index])
+            x = normalize(augment_batch(faces, self.size, self.augment, rng))[..., None]
+            if self.augment.mixup:
+                x, targets, *rest = mixup_batch(x, targets, self.augment.mixup, rng, weights)
+                weights = rest[0] if rest else None
+        return (x, targets) if weights is None else (x, targets, weights)
 
     def on_epoch_end(self) -> None:
         self.epoch += 1

@@ -56,3 +56,22 @@ def training_targets(faces: FaceSet, num_classes: int, ferplus_weight: float = 0
     dist, usable = ferplus_distribution(faces.ferplus_votes)
     blended = (1.0 - ferplus_weight) * onehot + ferplus_weight * dist
     return np.where(usable[:, None], blended, onehot).astype(np.float32)
+
+
+def class_balance_weights(labels: np.ndarray, num_classes: int, power: float) -> np.ndarray:
+    """Per-class loss weights ``(N / (K * n_c)) ** power``, scaled so the mean weight over the faces is 1.
+
+    FER-2013 has 16x more happy faces than disgust ones; an unweighted loss lets
+    the model all but ignore disgust. ``power`` 1 weighs every class equally in
+    the loss, 0.5 halfway (in log terms), 0 leaves the loss as it is. The mean
+    over the faces stays 1 so the learning rate means the same with or without.
+    """
+    if power < 0:
+        raise DataError(f"--class-balance {power}: expected a power of 0 (off) or more")
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    if np.any(counts == 0):
+        missing = [int(c) for c in np.flatnonzero(counts == 0)]
+        raise DataError(f"--class-balance: classes {missing} have no training faces")
+    weights = (len(labels) / (num_classes * counts)) ** power
+    weights /= weights[labels].mean()
+    return weights.astype(np.float32)

@@ -106,6 +106,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ferplus-weight", type=float, default=0.0,
                         help="blend the FER+ crowd votes into the targets with this weight (0..1; emotion only, "
                              "needs 'ferplus_votes' in the data); test labels stay FER-2013's")
+    parser.add_argument("--class-balance", type=float, default=0.0, metavar="POWER",
+                        help="weigh each training face's loss by (N / (classes * faces of its class)) ** POWER: "
+                             "1 = every class counts equally, 0.5 = halfway (0 = off)")
     parser.add_argument("--teacher", action="append", metavar="MODEL",
                         help="knowledge distillation: blend this trained model's probabilities (mirror-averaged) "
                              "into the targets; repeat for an ensemble (see train_host/distill.py)")
@@ -316,6 +319,8 @@ def train(args: argparse.Namespace) -> dict:
             raise DataError(f"{flag} {value}: expected a whole number of at least 1")
     if not 0.0 <= args.cutout < 1.0:
         raise DataError(f"--cutout {args.cutout}: expected a fraction of the face from 0 up to (not including) 1")
+    if args.class_balance < 0.0:
+        raise DataError(f"--class-balance {args.class_balance}: expected a power of 0 (off) or more")
     if args.mixup < 0.0:
         raise DataError(f"--mixup {args.mixup}: expected a Beta alpha of 0 (off) or more")
     task_defaults = DEFAULTS[args.task]
@@ -346,6 +351,13 @@ def train(args: argparse.Namespace) -> dict:
               f"{args.teacher_weight}, temperature {args.temperature}", flush=True)
         train_targets = blend(train_targets, teacher, args.teacher_weight)
     val_targets = training_targets(val_set, len(labels), 0.0)
+    class_weights = None
+    if args.class_balance:
+        from train_host.targets import class_balance_weights
+
+        class_weights = class_balance_weights(train_set.y, len(labels), args.class_balance)
+        print("class-balanced loss weights: " + ", ".join(f"{name} {w:.2f}" for name, w in
+                                                          zip(labels, class_weights, strict=True)), flush=True)
     sharpness, blur_sigma = blur_match(args, train_set, val_set, size)
 
     from train_host.tfquiet import import_keras
@@ -385,7 +397,7 @@ def train(args: argparse.Namespace) -> dict:
         augment = replace(augment, shift=args.shift)
     augment = replace(augment, cutout=args.cutout, mixup=args.mixup)
     train_seq = AugmentedFaces(train_set, train_targets, size, args.batch, augment, seed=args.seed, shuffle=True,
-                               start_epoch=start_epoch)
+                               start_epoch=start_epoch, class_weights=class_weights)
     val_seq = AugmentedFaces(val_set, val_targets, size, 256, None, seed=args.seed, shuffle=False,
                              blur_sigma=blur_sigma)
 
@@ -445,6 +457,9 @@ def train(args: argparse.Namespace) -> dict:
         "init": args.init,
         "batch": args.batch, "lr": args.lr, "schedule": args.schedule, "l2": args.l2,
         "label_smoothing": args.label_smoothing, "ferplus_weight": args.ferplus_weight,
+        "class_balance": None if class_weights is None else {
+            "power": args.class_balance, "weights": dict(zip(labels, [round(float(w), 4) for w in class_weights],
+                                                                strict=True))},
         "teacher": None if not args.teacher else {
             "models": [{"path": str(p), "sha256": h} for p, h in zip(args.teacher, args.teacher_sha256)],
             "weight": args.teacher_weight,
