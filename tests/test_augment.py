@@ -89,7 +89,7 @@ def test_mixup_batches_are_reproducible_for_a_resumed_run(faces):
     assert not np.array_equal(batches(0)[0][0], resumed[0][0])
 
 
-def test_class_weights_ride_along_with_each_face_and_blend_under_mixup(faces):
+def test_class_weights_make_a_class_weighted_cross_entropy_for_hard_and_mixed_targets(faces):
     labels = np.arange(len(faces)) % 3
     face_set = FaceSet(x=faces, y=labels, source="test")
     targets = np.eye(3, dtype=np.float32)[labels]
@@ -98,11 +98,17 @@ def test_class_weights_ride_along_with_each_face_and_blend_under_mixup(faces):
                            class_weights=class_weights)
     for i in range(len(plain)):
         _, t, w = plain[i]
+        assert set(np.unique(t)) == {0.0, 1.0}, "a one-hot row stays one-hot"
         np.testing.assert_array_equal(w, class_weights[t.argmax(axis=1)])
-    mixed = AugmentedFaces(face_set, targets, (48, 48), 16, AugmentConfig(mixup=0.4), seed=3, shuffle=True,
+    config = AugmentConfig(mixup=0.4)
+    mixed = AugmentedFaces(face_set, targets, (48, 48), 16, config, seed=3, shuffle=True,
                            class_weights=class_weights)
+    unweighted = AugmentedFaces(face_set, targets, (48, 48), 16, config, seed=3, shuffle=True)
     for i in range(len(mixed)):
-        _, t, w = mixed[i]
-        np.testing.assert_allclose(w, t @ class_weights, rtol=1e-5)  # the weight blends as the target does
-    no_weights = AugmentedFaces(face_set, targets, (48, 48), 16, AugmentConfig(), seed=3, shuffle=True)
-    assert len(no_weights[0]) == 2
+        x, t, w = mixed[i]
+        x_plain, t_plain = unweighted[i]
+        np.testing.assert_array_equal(x, x_plain)  # the weights change the loss, not the batch
+        np.testing.assert_allclose(t.sum(axis=1), 1.0, rtol=1e-5)
+        # w * CE(p, t) == sum_k class_weight_k * t_plain_k * (-log p_k) for every p: the rows must agree
+        np.testing.assert_allclose(w[:, None] * t, t_plain * class_weights, rtol=1e-5, atol=1e-7)
+    assert len(unweighted[0]) == 2

@@ -67,6 +67,7 @@ def test_class_balance_half_power_is_halfway_in_log_terms_and_zero_is_off():
     ratio_full = full[EMOTIONS.index("disgust")] / full[EMOTIONS.index("happy")]
     ratio_half = half[EMOTIONS.index("disgust")] / half[EMOTIONS.index("happy")]
     assert ratio_half == pytest.approx(np.sqrt(ratio_full), rel=1e-5)
+    assert half[labels].mean() == pytest.approx(1.0, abs=1e-5)  # rescaled: the loss keeps its size
     np.testing.assert_allclose(class_balance_weights(labels, 7, 0.0), 1.0)
 
 

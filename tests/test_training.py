@@ -122,7 +122,7 @@ def test_a_run_stopped_and_resumed_ends_where_an_uninterrupted_run_ends(dataset,
     from train_host.tfquiet import import_keras
 
     common = ("gender", "--data", str(dataset), "--size", "32", "--batch", "16", "--epochs", "3",
-              "--schedule", "cosine", "--verbose", "0")
+              "--schedule", "cosine", "--verbose", "0", "--cutout", "0.2", "--mixup", "0.2", "--class-balance", "0.5")
     whole = run("train_host.train", *common, "--out", str(tmp_path / "whole"))
     assert whole.returncode == 0, whole.stderr[-2000:]
     first = run("train_host.train", *common, "--out", str(tmp_path / "pieces"), "--stop-after", "1")
@@ -133,6 +133,8 @@ def test_a_run_stopped_and_resumed_ends_where_an_uninterrupted_run_ends(dataset,
     assert "resuming" in rest.stdout and "at epoch 2 of 3" in rest.stdout
     summary = json.loads((tmp_path / "pieces" / "run.json").read_text())
     assert summary["complete"] is True and summary["epochs_run"] == 3 and summary["pieces"] == 2
+    assert summary["augment"]["cutout"] == 0.2 and summary["augment"]["mixup"] == 0.2
+    assert summary["class_balance"]["power"] == 0.5
     # Same batches, same optimizer state, same schedule: the weights agree up to float round-off (oneDNN's
     # multi-threaded sums are not bit-reproducible, so runs differ by ~1e-3 even without a resume).
     keras = import_keras()
@@ -159,6 +161,8 @@ def test_a_run_stopped_and_resumed_ends_where_an_uninterrupted_run_ends(dataset,
     (("--cutout", "1"), "--cutout 1.0"),
     (("--mixup", "-0.2"), "--mixup -0.2"),
     (("--class-balance", "-1"), "--class-balance -1.0"),
+    (("--mixup", "nan"), "--mixup nan"),
+    (("--resume", "SAME_TASK_RUN", "--mixup", "0.2"), "trained with --mixup 0.0"),
 ])
 def test_bad_resume_folders_and_missing_votes_are_one_line(trained, dataset, tmp_path, extra, message):
     (tmp_path / "not_a_run").mkdir()
@@ -166,7 +170,7 @@ def test_bad_resume_folders_and_missing_votes_are_one_line(trained, dataset, tmp
     paper.write_bytes((trained / "best.keras").read_bytes())
     paths = {"RUN_OF_OTHER_TASK": str(trained), "NOT_A_RUN": str(tmp_path / "not_a_run"),
              "EMOTION_MODEL": str(ROOT / "models" / "emotion_mini_xception.keras"), "PAPER_MODEL": str(paper),
-             "TRAINED": str(trained / "best.keras")}
+             "TRAINED": str(trained / "best.keras"), "SAME_TASK_RUN": str(trained)}
     args = [paths.get(a, a) for a in extra]
     task = "emotion" if "RUN_OF_OTHER_TASK" in extra else "gender"  # `trained` is a gender run
     proc = run("train_host.train", task, "--data", str(dataset), "--out", str(tmp_path / "new"), *args,

@@ -6,7 +6,7 @@ edge-replicating borders, the same border rule as ``edge.preprocess.crop_padded`
 The zoom and shift ranges cover the spread of Haar boxes around a face, so the
 model sees the crops the Pi will feed it, not only perfectly centred chips.
 
-Two optional regularisers, off by default, are measured in docs/experiments.md:
+Two optional regularisers, off by default (runs with them: docs/experiments.md):
 cutout (a square of each face painted with the face's mean grey, so the model
 cannot lean on one region: a hand, glasses or a shadow hides part of a face on
 a real camera) and mixup (pairs of faces and their targets blended, which
@@ -81,8 +81,8 @@ def cutout_batch(x: np.ndarray, side: float, rng: np.random.Generator) -> np.nda
 
     The square's centre is uniform over the whole face, so near an edge only
     part of it lands on the face (DeVries & Taylor 2017): on average less than
-    the full square is hidden, and the face's borders are hidden as often as
-    its centre.
+    the full square is hidden, and the face's borders are hidden too, if less
+    often than its centre.
     """
     count, height, width = x.shape
     out = x.copy()
@@ -95,15 +95,13 @@ def cutout_batch(x: np.ndarray, side: float, rng: np.random.Generator) -> np.nda
     return out
 
 
-def mixup_batch(x: np.ndarray, targets: np.ndarray, alpha: float, rng: np.random.Generator,
-                weights: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+def mixup_batch(x: np.ndarray, targets: np.ndarray, alpha: float,
+                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Blend each face and its target row with another face of the batch (Zhang et al. 2018).
 
     ``x`` is the normalised float batch; each face gets its own weight
     ``lam ~ Beta(alpha, alpha)`` folded to ``max(lam, 1 - lam)``, so the face
-    keeps the larger share and its own target still dominates its row.
-    Per-face loss ``weights``, when given, are blended the same way and
-    returned as a third array.
+    keeps the larger share of the pixels and of the target row.
     """
     count = len(x)
     lam = rng.beta(alpha, alpha, count).astype(np.float32)
@@ -112,10 +110,7 @@ def mixup_batch(x: np.ndarray, targets: np.ndarray, alpha: float, rng: np.random
     shape = (count,) + (1,) * (x.ndim - 1)
     mixed_x = lam.reshape(shape) * x + (1.0 - lam.reshape(shape)) * x[partner]
     mixed_t = lam[:, None] * targets + (1.0 - lam[:, None]) * targets[partner]
-    mixed = (mixed_x.astype(x.dtype), mixed_t.astype(targets.dtype))
-    if weights is None:
-        return mixed
-    return (*mixed, (lam * weights + (1.0 - lam) * weights[partner]).astype(weights.dtype))
+    return mixed_x.astype(x.dtype), mixed_t.astype(targets.dtype)
 
 
 def gaussian_blur(x: np.ndarray, sigma: float) -> np.ndarray:

@@ -23,7 +23,10 @@ class AugmentedFaces(keras.utils.PyDataset):
 
     ``targets`` are float rows (one-hot or soft, see ``train_host.targets``).
     ``class_weights`` (one per class, see ``targets.class_balance_weights``)
-    make each batch a triple with per-face loss weights by the face's label.
+    turn the loss into a class-weighted cross-entropy, ``sum_k w_k t_k
+    (-log p_k)``, for any target row (one-hot, mixed, FER+ or teacher): each
+    batch becomes a triple whose per-face weight is ``s = t . w`` with the row
+    rescaled to ``w * t / s`` (Keras multiplies the per-face loss by ``s``).
     The shuffle order and every batch's augmentation are drawn from
     ``(seed, epoch[, batch])`` rather than from one running generator, so a
     run resumed at epoch ``k`` sees exactly the batches an uninterrupted run
@@ -36,7 +39,7 @@ class AugmentedFaces(keras.utils.PyDataset):
         super().__init__(workers=1, use_multiprocessing=False)
         self.x = faces.x if augment else gaussian_blur(resize_batch(faces.x, size), blur_sigma)
         self.targets = np.asarray(targets, dtype=np.float32)
-        self.weights = None if class_weights is None else np.asarray(class_weights, np.float32)[faces.y]
+        self.class_weights = None if class_weights is None else np.asarray(class_weights, np.float32)
         self.size = size
         self.batch = batch
         self.augment = augment
@@ -57,16 +60,17 @@ class AugmentedFaces(keras.utils.PyDataset):
     def __getitem__(self, index: int) -> tuple[np.ndarray, ...]:
         pick = self.order[index * self.batch:(index + 1) * self.batch]
         faces, targets = self.x[pick], self.targets[pick]
-        weights = None if self.weights is None else self.weights[pick]
         if not self.augment:
             x = normalize(faces)[..., None]
         else:
             rng = np.random.default_rng([self.seed, self.epoch, index])
             x = normalize(augment_batch(faces, self.size, self.augment, rng))[..., None]
             if self.augment.mixup:
-                x, targets, *rest = mixup_batch(x, targets, self.augment.mixup, rng, weights)
-                weights = rest[0] if rest else None
-        return (x, targets) if weights is None else (x, targets, weights)
+                x, targets = mixup_batch(x, targets, self.augment.mixup, rng)
+        if self.class_weights is None:
+            return x, targets
+        weights = targets @ self.class_weights
+        return x, targets * self.class_weights / weights[:, None], weights
 
     def on_epoch_end(self) -> None:
         self.epoch += 1

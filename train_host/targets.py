@@ -59,14 +59,16 @@ def training_targets(faces: FaceSet, num_classes: int, ferplus_weight: float = 0
 
 
 def class_balance_weights(labels: np.ndarray, num_classes: int, power: float) -> np.ndarray:
-    """Per-class loss weights ``(N / (K * n_c)) ** power``, scaled so the mean weight over the faces is 1.
+    """Per-class loss weights proportional to ``(N / (K * n_c)) ** power``, scaled so their mean over the faces is 1.
 
-    FER-2013 has 16x more happy faces than disgust ones; an unweighted loss lets
+    FER-2013 has 17x more happy faces than disgust ones; an unweighted loss lets
     the model all but ignore disgust. ``power`` 1 weighs every class equally in
     the loss, 0.5 halfway (in log terms), 0 leaves the loss as it is. The mean
     over the faces stays 1 so the learning rate means the same with or without.
+    ``train_host.sequence`` applies them to soft targets as a class-weighted
+    cross-entropy, ``sum_k w_k t_k (-log p_k)``.
     """
-    if power < 0:
+    if not (np.isfinite(power) and power >= 0):
         raise DataError(f"--class-balance {power}: expected a power of 0 (off) or more")
     counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
     if np.any(counts == 0):

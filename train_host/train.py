@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import sys
@@ -81,10 +82,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--zoom", type=float, help="random zoom range (content scale 1 +- zoom); "
                                                    "the default suits each task")
     parser.add_argument("--shift", type=float, help="random shift range, fraction of the size")
-    parser.add_argument("--cutout", type=float, default=0.0, metavar="SIDE",
+    parser.add_argument("--cutout", type=float, metavar="SIDE",
                         help="paint a square of this side (fraction of the face, 0..1) over each training face "
                              "with its mean grey (0 = off)")
-    parser.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA",
+    parser.add_argument("--mixup", type=float, metavar="ALPHA",
                         help="blend pairs of training faces and their targets, weight ~ Beta(ALPHA, ALPHA); "
                              "0.2 is usual (0 = off)")
     parser.add_argument("--l2", type=float, default=0.01, help="L2 on conv kernels (the paper's 0.01)")
@@ -106,7 +107,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ferplus-weight", type=float, default=0.0,
                         help="blend the FER+ crowd votes into the targets with this weight (0..1; emotion only, "
                              "needs 'ferplus_votes' in the data); test labels stay FER-2013's")
-    parser.add_argument("--class-balance", type=float, default=0.0, metavar="POWER",
+    parser.add_argument("--class-balance", type=float, metavar="POWER",
                         help="weigh each training face's loss by (N / (classes * faces of its class)) ** POWER: "
                              "1 = every class counts equally, 0.5 = halfway (0 = off)")
     parser.add_argument("--teacher", action="append", metavar="MODEL",
@@ -238,6 +239,8 @@ def run_settings(args: argparse.Namespace) -> dict:
 
 
 DISTILL_KEYS = ("teacher", "teacher_weight", "temperature", "teacher_sha256")
+# Options that change what a run trains on; off (0) by default and fixed for the life of a run.
+REGULARISER_KEYS = ("cutout", "mixup", "class_balance")
 
 
 def distill_settings(args: argparse.Namespace) -> None:
@@ -277,6 +280,11 @@ def resumed_args(args: argparse.Namespace) -> tuple[argparse.Namespace, dict]:
     stored = {k: v for k, v in state["settings"].items() if k != "num_classes"}
     for key in DISTILL_KEYS:  # a run stored before distillation existed trained without it
         stored.setdefault(key, None)
+    for key in REGULARISER_KEYS:  # a run stored before these options existed trained without them
+        stored.setdefault(key, 0.0)
+        if key in given and given[key] != stored[key]:
+            raise DataError(f"--resume {run}: that run was trained with --{key.replace('_', '-')} {stored[key]}; a "
+                            "resumed run keeps its augmentation and loss (start a new run with --init to change it)")
     if given.get("teacher") and given["teacher"] != stored["teacher"]:
         raise DataError(f"--resume {run}: that run was trained with teacher {stored['teacher']!r}; a resumed run "
                         "keeps its targets (start a new run, e.g. with --init, to distil)")
@@ -317,11 +325,13 @@ def train(args: argparse.Namespace) -> dict:
     for flag, value in (("--epochs", args.epochs), ("--stop-after", args.stop_after), ("--batch", args.batch)):
         if value is not None and value < 1:
             raise DataError(f"{flag} {value}: expected a whole number of at least 1")
+    for key in REGULARISER_KEYS:
+        setattr(args, key, 0.0 if getattr(args, key, None) is None else getattr(args, key))
     if not 0.0 <= args.cutout < 1.0:
         raise DataError(f"--cutout {args.cutout}: expected a fraction of the face from 0 up to (not including) 1")
-    if args.class_balance < 0.0:
+    if not (math.isfinite(args.class_balance) and args.class_balance >= 0.0):
         raise DataError(f"--class-balance {args.class_balance}: expected a power of 0 (off) or more")
-    if args.mixup < 0.0:
+    if not (math.isfinite(args.mixup) and args.mixup >= 0.0):
         raise DataError(f"--mixup {args.mixup}: expected a Beta alpha of 0 (off) or more")
     task_defaults = DEFAULTS[args.task]
     args.epochs = args.epochs or task_defaults["epochs"]
