@@ -135,6 +135,8 @@ def test_a_run_stopped_and_resumed_ends_where_an_uninterrupted_run_ends(dataset,
     assert summary["complete"] is True and summary["epochs_run"] == 3 and summary["pieces"] == 2
     assert summary["augment"]["cutout"] == 0.2 and summary["augment"]["mixup"] == 0.2
     assert summary["class_balance"]["power"] == 0.5
+    # the commit each piece started from, the first one as the run's
+    assert len(summary["piece_commits"]) == 2 and summary["commit"] == summary["piece_commits"][0]
     # Same batches, same optimizer state, same schedule: the weights agree up to float round-off (oneDNN's
     # multi-threaded sums are not bit-reproducible, so runs differ by ~1e-3 even without a resume).
     keras = import_keras()

@@ -313,6 +313,8 @@ def history_from_log(log_csv: Path) -> dict[str, list[float]]:
 def train(args: argparse.Namespace) -> dict:
     """Run one training (or continue one with ``--resume``); returns the summary written to ``run.json``."""
     state = None
+    # The code that trains is the code at the start: the tree may change while a long run goes on.
+    started_at_commit = provenance.git_commit()
     if args.resume:
         args, state = resumed_args(args)
     args.model = args.model or "mini_xception"
@@ -482,7 +484,9 @@ def train(args: argparse.Namespace) -> dict:
         "train_seconds": round(previous.get("train_seconds", 0.0) + seconds, 1),
         "pieces": previous.get("pieces", 0) + 1,
         "stopped_by_signal": _StopFlag.requested,
-        "commit": provenance.git_commit(),
+        "commit": previous.get("commit") or started_at_commit,
+        "piece_commits": previous.get("piece_commits", [previous["commit"]] if previous.get("commit") else [])
+        + [started_at_commit],
         "command": previous.get("command") or "python -m train_host.train " + " ".join(sys.argv[1:]),
         "host": provenance.host_info(),
     }
