@@ -83,7 +83,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                                    "the default suits each task")
     parser.add_argument("--shift", type=float, help="random shift range, fraction of the size")
     parser.add_argument("--cutout", type=float, metavar="SIDE",
-                        help="paint a square of this side (fraction of the face, 0..1) over each training face "
+                        help="paint a square of this side (fraction of the face, 0 up to 1) over each training face "
                              "with its mean grey (0 = off)")
     parser.add_argument("--mixup", type=float, metavar="ALPHA",
                         help="blend pairs of training faces and their targets, weight ~ Beta(ALPHA, ALPHA); "
@@ -108,8 +108,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="blend the FER+ crowd votes into the targets with this weight (0..1; emotion only, "
                              "needs 'ferplus_votes' in the data); test labels stay FER-2013's")
     parser.add_argument("--class-balance", type=float, metavar="POWER",
-                        help="weigh each training face's loss by (N / (classes * faces of its class)) ** POWER: "
-                             "1 = every class counts equally, 0.5 = halfway (0 = off)")
+                        help="class-weighted loss, each class weighted by (N / (classes * faces of that class)) "
+                             "** POWER, rescaled to a mean of 1: 1 = every class counts equally, 0.5 = halfway "
+                             "(0 = off)")
     parser.add_argument("--teacher", action="append", metavar="MODEL",
                         help="knowledge distillation: blend this trained model's probabilities (mirror-averaged) "
                              "into the targets; repeat for an ensemble (see train_host/distill.py)")
