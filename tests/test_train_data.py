@@ -112,3 +112,15 @@ def test_the_commands_turn_bad_data_into_one_line_and_exit_2(tmp_path, faces):
                               timeout=300)
         assert proc.returncode == 2, proc.stderr
         assert proc.stderr.strip().startswith("error:") and "Traceback" not in proc.stderr
+
+
+def test_age_bands_cover_every_age_once_and_give_infants_their_own():
+    from train_host.evaluate import group_breakdown
+
+    ages = np.arange(0, 117)
+    y = np.zeros_like(ages)
+    pred = (ages <= 2).astype(ages.dtype)  # wrong on infants only
+    bands = group_breakdown(y, pred, ages, None)["age"]
+    assert sum(cell["samples"] for cell in bands.values()) == len(ages)
+    assert bands["0-2"] == {"accuracy": 0.0, "samples": 3}
+    assert all(cell["accuracy"] == 1.0 for name, cell in bands.items() if name != "0-2")
