@@ -115,12 +115,25 @@ def test_the_commands_turn_bad_data_into_one_line_and_exit_2(tmp_path, faces):
 
 
 def test_age_bands_cover_every_age_once_and_give_infants_their_own():
-    from train_host.evaluate import group_breakdown
+    from train_host.evaluate import AGE_BANDS, group_breakdown
 
+    assert all(sum(lo <= age <= hi for lo, hi in AGE_BANDS) == 1 for age in range(117))
     ages = np.arange(0, 117)
     y = np.zeros_like(ages)
     pred = (ages <= 2).astype(ages.dtype)  # wrong on infants only
     bands = group_breakdown(y, pred, ages, None)["age"]
-    assert sum(cell["samples"] for cell in bands.values()) == len(ages)
-    assert bands["0-2"] == {"accuracy": 0.0, "samples": 3}
+    assert bands["0-2"] == {"accuracy": 0.0, "samples": 3, "correct": 0}
     assert all(cell["accuracy"] == 1.0 for name, cell in bands.items() if name != "0-2")
+
+
+def test_group_accuracy_is_printed_from_the_counts_not_rounded_twice():
+    from train_host.evaluate import format_report, group_breakdown
+
+    ages = np.zeros(328, dtype=np.int64)
+    y = np.zeros(328, dtype=np.int64)
+    pred = np.r_[np.zeros(194), np.ones(134)].astype(np.int64)  # 194 of 328 = 59.146%
+    groups = group_breakdown(y, pred, ages, None)
+    assert groups["age"]["0-2"]["accuracy"] == 0.5915
+    result = {"model": "m", "data": "d", "samples": 328, "accuracy": 0.5915,
+              "per_class": {}, "age": groups["age"]}
+    assert "59.1%" in format_report(result, [])
