@@ -129,11 +129,22 @@ def test_age_bands_cover_every_age_once_and_give_infants_their_own():
 def test_group_accuracy_is_printed_from_the_counts_not_rounded_twice():
     from train_host.evaluate import format_report, group_breakdown
 
-    ages = np.zeros(328, dtype=np.int64)
+    ages = np.full(328, 30, dtype=np.int64)
     y = np.zeros(328, dtype=np.int64)
     pred = np.r_[np.zeros(194), np.ones(134)].astype(np.int64)  # 194 of 328 = 59.146%
     groups = group_breakdown(y, pred, ages, None)
-    assert groups["age"]["0-2"]["accuracy"] == 0.5915
-    result = {"model": "m", "data": "d", "samples": 328, "accuracy": 0.5915,
-              "per_class": {}, "age": groups["age"]}
-    assert "59.1%" in format_report(result, [])
+    assert groups["age"]["30-44"]["accuracy"] == 0.5915
+    result = {"model": "m", "data": "d", "samples": 328, "accuracy": 0.5915, "per_class": {}, "age": groups["age"]}
+    assert "30-44:  59.1% (328 faces)" in [line.strip() for line in format_report(result, []).splitlines()]
+
+
+def test_class_recall_is_printed_from_the_confusion_counts_not_rounded_twice():
+    from train_host.evaluate import format_report, metrics
+
+    y = np.zeros(328, dtype=np.int64)
+    probs = np.zeros((328, 2))
+    probs[np.arange(328), np.r_[np.zeros(194), np.ones(134)].astype(np.int64)] = 1.0
+    result = metrics(y, probs, ["woman", "man"]) | {"model": "m", "data": "d"}
+    assert result["per_class"]["woman"]["recall"] == 0.5915
+    woman = next(line for line in format_report(result, ["woman", "man"]).splitlines() if "woman" in line)
+    assert woman.split()[2] == "59.1%"

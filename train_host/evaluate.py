@@ -29,8 +29,8 @@ from edge.preprocess import PIXEL_OFFSET, PIXEL_SCALE, CropSpec, normalize
 from train_host.augment import resize_batch
 from train_host.data import ADULT_AGE_DEFAULT, RACE_NAMES, DataError, FaceSet, load
 
-# Infants (0-2) have a band of their own: the shipped gender model scores about 60% on them, where always
-# answering "man" scores 56%, and folded into 0-12 they hid how differently 3-12-year-olds score.
+# Infants (0-2) have a band of their own: folded into 0-12 they hid how differently 3-12-year-olds score
+# (the gender model shipped in November 2026: about 60% on infants, 77% on ages 3-12; see the README).
 AGE_BANDS = ((0, 2), (3, 12), (13, 17), (18, 29), (30, 44), (45, 59), (60, 200))
 ADULT_AGE = ADULT_AGE_DEFAULT
 
@@ -137,25 +137,32 @@ def confusion(y: np.ndarray, pred: np.ndarray, num_classes: int) -> np.ndarray:
     return matrix
 
 
+def class_figures(matrix: np.ndarray, i: int) -> tuple[float, float, float, int]:
+    """Precision, recall, F1 and support of class ``i`` from a confusion matrix of counts (true class per row)."""
+    tp = matrix[i, i]
+    predicted, actual = matrix[:, i].sum(), matrix[i, :].sum()
+    precision = float(tp / predicted) if predicted else 0.0
+    recall = float(tp / actual) if actual else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, recall, f1, int(actual)
+
+
 def metrics(y: np.ndarray, probs: np.ndarray, labels: Sequence[str]) -> dict:
     """Accuracy, per-class precision/recall/F1/support and the confusion matrix."""
     pred = probs.argmax(axis=1)
     matrix = confusion(y, pred, len(labels))
     per_class = {}
     for i, label in enumerate(labels):
-        tp = matrix[i, i]
-        predicted, actual = matrix[:, i].sum(), matrix[i, :].sum()
-        precision = tp / predicted if predicted else 0.0
-        recall = tp / actual if actual else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_class[label] = {"precision": round(float(precision), 4), "recall": round(float(recall), 4),
-                            "f1": round(float(f1), 4), "support": int(actual)}
+        precision, recall, f1, support = class_figures(matrix, i)
+        per_class[label] = {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4),
+                            "support": support}
     return {"accuracy": round(float((pred == y).mean()), 4), "samples": int(len(y)), "per_class": per_class,
             "confusion": matrix.tolist()}
 
 
 def group_breakdown(y: np.ndarray, pred: np.ndarray, age: np.ndarray | None, race: np.ndarray | None) -> dict:
-    """Accuracy per age band, per race group and for adults only (when the data has them)."""
+    """Accuracy, face count and right-answer count per age band, per race group and for adults only (when the
+    data has them); the count lets a report print the exact figure at any precision."""
     out: dict[str, dict] = {}
     correct = pred == y
 
@@ -194,10 +201,13 @@ def format_report(result: dict, labels: Sequence[str]) -> str:
              f"accuracy: {100 * result['accuracy']:.2f}%"
              + (" (each face averaged with its mirror image)" if result.get("flip_average") else ""), "",
              f"{'class':>10} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>8}"]
-    for label in labels:
+    matrix = np.asarray(result["confusion"]) if result.get("confusion") is not None else None
+    for i, label in enumerate(labels):
         c = result["per_class"][label]
-        lines.append(f"{label:>10} {100 * c['precision']:>8.1f}% {100 * c['recall']:>6.1f}% "
-                     f"{100 * c['f1']:>5.1f}% {c['support']:>8}")
+        # From the counts when they are there: the stored figures are already rounded to 4 decimals.
+        precision, recall, f1, support = (class_figures(matrix, i) if matrix is not None else
+                                          (c["precision"], c["recall"], c["f1"], c["support"]))
+        lines.append(f"{label:>10} {100 * precision:>8.1f}% {100 * recall:>6.1f}% {100 * f1:>5.1f}% {support:>8}")
     for group in ("age", "race"):
         if group in result:
             lines.append("")
