@@ -488,8 +488,9 @@ def test_the_page_shows_the_stream_and_live_statistics_in_chromium(browser, live
         widths = {first["width"]}
         # MJPEG frames keep arriving: the <img> shows both photos (512 and 1126 px wide) in turn
         wait_for(lambda: widths.add(state()["width"]) or widths >= {512, 1126}, "frames of both photos")
+        # (width > 0: while the next MJPEG part replaces the picture on a loaded machine, naturalWidth can read 0)
         later = wait_for(lambda: (s := state())["updates"] >= first["updates"] + 3 and s["summary"] != first["summary"]
-                         and s, "the statistics to change")
+                         and s["width"] > 0 and s, "the statistics to change")
         assert later["updates"] > first["updates"]
         assert output.hub.encoded >= 2
         # what the page shows is what the pipeline produced for one of the frames fed
