@@ -48,14 +48,35 @@ from edge.tracking import iou
 REGRESSORS = 16  # box centre x, y, width, height, then 6 keypoints (x, y)
 NEAR_FULL_SCAN = 3  # detect_near with this many known faces or more runs one whole-frame scan instead
 NEAR_SIZE_RANGE = (0.5, 2.0)  # a face found near a known one must be this many times its side
+# The close-up fallback runs the short-range model at the frame's aspect with this long side (96x128 for 4:3):
+# no letterbox padding, so the face is as large in the input as the frame allows, for 30% less than 128x128.
+FALLBACK_SIDE = 128
+TILE_SHARE = 0.55  # small_faces: each of the four tiles is this share of the frame's width and height
+TILE_MERGE_IOU = 0.3  # a tile's box overlapping a box already found by more than this is the same face
 
 
-def ssd_anchors(size: int, strides: list[int], per_layer: int) -> np.ndarray:
-    """Anchor centres (N, 2), normalised, in the model's output order (MediaPipe's SsdAnchorsCalculator).
+def tiles(rows: int, cols: int) -> list[tuple[int, int, int, int]]:
+    """Four overlapping windows (x0, y0, x1, y1), one per corner, each ``TILE_SHARE`` of the frame per side.
 
+    In a tile the whole-frame model sees faces 1.8x larger than in the whole
+    frame: on faces pasted at 24-44 px into 640x480 windows of their own photos,
+    85-100% found against 4-87% without tiles (``python -m
+    train_host.detector_sets``). A face cut by a tile's edge is whole in the
+    frame scan or in the neighbouring tile (they overlap by 10% of the frame).
+    """
+    tw, th = int(round(cols * TILE_SHARE)), int(round(rows * TILE_SHARE))
+    return [(x0, y0, x0 + tw, y0 + th) for y0 in (0, rows - th) for x0 in (0, cols - tw)]
+
+
+def ssd_anchors(size: int | tuple[int, int], strides: list[int], per_layer: int) -> np.ndarray:
+    """Anchor centres (N, 2: x, y), normalised, in the model's output order (MediaPipe's SsdAnchorsCalculator).
+
+    ``size`` is the input's side, or its ``(height, width)`` for a model run
+    at another shape than its own (:meth:`BlazeFaceModel.raw`'s ``side``).
     Consecutive layers with the same stride share one grid; each such layer adds
     ``per_layer`` anchors per cell (2 with the interpolated aspect ratio, else 1).
     """
+    height, width = (size, size) if isinstance(size, int) else size
     anchors: list[np.ndarray] = []
     layer = 0
     while layer < len(strides):
@@ -63,8 +84,8 @@ def ssd_anchors(size: int, strides: list[int], per_layer: int) -> np.ndarray:
         while same < len(strides) and strides[same] == strides[layer]:
             same += 1
         repeats = per_layer * (same - layer)
-        cells = size // strides[layer]
-        ys, xs = np.meshgrid((np.arange(cells) + 0.5) / cells, (np.arange(cells) + 0.5) / cells, indexing="ij")
+        rows, cols = height // strides[layer], width // strides[layer]
+        ys, xs = np.meshgrid((np.arange(rows) + 0.5) / rows, (np.arange(cols) + 0.5) / cols, indexing="ij")
         grid = np.stack([xs.ravel(), ys.ravel()], axis=1)
         anchors.append(np.repeat(grid, repeats, axis=0))
         layer = same
@@ -149,24 +170,42 @@ def shrink(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
-def decode(logits: np.ndarray, regressors: np.ndarray, anchors: np.ndarray, size: int,
+def decode(logits: np.ndarray, regressors: np.ndarray, anchors: np.ndarray, size: int | tuple[int, int],
            threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """Boxes (K, 4: x0, y0, x1, y1, normalised) and scores of the anchors scoring above ``threshold``.
 
-    ``logits`` (N,) and ``regressors`` (N, >= 4) are the model's raw outputs.
-    The threshold is compared in logit space (``sigmoid`` is monotonic), so only
-    the few anchors that pass are decoded, out of 2304 (full) or 896 (short).
+    ``logits`` (N,) and ``regressors`` (N, >= 4) are the model's raw outputs;
+    ``size`` the input's side or ``(height, width)``. The threshold is compared
+    in logit space (``sigmoid`` is monotonic), so only the few anchors that pass
+    are decoded, out of 2304 (full) or 896 (short).
     """
     keep = np.flatnonzero(logits > np.float32(math.log(threshold / (1 - threshold))))
     if keep.size == 0:
         return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
-    raw = regressors[keep, :4] * np.float32(1 / size)
+    height, width = (size, size) if isinstance(size, int) else size
+    raw = regressors[keep, :4] * np.array([1 / width, 1 / height, 1 / width, 1 / height], np.float32)
     centre = raw[:, :2] + anchors[keep]
     half = raw[:, 2:4] * np.float32(0.5)
     valid = np.all(half > 0, axis=1)
     boxes = np.concatenate([centre - half, centre + half], axis=1)[valid]
     scores = 1 / (1 + np.exp(-np.clip(logits[keep][valid], -80, 80)))
     return boxes, scores.astype(np.float32)
+
+
+@dataclass
+class Graph:
+    """One interpreter of a model at one input shape, with its anchors and tensor indices."""
+
+    interpreter: Any
+    height: int
+    width: int
+    anchors: np.ndarray
+    input: int
+    boxes: int
+    scores: int
+
+
+RESHAPED_GRAPHS = 4  # interpreters kept per model for other input shapes (a stream needs one)
 
 
 class BlazeFaceModel:
@@ -183,33 +222,78 @@ class BlazeFaceModel:
         self.path = str(path)
         self.mapping = mapping
         self.task_mappings = dict(task_mappings or {})
-        try:
-            self.interpreter = make_interpreter(self.path, threads)
-        except ImportError:
-            raise
-        except Exception as exc:  # the runtime raises ValueError/RuntimeError for corrupt flatbuffers
-            raise ModelError(f"{self.path}: not a loadable TFLite model ({str(exc).splitlines()[0]})") from None
+        self.strides, self.per_layer, self.threads = list(strides), int(per_layer), int(threads)
+        self.interpreter = self._load()
         inputs = self.interpreter.get_input_details()
         shape = [int(v) for v in inputs[0]["shape"]] if len(inputs) == 1 else []
         if len(shape) != 4 or shape[0] != 1 or shape[1] != shape[2] or shape[3] != 3 or (
                 np.dtype(inputs[0]["dtype"]) != np.float32):
             raise ModelError(f"{self.path}: input {shape or len(inputs)} is not one float32 [1, size, size, 3]")
         self.size = shape[1]
-        self.anchors = ssd_anchors(self.size, strides, per_layer)
-        n = len(self.anchors)
-        outputs = {int(o["shape"][-1]): o for o in self.interpreter.get_output_details()
-                   if [int(v) for v in o["shape"]][:2] == [1, n]}
-        if len(self.interpreter.get_output_details()) != 2 or set(outputs) != {REGRESSORS, 1}:
-            got = [[int(v) for v in o["shape"]] for o in self.interpreter.get_output_details()]
+        self.graph = self._graph(self.interpreter, self.size, self.size)
+        self.anchors = self.graph.anchors
+        self._in, self._boxes, self._scores = self.graph.input, self.graph.boxes, self.graph.scores
+        self._reshaped: dict[tuple[int, int], Graph] = {}
+
+    def _load(self) -> Any:
+        try:
+            return make_interpreter(self.path, self.threads)
+        except ImportError:
+            raise
+        except Exception as exc:  # the runtime raises ValueError/RuntimeError for corrupt flatbuffers
+            raise ModelError(f"{self.path}: not a loadable TFLite model ({str(exc).splitlines()[0]})") from None
+
+    def _graph(self, interpreter: Any, height: int, width: int) -> Graph:
+        """``interpreter`` (input ``height`` x ``width``) with its anchors, its outputs checked."""
+        anchors = ssd_anchors((height, width), self.strides, self.per_layer)
+        n = len(anchors)
+        details = interpreter.get_output_details()
+        outputs = {int(o["shape"][-1]): o for o in details if [int(v) for v in o["shape"]][:2] == [1, n]}
+        if len(details) != 2 or set(outputs) != {REGRESSORS, 1}:
+            got = [[int(v) for v in o["shape"]] for o in details]
             raise ModelError(f"{self.path}: outputs {got} are not BlazeFace's [1, {n}, {REGRESSORS}] and [1, {n}, 1]")
-        self._in = inputs[0]["index"]
-        self._boxes, self._scores = outputs[REGRESSORS]["index"], outputs[1]["index"]
+        return Graph(interpreter, height, width, anchors, interpreter.get_input_details()[0]["index"],
+                     outputs[REGRESSORS]["index"], outputs[1]["index"])
+
+    def shape_for(self, rows: int, cols: int, side: int | None) -> tuple[int, int]:
+        """The input (height, width) for a ``rows`` x ``cols`` image: the model's own square, or with ``side``
+        the image's aspect at a long side of ``side`` (multiples of the coarsest stride, so no pixel is wasted
+        on letterbox padding and the scale is chosen, not fixed by the model)."""
+        if side is None:
+            return self.size, self.size
+        step = max(self.strides)
+        short = max(step, int(round(side * min(rows, cols) / max(rows, cols) / step)) * step)
+        return (short, side) if cols >= rows else (side, short)
+
+    def reshaped(self, height: int, width: int) -> Graph:
+        """The model with a ``height`` x ``width`` input (BlazeFace's graph is convolutional up to its outputs).
+
+        A ModelError if this file cannot take another shape (the int8 full-range
+        model made here has fixed reshapes). Kept for the next frame of that shape.
+        """
+        if (height, width) == (self.size, self.size):
+            return self.graph
+        graph = self._reshaped.get((height, width))
+        if graph is None:
+            interpreter = self._load()
+            try:
+                interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], [1, height, width, 3])
+                interpreter.allocate_tensors()
+            except (RuntimeError, ValueError) as exc:
+                raise ModelError(f"{self.path}: cannot run at {width}x{height} ({str(exc).splitlines()[0]})") from None
+            graph = self._graph(interpreter, height, width)
+            if len(self._reshaped) >= RESHAPED_GRAPHS:
+                self._reshaped.pop(next(iter(self._reshaped)))
+            self._reshaped[(height, width)] = graph
+        return graph
 
     def raw(self, image: np.ndarray, threshold: float, nms_iou: float,
-            lap: Callable[[str], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+            lap: Callable[[str], None] | None = None, side: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The model's own boxes (K, 4: x0, y0, x1, y1 in ``image``'s pixels, float32) and scores, best first.
 
-        ``image`` is gray or BGR. ``lap(step)`` is called after each step (``python -m
+        ``image`` is gray or BGR; ``side`` runs the model at the image's aspect
+        with that long side (:meth:`shape_for`) instead of its own square.
+        ``lap(step)`` is called after each step (``python -m
         edge.detectors.profile`` times them): ``resize``, ``colour``, ``input``
         (letterbox padding and ``x / 127.5 - 1`` straight into the interpreter's
         input tensor, no ``set_tensor`` copy), ``invoke``, ``decode``, ``nms``,
@@ -217,43 +301,44 @@ class BlazeFaceModel:
         """
         lap = lap or _no_lap
         height, width = image.shape[:2]
-        scale = self.size / max(height, width)
-        w, h = max(1, min(self.size, round(width * scale))), max(1, min(self.size, round(height * scale)))
+        graph = self.reshaped(*self.shape_for(height, width, side))
+        scale = min(graph.width / width, graph.height / height)
+        w, h = max(1, min(graph.width, round(width * scale))), max(1, min(graph.height, round(height * scale)))
         small = shrink(image, w, h)
         lap("resize")
         small = cv2.cvtColor(small, cv2.COLOR_GRAY2RGB if small.ndim == 2 else cv2.COLOR_BGR2RGB)
         lap("colour")
-        px, py = (self.size - w) // 2, (self.size - h) // 2
+        px, py = (graph.width - w) // 2, (graph.height - h) // 2
         # Views of the interpreter's own tensors, not copies; all dropped before the next invoke, which the
         # runtime refuses while one is alive.
-        tensor = self.interpreter.tensor(self._in)()[0]
+        tensor = graph.interpreter.tensor(graph.input)()[0]
         tensor.fill(-1.0)
         region = tensor[py:py + h, px:px + w]
         np.multiply(small, np.float32(1 / 127.5), out=region, casting="unsafe")
         np.subtract(region, np.float32(1.0), out=region)
         del tensor, region
         lap("input")
-        self.interpreter.invoke()
+        graph.interpreter.invoke()
         lap("invoke")
-        logits = self.interpreter.tensor(self._scores)().reshape(-1)
-        regressors = self.interpreter.tensor(self._boxes)()[0]
-        boxes, scores = decode(logits, regressors, self.anchors, self.size, threshold)
+        logits = graph.interpreter.tensor(graph.scores)().reshape(-1)
+        regressors = graph.interpreter.tensor(graph.boxes)()[0]
+        boxes, scores = decode(logits, regressors, graph.anchors, (graph.height, graph.width), threshold)
         del logits, regressors
         lap("decode")
         if not len(scores):
             return boxes, scores
         merged, merged_scores = weighted_nms(boxes, scores, nms_iou)
         lap("nms")
-        merged *= np.float32(self.size)
+        merged *= np.array([graph.width, graph.height, graph.width, graph.height], np.float32)
         merged -= np.array([px, py, px, py], np.float32)
         merged *= np.float32(1 / scale)
         lap("unletterbox")
         return merged, merged_scores
 
     def run(self, image: np.ndarray, threshold: float, nms_iou: float,
-            lap: Callable[[str], None] | None = None) -> list[tuple[FaceBox, float]]:
+            lap: Callable[[str], None] | None = None, side: int | None = None) -> list[tuple[FaceBox, float]]:
         """Haar-like boxes in ``image``'s pixels (with each task's crop) and their scores, best first."""
-        boxes, scores = self.raw(image, threshold, nms_iou, lap)
+        boxes, scores = self.raw(image, threshold, nms_iou, lap, side)
         out = []
         for b, s in zip(boxes.tolist(), scores.tolist()):
             crops = {task: m.apply(*b) for task, m in self.task_mappings.items()}
@@ -268,7 +353,8 @@ def _no_lap(step: str) -> None:
 
 
 class BlazeFaceDetector:
-    """Whole frames with ``settings.model`` (``short`` as a fallback), known faces' neighbourhoods with ``short``."""
+    """Whole frames with ``settings.model`` (``short`` for close-ups it misses, four tiles for small faces when
+    ``small_faces``), known faces' neighbourhoods with ``short``."""
 
     color = True  # BlazeFace wants the colour frame (a gray one works, replicated to three channels)
 
@@ -286,17 +372,36 @@ class BlazeFaceDetector:
         near = main if settings.model == "short" else load_model(manifest, "blazeface_short", 1)
         return cls(main, near, settings)
 
-    def _run(self, model: BlazeFaceModel, image: np.ndarray, threshold: float | None = None) -> list[Box]:
+    def _run(self, model: BlazeFaceModel, image: np.ndarray, threshold: float | None = None,
+             side: int | None = None) -> list[Box]:
         threshold = self.settings.score_threshold if threshold is None else threshold
-        return [box for box, _ in model.run(image, threshold, self.settings.nms_iou)]
+        return [box for box, _ in model.run(image, threshold, self.settings.nms_iou, side=side)]
 
-    def detect(self, image: np.ndarray) -> list[Box]:
-        """Face boxes (Haar-like squares) in full-resolution coordinates, largest first."""
+    def _whole(self, image: np.ndarray) -> list[Box]:
+        """The whole-frame model on ``image``, then the close-up fallback where it finds nothing."""
         if image.ndim not in (2, 3) or image.dtype != np.uint8 or min(image.shape[:2]) < 1:
             raise ValueError("detector needs an 8-bit gray or BGR frame")
         boxes = self._run(self.main, image)
         if not boxes and self.settings.fallback and self.near is not self.main:
-            boxes = self._run(self.near, image, self.settings.fallback_threshold)
+            boxes = self._run(self.near, image, self.settings.fallback_threshold, FALLBACK_SIDE)
+        return boxes
+
+    def detect(self, image: np.ndarray) -> list[Box]:
+        """Face boxes (Haar-like squares) in full-resolution coordinates, largest first.
+
+        Where the whole-frame model finds nothing, the short-range model looks
+        again at the frame's own aspect (:data:`FALLBACK_SIDE`): the full-range
+        model misses nearly every face that fills the photo (6 of 300 enlarged
+        UTKFace chips), the short-range one finds them. With ``small_faces`` the
+        whole-frame model also scans four overlapping tiles (:func:`tiles`).
+        """
+        boxes = self._whole(image)
+        if self.settings.small_faces:
+            for x0, y0, x1, y1 in tiles(*image.shape[:2]):
+                for box in self._run(self.main, image[y0:y1, x0:x1]):
+                    moved = box.moved(x0, y0) if isinstance(box, FaceBox) else (box[0] + x0, box[1] + y0, *box[2:])
+                    if all(iou(moved, other) < TILE_MERGE_IOU for other in boxes):
+                        boxes.append(moved)
         boxes.sort(key=lambda b: b[2] * b[3], reverse=True)
         return boxes
 
@@ -306,14 +411,16 @@ class BlazeFaceDetector:
         In such a window the face fills a third to a half of the width, which is
         what the short-range model is made for (about 1 ms per face against
         3-4 ms for a whole-frame scan); from ``NEAR_FULL_SCAN`` known faces on,
-        one whole-frame scan is cheaper and is run instead. A face found must be
-        0.5-2x the known one's size. Returns full-frame boxes, largest first,
-        duplicates merged.
+        one whole-frame scan (no tiles) is cheaper and is run instead, and only
+        the known faces it misses (small ones, in a room) are searched for
+        one by one. A face found must be 0.5-2x the known one's size. Returns
+        full-frame boxes, largest first, duplicates merged.
         """
-        if len(boxes) >= NEAR_FULL_SCAN:
-            return self.detect(image)
-        rows, cols = image.shape[:2]
         found: list[Box] = []
+        if len(boxes) >= NEAR_FULL_SCAN:
+            found = self._whole(image)
+            boxes = [known for known in boxes if all(iou(known, other) < 0.3 for other in found)]
+        rows, cols = image.shape[:2]
         for x, y, w, h in boxes:
             side = max(w, h)
             pad = int(round(side * self.settings.roi_margin))
