@@ -53,6 +53,11 @@ NEAR_SIZE_RANGE = (0.5, 2.0)  # a face found near a known one must be this many 
 FALLBACK_SIDE = 128
 TILE_SHARE = 0.55  # small_faces: each of the four tiles is this share of the frame's width and height
 TILE_MERGE_IOU = 0.3  # a tile's box overlapping a box already found by more than this is the same face
+# A known face narrower than this share of the frame's long side (64 px at 640x480) may be too small for the
+# whole-frame model (it finds 89% of 44 px faces, 96% of 54 px ones): with small_faces, a crowd's near search
+# looks for it on its own. Larger ones it misses are gone (searching for them put boxes on necks and shirts
+# next to real faces in the Hamilton clip).
+SMALL_FACE_SHARE = 0.1
 
 
 def tiles(rows: int, cols: int) -> list[tuple[int, int, int, int]]:
@@ -411,16 +416,22 @@ class BlazeFaceDetector:
         In such a window the face fills a third to a half of the width, which is
         what the short-range model is made for (about 1 ms per face against
         3-4 ms for a whole-frame scan); from ``NEAR_FULL_SCAN`` known faces on,
-        one whole-frame scan (no tiles) is cheaper and is run instead, and only
-        the known faces it misses (small ones, in a room) are searched for
-        one by one. A face found must be 0.5-2x the known one's size. Returns
+        one whole-frame scan (never the tiles) is cheaper and is run instead;
+        with ``small_faces``, the known faces too small for it
+        (:data:`SMALL_FACE_SHARE`) that it misses are then searched for one by
+        one. A face found must be 0.5-2x the known one's size. Returns
         full-frame boxes, largest first, duplicates merged.
         """
         found: list[Box] = []
+        rows, cols = image.shape[:2]
         if len(boxes) >= NEAR_FULL_SCAN:
             found = self._whole(image)
-            boxes = [known for known in boxes if all(iou(known, other) < 0.3 for other in found)]
-        rows, cols = image.shape[:2]
+            if not self.settings.small_faces:
+                found.sort(key=lambda b: b[2] * b[3], reverse=True)
+                return found
+            small = SMALL_FACE_SHARE * max(rows, cols)
+            boxes = [known for known in boxes if max(known[2], known[3]) < small and all(
+                iou(known, other) < 0.3 for other in found)]
         for x, y, w, h in boxes:
             side = max(w, h)
             pad = int(round(side * self.settings.roi_margin))
