@@ -40,7 +40,7 @@ LAYERS: dict[int, tuple[str, tuple[str, ...]]] = {
     3: ("assembly: the pipeline and the outputs registry", ("edge.pipeline", "edge.outputs.registry")),
     4: ("settings from the TOML and from the command line", ("edge.config", "edge.cli")),
     5: ("applications", ("edge.analyze", "edge.api", "edge.check", "edge.daemon", "edge.bench.row",
-                         "edge.bench.__main__", "edge.bench", "edge.detectors.profile")),
+                         "edge.bench.__main__", "edge.bench", "edge.bench.profile")),
     6: ("the entry point", ("edge.__main__",)),
 }
 LAYER_OF = {module: level for level, (_, modules) in LAYERS.items() for module in modules}

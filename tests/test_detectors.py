@@ -440,15 +440,21 @@ def test_a_manifest_without_task_mappings_cuts_every_classifier_from_the_box(bla
     assert crop_box((1, 2, 3, 3), "gender") == (1, 2, 3, 3)  # a plain tuple (Haar's boxes)
 
 
-def test_the_profile_times_every_step_and_refuses_a_folder_without_images(tmp_path, capsys):
-    from edge.detectors import profile
+def test_the_profile_times_every_step_of_each_backend_and_refuses_bad_input(tmp_path, capsys):
+    from edge.bench import profile
 
     assert profile.main(["--repeat", "1", "--threads", "1"]) == 0
     out = capsys.readouterr().out
+    blaze, _, haar = out.partition("haar (paper mode): ")
+    assert blaze.startswith("blazeface, model full, 1 thread(s): 7 frames")
     for step in profile.STEPS:
-        assert step in out
+        assert f"\n{step} " in blaze
+    for step in profile.HAAR_STEPS:
+        assert f"\n{step} " in haar
     assert profile.main(["--source", str(tmp_path)]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [f"error: {tmp_path}: no readable images"]
+    assert profile.main(["--backends", "yolo"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --backends: unknown yolo (known: haar, blazeface)"
 
 
 def test_a_crowd_of_small_known_faces_is_found_again_without_scanning_the_tiles(manifest, samples, monkeypatch):

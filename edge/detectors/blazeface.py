@@ -22,7 +22,7 @@ classifiers, and what MediaPipe's graph does around them is done here:
   ``box_mapping_by_task`` (fitted per classifier on its training faces), each
   box also carries the crop for each task (:class:`~edge.detectors.base.FaceBox`).
 
-``python -m edge.detectors.profile`` times each of these steps.
+``python -m edge.bench.profile`` times each of these steps.
 
 Both models and their sha256, input spec, anchors and mapping are listed in the
 ``detectors`` section of ``models/manifest.json`` and checked at load time.
@@ -151,7 +151,7 @@ def shrink(image: np.ndarray, width: int, height: int) -> np.ndarray:
     at least the target size) takes its fast path, and the bilinear step that
     remains is under 2x, where it hardly aliases: ~0.3 ms, pixels within 0.8
     grey levels of ``INTER_AREA`` on average, the same faces found on samples/
-    and ../shared/media (``python -m edge.detectors.profile`` times it).
+    and ../shared/media (``python -m edge.bench.profile`` times it).
     Below a 3x reduction the image is small next to the model's input and
     ``INTER_AREA`` costs little, so it is used as it is: the short-range
     fallback on a FER-2013 chip (288 -> 128 px) with the two steps lost 15 of
@@ -299,7 +299,7 @@ class BlazeFaceModel:
         ``image`` is gray or BGR; ``side`` runs the model at the image's aspect
         with that long side (:meth:`shape_for`) instead of its own square.
         ``lap(step)`` is called after each step (``python -m
-        edge.detectors.profile`` times them): ``resize``, ``colour``, ``input``
+        edge.bench.profile`` times them): ``resize``, ``colour``, ``input``
         (letterbox padding and ``x / 127.5 - 1`` straight into the interpreter's
         input tensor, no ``set_tensor`` copy), ``invoke``, ``decode``, ``nms``,
         ``unletterbox``.

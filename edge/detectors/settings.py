@@ -54,7 +54,7 @@ class BlazeFaceSettings:
     its invoke is most of a frame's time, and a second thread takes about a
     quarter of it off the calling thread's critical path (full range on the
     2-core x86 PC: 3.7 -> ~3.2 ms of the caller's CPU time, for ~20% more CPU
-    in all; ``python -m edge.detectors.profile``), which every Pi (4 cores)
+    in all; ``python -m edge.bench.profile``), which every Pi (4 cores)
     has to spare. Set 1 where other work keeps the cores busy. With
     ``model = "full"`` (or ``"full_float32"``) the short-range model (near search, fallback) runs on
     one: its 128x128 graph gains nothing from a second; with ``model =
