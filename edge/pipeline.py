@@ -18,7 +18,7 @@ import numpy as np
 from edge.classifier import Classifier
 from edge.detectors import Detector, DetectorSettings, ScanSchedule, crop_box, make_detector
 from edge.manifest import Manifest, ModelEntry, default_models_dir
-from edge.preprocess import crop_face, to_gray
+from edge.preprocess import crop_face, to_bgr, to_gray
 from edge.results import FaceResult, FrameResult
 from edge.settings import ConfigError
 from edge.sources import Frame
@@ -46,6 +46,20 @@ class ModelSettings:
     def validate(self) -> None:
         if not 1 <= self.threads <= 16:
             raise ConfigError(f"threads: {self.threads} is outside 1..16")
+
+
+def clip_box(box: tuple[int, int, int, int], width: int, height: int) -> tuple[int, int, int, int]:
+    """``box`` cut to the ``width`` x ``height`` frame: what a result reports, draws and crops.
+
+    BlazeFace finds faces cut by the frame's edge and draws their whole square,
+    partly outside; the classifiers still get that square (edge pixels
+    repeated, :func:`~edge.preprocess.crop_padded`), tracking keeps it, and the
+    result says where the face is in the picture.
+    """
+    x, y, w, h = box
+    x0, y0 = min(max(x, 0), width - 1), min(max(y, 0), height - 1)
+    x1, y1 = max(min(x + w, width), x0 + 1), max(min(y + h, height), y0 + 1)
+    return x0, y0, x1 - x0, y1 - y0
 
 
 def _now() -> float:
@@ -110,11 +124,12 @@ class Pipeline:
         t4 = _now()
         gender_probs = self.gender.predict(gender_faces)
         t5 = _now()
-        faces = self._label(boxes, emotion_probs, gender_probs, t5 if now is None else now, box_scale, independent)
+        width, height = int(round(gray.shape[1] * box_scale[0])), int(round(gray.shape[0] * box_scale[1]))
+        faces = self._label(boxes, emotion_probs, gender_probs, t5 if now is None else now, box_scale, independent,
+                            width, height)
         t6 = _now()
         result = FrameResult(
-            index=self._index, width=int(round(gray.shape[1] * box_scale[0])),
-            height=int(round(gray.shape[0] * box_scale[1])), faces=faces, detection=detection,
+            index=self._index, width=width, height=height, faces=faces, detection=detection,
             timings_ms={"convert": (t1 - t0) * 1e3, "detect": (t2 - t1) * 1e3, "crop": (t3 - t2) * 1e3,
                         "emotion": (t4 - t3) * 1e3, "gender": (t5 - t4) * 1e3, "track": (t6 - t5) * 1e3,
                         "total": (t6 - t0) * 1e3},
@@ -128,12 +143,13 @@ class Pipeline:
         A detector that wants colour gets the BGR frame when it has ``gray``'s
         size (else the gray frame: picamera2's lores stream is gray only).
         """
-        image = frame if self.detector.color and frame is not None and frame.ndim == 3 and (
+        image = to_bgr(frame) if self.detector.color and frame is not None and frame.ndim == 3 and (
             frame.shape[:2] == gray.shape[:2]) else gray
         tracked = None if independent or self.tracker is None else [t.box for t in self.tracker.tracks]
         return self.schedule.scan(image, tracked)
 
-    def _label(self, boxes, emotion_probs, gender_probs, now, box_scale, independent) -> list[FaceResult]:
+    def _label(self, boxes, emotion_probs, gender_probs, now, box_scale, independent, width: int,
+               height: int) -> list[FaceResult]:
         e_labels, g_labels = self.emotion.labels, self.gender.labels
         tracking = self.tracker is not None and not independent
         tracks = self.tracker.assign(boxes, now) if tracking else [None] * len(boxes)
@@ -147,6 +163,7 @@ class Pipeline:
             sx, sy = box_scale
             shown = box if box_scale == (1.0, 1.0) else (
                 int(round(box[0] * sx)), int(round(box[1] * sy)), int(round(box[2] * sx)), int(round(box[3] * sy)))
+            shown = clip_box(shown, width, height)
             faces.append(FaceResult(
                 box=shown, track=None if track is None else track.id,
                 emotion=e_labels[e_index], emotion_scores=dict(zip(e_labels, map(float, e_probs))),

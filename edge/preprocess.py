@@ -22,22 +22,32 @@ class FrameError(ValueError):
     """A frame or image that cannot be processed (empty, wrong depth, odd channels)."""
 
 
-def to_gray(image: np.ndarray) -> np.ndarray:
-    """Return an 8-bit single-channel view of ``image``.
+def to_8bit(image: np.ndarray) -> np.ndarray:
+    """``image`` with 8-bit pixels: 16-bit keeps its high byte, float in 0..1 (or 0..255) is scaled.
 
-    Accepts gray (HxW or HxWx1), BGR, BGRA and 16-bit images; anything else is a
-    :class:`FrameError` with a one-line reason, never a crash deep in OpenCV.
+    The one conversion rule every detector's input goes through, so a colour
+    detector and the gray path see the same pixels.
     """
     if not isinstance(image, np.ndarray):
         raise FrameError(f"frame is {type(image).__name__}, not a numpy array")
     if image.size == 0 or image.ndim < 2 or image.shape[0] < 1 or image.shape[1] < 1:
         raise FrameError(f"empty frame of shape {image.shape}")
     if image.dtype == np.uint16:
-        image = (image >> 8).astype(np.uint8)
-    elif image.dtype in (np.float32, np.float64):
-        image = np.clip(image * (255.0 if image.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
-    elif image.dtype != np.uint8:
+        return (image >> 8).astype(np.uint8)
+    if image.dtype in (np.float32, np.float64):
+        return np.clip(image * (255.0 if image.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+    if image.dtype != np.uint8:
         raise FrameError(f"unsupported pixel type {image.dtype}")
+    return image
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """Return an 8-bit single-channel view of ``image``.
+
+    Accepts gray (HxW or HxWx1), BGR, BGRA and 16-bit images; anything else is a
+    :class:`FrameError` with a one-line reason, never a crash deep in OpenCV.
+    """
+    image = to_8bit(image)
     if image.ndim == 2:
         return image
     if image.ndim != 3:
@@ -49,6 +59,28 @@ def to_gray(image: np.ndarray) -> np.ndarray:
         return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     if channels == 4:
         return cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY)
+    raise FrameError(f"frame has {channels} channels, expected 1, 3 or 4")
+
+
+def to_bgr(image: np.ndarray) -> np.ndarray:
+    """``image`` as 8-bit BGR for a colour detector, or 8-bit gray where it has one channel.
+
+    The same rules as :func:`to_gray` (BGRA drops alpha, 16-bit and float
+    become 8-bit), so a BGRA or 16-bit photo finds the same faces as its 8-bit
+    BGR copy; an 8-bit BGR or gray frame is returned as it is.
+    """
+    image = to_8bit(image)
+    if image.ndim == 2:
+        return image
+    if image.ndim != 3:
+        raise FrameError(f"frame has {image.ndim} dimensions, expected 2 or 3")
+    channels = image.shape[2]
+    if channels == 3:
+        return image
+    if channels == 1:
+        return image[:, :, 0]
+    if channels == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
     raise FrameError(f"frame has {channels} channels, expected 1, 3 or 4")
 
 

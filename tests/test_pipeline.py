@@ -59,15 +59,22 @@ def test_a_video_keeps_track_ids_while_faces_move(pipeline, pan_video):
     assert len(ids) <= 4  # two people panning across the frame: a handful of tracks, not one per frame
 
 
-def test_a_face_cut_by_the_frame_edge_is_classified_not_crashed(pipeline, samples):
+def test_a_face_cut_by_the_frame_edge_is_classified_not_crashed(pipeline_factory, samples):
+    """BlazeFace finds a face cut by the edge and draws its box partly outside the frame: the result's box is
+    clipped to the frame (what a user crops or draws), the classifiers still get the whole square."""
+    from edge.detectors import DetectorSettings
+
+    pipeline = pipeline_factory(detector=DetectorSettings(backend="blazeface"))
     image = cv2.imread(str(samples / "astronaut.jpg"))
-    box = pipeline.detector.detect(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))[0]
+    box = pipeline.detector.detect(image)[0]
     x, y, w, h = box
     cut = image[:, x + w // 4:]  # the left quarter of the face is outside the new frame
     result = pipeline.process(cut, independent=True)
+    assert len(result.faces) == 1
     for face in result.faces:
         fx, fy, fw, fh = face.box
-        assert fx >= 0 and fy >= 0
+        assert fx >= 0 and fy >= 0 and fx + fw <= cut.shape[1] and fy + fh <= cut.shape[0]
+        assert face.emotion and face.gender
 
 
 @pytest.mark.parametrize("frame", [
@@ -84,7 +91,12 @@ def test_an_empty_frame_is_a_clear_error(pipeline):
         pipeline.process(np.zeros((0, 0, 3), np.uint8))
 
 
-def test_rgba_and_16_bit_photos_give_the_same_faces_as_8_bit(pipeline, samples):
+@pytest.mark.parametrize("backend", ["blazeface", "haar"])
+def test_rgba_and_16_bit_photos_give_the_same_faces_as_8_bit(pipeline_factory, samples, backend):
+    """A colour detector gets the same 8-bit BGR pixels as the gray path (alpha dropped, high byte kept)."""
+    from edge.detectors import DetectorSettings
+
+    pipeline = pipeline_factory(detector=DetectorSettings(backend=backend))
     image = cv2.imread(str(samples / "astronaut.jpg"))
     base = pipeline.process(image, independent=True)
     rgba = pipeline.process(cv2.cvtColor(image, cv2.COLOR_BGR2BGRA), independent=True)
