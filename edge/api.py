@@ -149,7 +149,7 @@ class FaceAnalyzer:
     ``models`` is a folder with ``manifest.json`` (default: the models shipped
     with the package), ``variant`` ``"int8"`` (default) or ``"float32"``,
     ``threads`` the classifier threads. ``backend`` picks the face detector by
-    name (``"haar"``, the default, or ``"blazeface"``); ``detector`` sets all
+    name (``"blazeface"``, the default, or ``"haar"``: paper mode); ``detector`` sets all
     its settings (:class:`edge.detectors.DetectorSettings`) and ``smoothing``
     the label smoothing of streams (:class:`edge.tracking.SmoothingSettings`).
     A missing or modified model raises :class:`edge.manifest.ModelError`

@@ -52,7 +52,7 @@ def source_line(config: Config) -> tuple[str, str | None]:
 def detector_line(config: Config, manifest: Manifest) -> str:
     """The detector backend and the file it loads."""
     settings = config.detector
-    backend = getattr(settings, "backend", "haar")
+    backend = settings.backend
     if backend == "haar":
         file = manifest.cascade_path()
         knobs = f"scale {settings.scale_factor}, min_neighbors {settings.min_neighbors}, min_size {settings.min_size}"
@@ -61,7 +61,8 @@ def detector_line(config: Config, manifest: Manifest) -> str:
         names = dict.fromkeys([blaze.entry, "blazeface_short"])
         file = ", ".join(str(manifest.root / str(manifest.detectors.get(n, {}).get("file", n))) for n in names)
         knobs = f"model {blaze.model}, score {blaze.score_threshold}" + (
-            f", short-range fallback at {blaze.fallback_threshold}" if blaze.fallback else "")
+            f", short-range fallback at {blaze.fallback_threshold}" if blaze.fallback else "") + (
+            ", small faces: four tiles per full scan" if blaze.small_faces else "")
     scan = f"full scan every {settings.full_scan_every} frame(s) in streams"
     return f"{backend}: {file} ({', '.join(k for k in (knobs, scan) if k)})"
 

@@ -164,10 +164,13 @@ class Daemon:
 
         assert self.pipeline is not None
         detector = self.config.detector
-        backend = getattr(detector, "backend", "haar")
+        backend = detector.backend
         if backend == "blazeface":
             words = {"full": "full range, int8", "full_float32": "full range, float32", "short": "short range"}
-            backend = f"blazeface ({words.get(detector.blazeface.model, detector.blazeface.model)})"
+            small = ", small faces" if detector.blazeface.small_faces else ""
+            backend = f"blazeface ({words.get(detector.blazeface.model, detector.blazeface.model)}{small})"
+        else:
+            backend = "haar (paper mode)"
         return {"source": source_line(self.config)[0], "emotion_model": Path(self.pipeline.emotion.path).name,
                 "gender_model": Path(self.pipeline.gender.path).name, "detector": backend}
 

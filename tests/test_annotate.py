@@ -30,7 +30,10 @@ def small(path, width, crop=None):
 
 @pytest.fixture(scope="module")
 def pipeline(pipeline_factory):
-    return pipeline_factory(track=False)
+    """Paper mode: the Haar cascade's many boxes (six on the coins) are what crowds the labels."""
+    from edge.detectors import DetectorSettings
+
+    return pipeline_factory(track=False, detector=DetectorSettings(backend="haar"))
 
 
 def scenes(samples):

@@ -38,10 +38,17 @@ def test_check_lists_source_models_detector_and_outputs(samples, tmp_path):
     images = len([p for p in samples.iterdir() if p.suffix in (".jpg", ".png")])
     assert lines["source"].strip() == f"images {samples} ({images} file(s))"
     assert "emotion_mini_xception_int8.tflite" in lines["models"] and "gender_" in lines["models"]
-    assert "haarcascade_frontalface_default.xml" in lines["detector"]
+    assert lines["detector"].strip().startswith("blazeface: ") and "face_detection_full_range_int8.tflite" in (
+        lines["detector"])  # the default detector
     assert "event log -> stdout" in lines["outputs"]
     assert "LEDs (rgb, BCM pins [17, 27, 22]" in proc.stdout
     assert proc.stdout.rstrip().endswith(": OK") and errors(proc) == []
+    paper = Path(config(tmp_path, f'source = "images"\npath = "{samples}"'))
+    paper.write_text(paper.read_text() + '[detector]\nbackend = "haar"\n')
+    proc = edge("--check", "--config", str(paper))
+    assert proc.returncode == 0, proc.stderr
+    detector = next(line for line in proc.stdout.splitlines() if line.startswith("detector:"))
+    assert detector.startswith("detector: haar: ") and "haarcascade_frontalface_default.xml" in detector
 
 
 @pytest.mark.parametrize("camera, message", [

@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FIGURES_DIR = ROOT / "docs" / "figures"
 SHARED = ROOT.parent / "shared"
 VIDEOS = ("simplefr_video2_720p.mp4", "hamilton_short_clip.mp4")
-BENCH_VARIANTS = "int8:1:0,float32:1:0,int8:1:0:det=blazeface"
+BENCH_VARIANTS = "int8:1:0,float32:1:0,int8:1:0:det=haar"
 BLOCK = re.compile(r"<!-- figures:([\w-]+) -->(.*?)<!-- /figures:\1 -->", re.S)
 ANY_MARKER = re.compile(r"<!-- (/?)figures:([\w-]+) -->")
 
@@ -147,6 +147,17 @@ def bench_producer(hold: int | None) -> Callable[[Path], None]:
     return produce
 
 
+DETECTORS = "haar,blazeface,blazeface:small_faces=true,blazeface:model=short,blazeface:fallback=false"
+
+
+def produce_detectors(out: Path) -> None:
+    """Faces each detector finds on every shared set and face size (the table that chose the default)."""
+    if not (SHARED / "data").is_dir() or not (SHARED / "media").is_dir():
+        raise Skip(f"{SHARED / 'data'} or {SHARED / 'media'} not found (the detector table needs ../shared)")
+    run(["-m", "train_host.detector_sets", "--data", "../shared/data", "--media", "../shared/media",
+         "--detectors", DETECTORS, "--json", str(out)])
+
+
 FIGURES: dict[str, Figure] = {
     "models": Figure("read models/manifest.json (no command)", produce_models),
     "labels": Figure("python -m edge analyze ../shared/media/videos/VIDEO [--no-smoothing], both videos",
@@ -155,6 +166,8 @@ FIGURES: dict[str, Figure] = {
                            "docs/figures/bench-stream.json --no-chart", bench_producer(15), timing=True),
     "bench-photos": Figure(f"python -m edge.bench --variants {BENCH_VARIANTS} --json "
                            "docs/figures/bench-photos.json --no-chart", bench_producer(None), timing=True),
+    "detectors": Figure("python -m train_host.detector_sets --data ../shared/data --media ../shared/media "
+                        f"--detectors {DETECTORS} --json docs/figures/detectors.json", produce_detectors, timing=True),
 }
 
 
@@ -203,7 +216,7 @@ def render_labels(labels: dict[str, Any]) -> str:
 def _row_name(row: dict[str, Any]) -> str:
     if "variant" not in row:  # a baseline
         return {"paper": "the paper's pipeline (Keras)", "fer": "`fer`"}.get(row["name"], row["label"])
-    detector = "Haar" if row["detector"]["backend"] == "haar" else "**BlazeFace**"
+    detector = "Haar (paper mode)" if row["detector"]["backend"] == "haar" else "**BlazeFace**"
     threads = f", {row['threads_setting']} threads" if row["threads_setting"] != 1 else ""
     return f"ours, {detector}, {row['variant']}{threads}" + (" (default)" if row.get("default") else "")
 
@@ -289,12 +302,23 @@ def render_bench_photos(bench: dict[str, Any]) -> str:
 
 
 def render_precision(bench: dict[str, Any]) -> str:
-    """int8 against float32 per classifier, from the two Haar rows of one bench run (same frames, same rounds)."""
-    rows = {r["variant"]: r for r in bench["variants"]
-            if r["detector"]["backend"] == "haar" and r["threads_setting"] == 1}
+    """int8 against float32 per classifier, from two rows of one bench run with the same detector (same frames,
+    same rounds): BlazeFace's (the default) where the run has both, else Haar's."""
+    for backend in ("blazeface", "haar"):
+        rows = {r["variant"]: r for r in bench["variants"]
+                if r["detector"]["backend"] == backend and r["threads_setting"] == 1}
+        if {"int8", "float32"} <= set(rows):
+            break
     int8, f32 = rows["int8"]["stages"], rows["float32"]["stages"]
     return (f"{_ms(int8['emotion']['median'])} vs {_ms(f32['emotion']['median'])} ms for emotion, "
             f"{_ms(int8['gender']['median'])} vs {_ms(f32['gender']['median'])} ms for gender, int8 vs float32")
+
+
+def render_detectors(report: dict[str, Any]) -> str:
+    """The detector table as ``python -m train_host.detector_sets`` prints it."""
+    from train_host.detector_sets import markdown
+
+    return "\n" + markdown(report)
 
 
 # block name -> (figure it renders from, formatter)
@@ -306,6 +330,7 @@ BLOCKS: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
     "bench-stream": ("bench-stream", render_bench_stream),
     "bench-photos": ("bench-photos", render_bench_photos),
     "bench-precision": ("bench-photos", render_precision),
+    "detectors-table": ("detectors", render_detectors),
 }
 
 

@@ -76,21 +76,24 @@ class Variant:
 
     @property
     def label(self) -> str:
-        """``int8 t1 full``; scale factor, equalisation and min size only where they differ from the shipped ones.
+        """``int8 t1 blazeface``, ``int8 t1 haar``: the backend, then what differs from the shipped settings.
 
-        Rows with another detector backend name it instead (``int8 t1 blazeface``).
+        BlazeFace rows add the whole-frame model and ``small`` (``small_faces``);
+        Haar rows (paper mode) ``w320`` for a detect width, and scale factor,
+        neighbours, min size and equalisation where they differ from the reference ones.
         """
         shipped, d = DetectorSettings(), self.detector
         flip = "" if self.flip_average == "auto" else f" flip={self.flip_average}"
         if d.backend != "haar":
             model = "" if d.blazeface.model == shipped.blazeface.model else f" {d.blazeface.model}"
-            return f"{self.variant} t{self.threads} {d.backend}{model}{flip}"
-        width = "full" if self.detect_width == 0 else f"w{self.detect_width}"
+            small = " small" if d.blazeface.small_faces else ""
+            return f"{self.variant} t{self.threads} {d.backend}{model}{small}{flip}"
+        width = "" if self.detect_width == 0 else f" w{self.detect_width}"
         extra = "".join((f" sf{d.scale_factor:g}" if d.scale_factor != shipped.scale_factor else "",
                          f" n{d.min_neighbors}" if d.min_neighbors != shipped.min_neighbors else "",
                          f" min{d.min_size}" if d.min_size != shipped.min_size else "",
                          f" eq={d.equalize}" if d.equalize != shipped.equalize else "", flip))
-        return f"{self.variant} t{self.threads} {width}{extra}"
+        return f"{self.variant} t{self.threads} haar{width}{extra}"
 
     def settings(self, models_dir: str) -> tuple[ModelSettings, DetectorSettings]:
         """The row's validated settings, as its own process will build them (``from_mapping``)."""
@@ -109,11 +112,11 @@ class Variant:
 SPEC = re.compile(r"([\w.-]+):(\d+):(\d+)((?::\w+=[\w.]+)*)")
 SPEC_KEYS = {"sf": ("scale_factor", float), "n": ("min_neighbors", int), "min": ("min_size", int),
              "eq": ("equalize", str), "det": ("backend", str), "flip": ("flip_average", str),
-             "bm": ("blazeface_model", str)}
+             "bm": ("blazeface_model", str), "small": ("small_faces", int)}
 SPEC_HELP = ("VARIANT:THREADS:WIDTH[:sf=SCALE_FACTOR][:n=MIN_NEIGHBORS][:min=MIN_SIZE][:eq=hist|clahe|none]"
-             "[:det=haar|blazeface][:bm=full|full_float32|short][:flip=auto|none|emotion|gender|both], "
-             "e.g. int8:1:0,float32:2:320,int8:1:0:sf=1.3:n=3:eq=none,int8:1:0:det=blazeface,"
-             "int8:1:0:det=blazeface:bm=full_float32,int8:1:0:flip=emotion")
+             "[:det=haar|blazeface][:bm=full|full_float32|short][:small=0|1][:flip=auto|none|emotion|gender|both], "
+             "e.g. int8:1:0,float32:2:0,int8:1:0:det=haar,int8:1:320:det=haar:sf=1.3:n=3,int8:1:0:small=1,"
+             "int8:1:0:bm=full_float32,int8:1:0:flip=emotion (WIDTH: Haar's detect width, 0 = full resolution)")
 
 
 def parse_spec(spec: str, base: DetectorSettings, flip_average: str = "auto") -> Variant:
@@ -125,17 +128,21 @@ def parse_spec(spec: str, base: DetectorSettings, flip_average: str = "auto") ->
     for item in filter(None, match[4].split(":")):
         key, _, value = item.partition("=")
         if key not in SPEC_KEYS:
-            raise BenchError(f"--variants {spec!r}: unknown key {key!r} (sf, n, min, eq, det, bm, flip)")
+            raise BenchError(f"--variants {spec!r}: unknown key {key!r} (sf, n, min, eq, det, bm, small, flip)")
         field, kind = SPEC_KEYS[key]
         try:
             changes[field] = kind(value)
         except ValueError:
             raise BenchError(f"--variants {spec!r}: {key}={value} is not a {kind.__name__}") from None
     flip = changes.pop("flip_average", flip_average)
-    if "blazeface_model" in changes:  # [detector.blazeface] model: BlazeFace's whole-frame model
+    blaze = {key: changes.pop(field) for key, field in (("model", "blazeface_model"), ("small_faces", "small_faces"))
+             if field in changes}  # [detector.blazeface] keys
+    if blaze:
         if changes.get("backend", base.backend) != "blazeface":
-            raise BenchError(f"--variants {spec!r}: bm= picks a BlazeFace model; add det=blazeface")
-        changes["blazeface"] = replace(base.blazeface, model=changes.pop("blazeface_model"))
+            raise BenchError(f"--variants {spec!r}: bm= and small= are BlazeFace keys; add det=blazeface")
+        if "small_faces" in blaze:
+            blaze["small_faces"] = bool(blaze["small_faces"])
+        changes["blazeface"] = replace(base.blazeface, **blaze)
     variant = Variant(match[1], int(match[2]), replace(base, **changes), flip)
     try:
         variant.settings("")
@@ -147,22 +154,22 @@ def parse_spec(spec: str, base: DetectorSettings, flip_average: str = "auto") ->
 def parse_variants(text: str, base: Variant) -> list[Variant]:
     """``default``, ``all`` or a comma list of specs (:data:`SPEC_HELP`)."""
     other = "float32" if base.variant == "int8" else "int8"
-
-    def width(w: int) -> DetectorSettings:
-        return replace(base.detector, detect_width=w)
-
     if text == "default":
-        fast = replace(base.detector, scale_factor=1.3, min_neighbors=3, min_size=40)  # the paper code's pyramid
-        other_width = 0 if base.detect_width else DOWNSCALED_WIDTH
-        wanted = [base, replace(base, detector=fast), replace(base, detector=width(other_width)),
-                  replace(base, variant=other)]
+        # The command line's row, BlazeFace with small_faces, paper mode (Haar) at full resolution, with the
+        # paper code's faster pyramid and at 320 px, the other precision, then more classifier threads.
+        haar = replace(base.detector, backend="haar")
+        blaze = replace(base.detector, backend="blazeface")
+        fast = replace(haar, scale_factor=1.3, min_neighbors=3, min_size=40)  # the paper code's pyramid
+        wanted = [base, replace(base, detector=replace(blaze, blazeface=replace(blaze.blazeface, small_faces=True))),
+                  replace(base, detector=replace(haar, detect_width=0)), replace(base, detector=fast),
+                  replace(base, detector=replace(haar, detect_width=DOWNSCALED_WIDTH)), replace(base, variant=other)]
         wanted += [replace(base, threads=t) for t in ALL_THREADS[1:]]
-        other_backend = "blazeface" if base.detector.backend == "haar" else "haar"
-        wanted.insert(1, replace(base, detector=replace(base.detector, backend=other_backend)))
     elif text == "all":
         widths = sorted({0, DOWNSCALED_WIDTH, base.detect_width})
-        wanted = [base] + [Variant(v, t, width(w), base.flip_average) for v in ("int8", "float32")
-                           for t in ALL_THREADS for w in widths]
+        detectors = [replace(base.detector, backend="blazeface", detect_width=0)] + [
+            replace(base.detector, backend="haar", detect_width=w) for w in widths]
+        wanted = [base] + [Variant(v, t, d, base.flip_average) for v in ("int8", "float32") for t in ALL_THREADS
+                           for d in detectors]
     else:
         specs = filter(None, (s.strip() for s in text.split(",")))
         wanted = [parse_spec(spec, base.detector, base.flip_average) for spec in specs]

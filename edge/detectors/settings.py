@@ -94,7 +94,7 @@ class BlazeFaceSettings:
 class DetectorSettings:
     """The ``[detector]`` section: the backend, the scan schedule, Haar's keys (flat) and ``blazeface``."""
 
-    backend: Backend = "haar"
+    backend: Backend = "blazeface"  # "haar": the paper's pipeline ("paper mode")
     full_scan_every: int = 8  # streams: scan the whole frame every N frames, around known faces in between
     # Haar (the paper's detector; OpenCV's reference settings by default)
     scale_factor: float = 1.1
