@@ -122,3 +122,15 @@ def test_check_warns_when_the_config_turns_off_the_averaging_a_model_ships_with(
         assert ("mirror-averaged: emotion)" in proc.stdout) is not warned
         warning = [line for line in proc.stderr.splitlines() if "turns off the mirror averaging" in line]
         assert len(warning) == int(warned)
+
+
+@pytest.mark.parametrize("prefix, message", [
+    ("$SYS/face-emotion", "outputs.mqtt.topic_prefix: '$SYS/face-emotion' must not start with $"),
+    ("x" * 70000, "outputs.mqtt.topic_prefix: 70000 bytes; at most 128"),
+])
+def test_check_refuses_an_mqtt_topic_prefix_no_subscriber_would_see(tmp_path, prefix, message):
+    path = tmp_path / "config.toml"
+    path.write_text(f'[outputs.mqtt]\nenabled = true\nhost = "127.0.0.1"\ntopic_prefix = "{prefix}"\n')
+    proc = edge("--check", "--config", str(path))
+    assert proc.returncode == 2
+    assert len(errors(proc)) == 1 and message in errors(proc)[0]

@@ -266,6 +266,11 @@ def real_results(pipeline_factory, samples):
     (dict(tls_ca="/etc/ca.pem"), "tls: tls_ca/tls_cert/tls_key are set but tls = false"),
     (dict(tls=True, tls_cert="/c.pem"), "tls_key: a client certificate needs both"),
     (dict(topic_prefix="home/#"), "topic_prefix: 'home/#' must not contain"),
+    (dict(topic_prefix="x" * 70000), "topic_prefix: 70000 bytes; at most 128"),
+    (dict(client_id="p" * 200), "client_id: 200 bytes; at most 128"),
+    (dict(topic_prefix="$SYS/face"), r"topic_prefix: '\$SYS/face' must not start with \$"),
+    (dict(discovery_prefix="$share"), r"discovery_prefix: '\$share' must not start with \$"),
+    (dict(topic_prefix="home\nx"), r"topic_prefix: 'home\\nx' has control characters"),
     (dict(qos=3), "qos: 3 is not 0, 1 or 2"),
     (dict(max_state_rate=0.0), "max_state_rate: 0.0 is outside"),
 ])

@@ -75,6 +75,7 @@ from edge.results import FaceResult, FrameResult
 from edge.settings import ConfigError
 from edge.stats import PAPER_SECONDS_PER_FRAME, LatencyStats
 
+MAX_NAME_BYTES = 128  # topic_prefix, discovery_prefix, client_id: a 70,000-character prefix was retried forever
 
 @dataclass(frozen=True)
 class MqttSettings:
@@ -122,6 +123,17 @@ class MqttSettings:
                 raise ConfigError(f"{key}: {value!r} must not contain + # or a NUL, nor start or end with /")
         if not self.topic_prefix or not self.discovery_prefix:
             raise ConfigError("topic_prefix/discovery_prefix: must not be empty")
+        for key in ("topic_prefix", "discovery_prefix", "client_id"):
+            value = getattr(self, key)
+            if len(value.encode()) > MAX_NAME_BYTES:
+                raise ConfigError(f"{key}: {len(value.encode())} bytes; at most {MAX_NAME_BYTES} (MQTT topics are "
+                                  "short names)")
+            if not value.isprintable():
+                raise ConfigError(f"{key}: {value!r} has control characters")
+        for key in ("topic_prefix", "discovery_prefix"):
+            if getattr(self, key).startswith("$"):  # subscribers to "#" never see $ topics; $SYS is the broker's
+                raise ConfigError(f"{key}: {getattr(self, key)!r} must not start with $ (topics such as $SYS "
+                                  "belong to the broker; subscribers never see them)")
         if "/" in self.client_id:
             raise ConfigError(f"client_id: {self.client_id!r} must not contain /")
         if self.qos not in (0, 1, 2):
