@@ -53,6 +53,7 @@ class Analyzer:
         self.timings: dict[str, list[float]] = defaultdict(list)
         self.errors = 0
         self.annotated = 0  # annotated files written
+        self._video_out = Path()  # where the open video writer writes
 
     def _out_path(self, source: Path, suffix: str | None = None) -> Path | None:
         """Where the annotated copy of ``source`` goes; None (and one error line) when the folder cannot be made."""
@@ -110,6 +111,7 @@ class Analyzer:
             return
         self.pipeline.reset()
         writer = None
+        written = 0  # frames handed to the annotated video's writer
         frames = faces = 0
         changes = 0
         last: dict[int, str] = {}
@@ -139,11 +141,12 @@ class Analyzer:
                         writer = self._open_writer(path, fps, image.shape)
                     if writer:
                         writer.write(image)
+                        written += 1
         finally:
             source.close()
             if writer:
                 writer.release()
-                self.annotated += 1
+                self._check_video(path, self._video_out, written)
         if source.skipped:
             self.error(f"{path}: {source.skipped} damaged frame(s) could not be decoded and were skipped")
         if frames == 0:
@@ -164,7 +167,24 @@ class Analyzer:
             writer.release()
             self.error(f"{out}: cannot open a video writer there; {path} is analysed without its annotated copy")
             return False
+        self._video_out = out
         return writer
+
+    def _check_video(self, path: Path, out: Path, written: int) -> None:
+        """Count the annotated video as written only if it plays back with every frame.
+
+        OpenCV's VideoWriter reports nothing from ``write()`` or ``release()``: on a full disk it once left
+        a file that would not play while the command said "annotated output in ..." and exited 0. Reading
+        the finished file back is the check it offers.
+        """
+        capture = cv2.VideoCapture(str(out))
+        found = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
+        capture.release()
+        if found == written:
+            self.annotated += 1
+            return
+        what = f"holds {found} of the {written} frames" if found else "does not play"
+        self.error(f"{out}: the annotated copy of {path} {what} (a write failed: disk full?)")
 
     def error(self, message: str) -> None:
         self.errors += 1

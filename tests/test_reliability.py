@@ -318,6 +318,27 @@ def test_a_video_writer_that_does_not_open_is_reported_and_the_video_still_analy
     assert f"{pan_video}: 45 frames" in proc.stdout and "annotated output in" not in proc.stdout
 
 
+def test_an_annotated_video_cut_short_by_a_full_disk_is_an_error_not_output(tmp_path, pan_video):
+    """RLIMIT_FSIZE is what a nearly full SD card looks like to a writer: the MP4 stops part-way and its
+    index is never written. Before: "annotated output in ...", exit 0, for a file that does not play."""
+    limit = 64 * 1024  # the 45 annotated frames take several times this
+
+    def small_disk() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
+    out = tmp_path / "annotated.mp4"
+    proc = subprocess.run([sys.executable, "-m", "edge", "analyze", str(pan_video), "--annotate", str(out)],
+                          capture_output=True, text=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                          timeout=300, preexec_fn=small_disk)
+    no_traceback(proc.stderr)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"error: {out}: the annotated copy of {pan_video} does not play (a write failed: disk full?)" \
+        in proc.stderr, proc.stderr
+    assert f"{pan_video}: 45 frames" in proc.stdout and "annotated output in" not in proc.stdout
+    ok = analyze(str(pan_video), "--annotate", str(tmp_path / "fine.mp4"))  # with room: written and counted
+    assert ok.returncode == 0 and "annotated output in" in ok.stdout, ok.stderr
+
+
 # -- 4. a source that disappears under loop = true -------------------------------------------------------------------
 
 def test_a_deleted_video_takes_the_retry_path_then_exits_for_systemd(tmp_path, notify, pan_video):
