@@ -139,11 +139,16 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None
 
 @pytest.mark.parametrize("target", ["deploy", "rollback", "status"])
 @pytest.mark.parametrize("pi", ["nohost.invalid;touch {canary}", "$$(touch {canary})", "`touch {canary}`",
-                                "-oProxyCommand=touch {canary}", "x' ; touch {canary} ; '"])
-def test_make_never_lets_a_host_reach_a_shell_and_fails_when_the_deploy_fails(tmp_path, target, pi) -> None:
+                                "-oProxyCommand=touch {canary}", "x' ; touch {canary} ; '",
+                                "$(shell touch {canary})localhost", "${{shell touch {canary}}}localhost"])
+@pytest.mark.parametrize("via", ["command line", "environment"])
+def test_make_never_lets_a_host_reach_a_shell_and_fails_when_the_deploy_fails(tmp_path, target, pi, via) -> None:
+    """Not the shell, and not make either: make used to expand $(shell ...) in PI while exporting it."""
     canary = tmp_path / "pwned"
-    proc = subprocess.run(["make", "--no-print-directory", target, f"PI={pi.format(canary=canary)}",
-                           f"PYTHON={sys.executable}"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    host = pi.format(canary=canary)
+    args, env = (["PI=" + host], dict(os.environ)) if via == "command line" else ([], dict(os.environ, PI=host))
+    proc = subprocess.run(["make", "--no-print-directory", target, *args, f"PYTHON={sys.executable}"], cwd=REPO,
+                          capture_output=True, text=True, timeout=120, env=env)
     assert not canary.exists(), proc.stdout + proc.stderr
     assert proc.returncode != 0 and "deploy: error:" in proc.stderr, proc.stdout + proc.stderr
 
