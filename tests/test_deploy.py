@@ -84,6 +84,23 @@ def test_hosts_that_could_inject_are_refused(host: str) -> None:
         check_host(host)
 
 
+@pytest.mark.parametrize("option", ["StrictHostKeyChecking=accept-new", "User pi", "userknownhostsfile = /k",
+                                    "ProxyJump=admin@bastion:2222,gw", "ConnectTimeout=5", "ProxyJump=none"])
+def test_the_ssh_options_a_deploy_needs_are_allowed(option: str) -> None:
+    from deploy.cli import _check_ssh_option
+
+    _check_ssh_option(option)  # no DeployError
+
+
+def test_no_host_string_becomes_an_ssh_option() -> None:
+    """Every host goes after ``--`` in ssh's argv, and one that starts with - is refused before that."""
+    argv = [*SshOptions(extra=("User=pi",)).argv(), "--", check_host("pi@pi1.lan")]
+    assert argv[argv.index("--") + 1:] == ["pi@pi1.lan"] and "-oPKCS11Provider=x" not in argv
+    for host in ("-oPKCS11Provider=./evil.so", "-o", "--", "pi@-oProxyCommand=x"):
+        with pytest.raises(DeployError):
+            check_host(host)
+
+
 def test_fake_answers_are_checked() -> None:
     assert parse_answers(["is-active=failed"]) == {"is-active": "failed"}
     with pytest.raises(DeployError, match="bad --fake-answer"):
@@ -126,7 +143,13 @@ def _cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         (["status", "pi", "--timeout", "0"], "--timeout must be at least 1"),
         (["rollback", "pi", "--bogus"], "unrecognized arguments"),
         (["status", "pi", "--sudo", "sudo; rm -rf /"], "--sudo must be plain words"),
-        (["status", "-oProxyCommand=touch /tmp/x", "127.0.0.1"], "--ssh-option ProxyCommand runs a local command"),
+        (["status", "-oProxyCommand=touch /tmp/x", "127.0.0.1"], "--ssh-option 'ProxyCommand' is not one the deploy"),
+        (["status", "-o", "PKCS11Provider=./evil.so", "127.0.0.1"], "--ssh-option 'PKCS11Provider' is not one the"),
+        (["status", "-o", "SecurityKeyProvider ./evil.so", "127.0.0.1"], "--ssh-option 'SecurityKeyProvider' is not"),
+        (["status", "-o", "pkcs11provider = ./evil.so", "127.0.0.1"], "--ssh-option 'pkcs11provider' is not one"),
+        (["status", "-o", "Match exec \"touch /tmp/x\"", "127.0.0.1"], "--ssh-option 'Match' is not one the deploy"),
+        (["status", "-o", "ProxyJump=-oProxyCommand=touch", "127.0.0.1"], "not a valid host name: '-oProxyCommand"),
+        (["status", "-o", "User=pi\nProxyCommand=touch /tmp/x", "127.0.0.1"], "has control characters"),
         (["status", "--", "-oProxyCommand=touch /tmp/x"], "not a valid host name: '-oProxyCommand=touch'"),
     ],
 )
