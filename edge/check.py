@@ -20,7 +20,7 @@ from pathlib import Path
 from edge.config import Config
 from edge.manifest import Manifest, ModelError, default_models_dir
 from edge.runtime import RuntimeMissing
-from edge.sources import IMAGE_SUFFIXES, expand_paths, is_video
+from edge.sources import IMAGE_SUFFIXES, expand_paths, is_device_path, is_video
 
 
 def source_line(config: Config) -> tuple[str, str | None]:
@@ -32,8 +32,8 @@ def source_line(config: Config) -> tuple[str, str | None]:
             return what, "warning: camera: picamera2 is not installed (on a Pi: sudo apt install python3-picamera2)"
         return what, None
     if cam.source == "opencv":
-        if cam.device.isdigit():
-            node = Path(f"/dev/video{cam.device}")
+        if cam.device.isdigit() or is_device_path(cam.device):
+            node = Path(f"/dev/video{cam.device}" if cam.device.isdigit() else cam.device)
             what = f"OpenCV camera {cam.device} ({node}) {cam.width}x{cam.height}"
             return what, None if node.exists() else f"warning: camera.device: {node} does not exist (no camera?)"
         path = Path(cam.device)

@@ -8,6 +8,8 @@ are imported lazily: ``picamera2`` exists only on a Pi.
 
 from __future__ import annotations
 
+import os
+import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -116,6 +118,20 @@ def is_video(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_SUFFIXES
 
 
+def is_device_path(device: str) -> bool:
+    """A V4L2 device node (``/dev/video0``, ``/dev/v4l/by-id/...``): a camera, even while it is unplugged."""
+    return device.startswith("/dev/")
+
+
+def camera_index(device: str) -> int | str:
+    """What ``cv2.VideoCapture`` opens a camera by: ``N`` for "N" and for a node that resolves to /dev/videoN
+    (not every OpenCV build opens V4L2 devices by name); any other node by its name."""
+    if device.isdigit():
+        return int(device)
+    found = re.fullmatch(r"/dev/video(\d+)", os.path.realpath(device))
+    return int(found.group(1)) if found else device
+
+
 class ImageSource(FrameSource):
     """Image files (and folders of them), each an independent frame.
 
@@ -173,7 +189,7 @@ class ImageSource(FrameSource):
 
 
 class OpenCVSource(FrameSource):
-    """A USB camera (an index such as 0) or a video file, through ``cv2.VideoCapture``.
+    """A USB camera (an index such as 0, or a device node such as /dev/video0) or a video file, through OpenCV.
 
     In a video file a frame that does not decode is skipped and counted in
     ``skipped`` (a damaged stretch of an MP4 used to end the whole video).
@@ -194,7 +210,7 @@ class OpenCVSource(FrameSource):
         self.width, self.height, self.fps = width, height, fps
         self.read_failures = read_failures
         self.end_failures = end_failures
-        self.is_file = isinstance(device, str) and not str(device).isdigit()
+        self.is_file = isinstance(device, str) and not device.isdigit() and not is_device_path(device)
         self.live = not self.is_file
         self.capture: cv2.VideoCapture | None = None
         self._index = 0
@@ -204,8 +220,7 @@ class OpenCVSource(FrameSource):
     def open(self) -> None:
         if self.is_file and not Path(str(self.device)).is_file():
             raise SourceError(f"{self.device}: no such video file")
-        target = self.device if self.is_file else int(self.device)
-        capture = cv2.VideoCapture(target)
+        capture = cv2.VideoCapture(self.device if self.is_file else camera_index(str(self.device)))
         if not capture.isOpened():
             capture.release()
             what = f"video {self.device}" if self.is_file else f"camera {self.device}"
