@@ -20,6 +20,7 @@ import cv2
 
 from edge.annotate import annotate
 from edge.cli import add_settings_options, settings_from
+from edge.imagefile import ANALYZE_FIT
 from edge.manifest import ModelError
 from edge.pipeline import Pipeline
 from edge.results import FrameResult
@@ -28,8 +29,8 @@ from edge.sources import BadImage, ImageSource, OpenCVSource, SourceError, expan
 from edge.tracking import SmoothingSettings
 
 # Photos larger than this are decoded reduced (JPEG: libjpeg DCT scaling) and scaled to fit, so a 108-megapixel
-# photo never needs its full-size pixels in memory.
-MAX_IMAGE_SIZE = (4096, 4096)
+# photo never needs its full-size pixels in memory; boxes are printed in the photo's own pixels.
+MAX_IMAGE_SIZE = ANALYZE_FIT
 
 
 def describe(result: FrameResult, path: str) -> str:
@@ -85,7 +86,8 @@ class Analyzer:
                 return
             result = self.pipeline.process_frame(frame)
             self._record(result)
-            print(json.dumps(result.to_json(frame.path)) if self.as_json else describe(result, str(frame.path)))
+            reported = result.in_size(*frame.original) if frame.original else result  # the photo's own pixels
+            print(json.dumps(reported.to_json(frame.path)) if self.as_json else describe(reported, str(frame.path)))
             if self.annotate_to is not None:
                 out = self._out_path(Path(str(frame.path)), ".png" if Path(str(frame.path)).suffix.lower()
                                      in (".pgm", ".ppm", ".tif", ".tiff") else None)

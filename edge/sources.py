@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.imagefile import ImageFileError, read_image
+from edge.imagefile import ImageFileError, read_image_sized
 from edge.preprocess import FrameError, to_gray
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
@@ -54,6 +54,7 @@ class Frame:
     path: str | None = None
     independent: bool = False  # a separate photo: never tracked together with its neighbours
     box_scale: tuple[float, float] = (1.0, 1.0)
+    original: tuple[int, int] | None = None  # a photo: (width, height) in its file, before any reduction
 
 
 def checked_frame(image: np.ndarray | None, what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -178,11 +179,11 @@ class ImageSource(FrameSource):
         path = self.paths[self._next]
         self._next += 1
         try:
-            decoded = read_image(path, self.fit)
+            decoded, original = read_image_sized(path, self.fit)
         except ImageFileError as exc:
             raise BadImage(f"{path}: {exc}") from None
         image, gray = checked_frame(decoded, str(path))
-        frame = Frame(image, gray, self._index, time.monotonic(), str(path), independent=True)
+        frame = Frame(image, gray, self._index, time.monotonic(), str(path), independent=True, original=original)
         self._index += 1
         self._good += 1
         return frame

@@ -427,6 +427,29 @@ def test_a_huge_jpeg_is_decoded_reduced_to_the_configured_frame_size(huge_jpeg):
                                          timeout=120).stdout.split()
     print(f"12000x9000 JPEG to 640x480: {float(took):.2f} s, peak RSS (VmHWM) {before} MB after imports, {after} MB "
           "after the decode (a full decode needs 324 MB for the pixels alone)")
+    assert int(after) - int(before) < 160  # the full-size pixels alone are 324 MB
+
+
+def test_the_api_decodes_a_huge_photo_reduced_as_the_cli_does_and_both_give_boxes_in_its_own_pixels(huge_jpeg):
+    """Before: the API decoded 12000x9000 at full size (3.6 GB peak RSS: a 2 GB Pi dies), while the CLI's --json
+    gave boxes in its downscaled frame with no size ([2802,331,751,751] against the API's [8214,964,2197,2197])."""
+    script = (f"import sys, json; sys.path.insert(0, {str(ROOT)!r}); from edge import analyze_image; "
+              "peak = lambda: int(open('/proc/self/status').read().split('VmHWM:')[1].split()[0]) // 1024; "
+              f"result = analyze_image({str(huge_jpeg)!r}); "
+              "print(json.dumps({'peak_mb': peak(), 'width': result.width, 'height': result.height, "
+              "'boxes': [list(face.box) for face in result.faces]}))")
+    api = json.loads(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                                    timeout=300).stdout.splitlines()[-1])
+    cli = analyze(str(huge_jpeg), "--json")
+    assert cli.returncode == 0, cli.stderr
+    printed = json.loads(cli.stdout.splitlines()[0])
+    print(f"API on the 12000x9000 JPEG: peak RSS {api['peak_mb']} MB, {len(api['boxes'])} face(s), "
+          f"largest box {max(api['boxes'], key=lambda b: b[2] * b[3], default=None)}")
+    assert api["peak_mb"] < 1024  # before: 3.6 GB
+    assert (api["width"], api["height"]) == (printed["width"], printed["height"]) == (12000, 9000)
+    assert api["boxes"] == [face["box"] for face in printed["faces"]] and api["boxes"]
+    x, y, w, h = max(api["boxes"], key=lambda b: b[2] * b[3])
+    assert w > 1000 and x + w <= 12000 and y + h <= 9000  # a face of the photo in its own pixels, not 4096's
 
 
 @pytest.mark.parametrize("width, height, message", [
