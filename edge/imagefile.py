@@ -11,7 +11,9 @@ missing, or a PNG without its IEND chunk, is reported as damaged.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from pathlib import Path
 
 import cv2
@@ -104,6 +106,8 @@ def read_image_sized(path: str | Path, fit: tuple[int, int] | None = None) -> tu
     """:func:`read_image`, and the (width, height) of the picture in the file (before any reduction)."""
     original: tuple[int, int] | None = None
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # opening a FIFO waits for a writer that never comes
+            raise ImageFileError("not a regular file (a FIFO, device or socket); refused")
         with open(path, "rb") as handle:
             data = handle.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:

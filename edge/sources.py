@@ -220,7 +220,8 @@ class OpenCVSource(FrameSource):
 
     def open(self) -> None:
         if self.is_file and not Path(str(self.device)).is_file():
-            raise SourceError(f"{self.device}: no such video file")
+            what = "not a regular file" if Path(str(self.device)).exists() else "no such video file"
+            raise SourceError(f"{self.device}: {what}")
         capture = cv2.VideoCapture(self.device if self.is_file else camera_index(str(self.device)))
         if not capture.isOpened():
             capture.release()

@@ -514,3 +514,24 @@ def test_sigterm_during_a_slow_decode_does_not_wait_for_it(tmp_path, notify):
     print(f"stopped {stopped_in:.2f} s after SIGTERM during a 24 MP PNG decode")
     assert stopped_in < UNIT_KILL_S
 
+
+
+@pytest.mark.parametrize("name", ["photo.jpg", "clip.mp4"])
+def test_a_fifo_given_by_name_is_refused_and_the_next_file_analysed(tmp_path, samples, name):
+    """In a folder a FIFO is skipped; named directly it used to block analyze for ever (open waits for a writer)."""
+    fifo = tmp_path / name
+    os.mkfifo(fifo)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "edge", "analyze", str(fifo), str(samples / "astronaut.jpg")],
+                              capture_output=True, text=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                              timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"analyze blocked on the FIFO {fifo}")
+    no_traceback(proc.stderr)
+    assert proc.returncode == 1
+    assert [line for line in proc.stderr.splitlines() if line.startswith("error:")] == [
+        f"error: {fifo}: not a regular file" + (" (a FIFO, device or socket); refused" if name.endswith("jpg") else "")]
+    assert "astronaut.jpg: 1 face(s)" in proc.stdout
+    with pytest.raises(BadImage, match="not a regular file"):
+        from edge.api import analyze_image
+        analyze_image(fifo)
