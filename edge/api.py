@@ -227,7 +227,7 @@ class Stream:
 
     def analyze(self, frame: np.ndarray, timestamp: float | None = None, path: str | None = None) -> ImageResult:
         """Faces of the next frame (BGR or gray array). ``timestamp`` (seconds) overrides the stream's clock."""
-        gray = checked_frame(frame, "frame")[1]
+        frame, gray = checked_frame(frame, "frame")  # the same conversion as analyze_image (float, 16-bit, BGRA)
         if timestamp is None:
             timestamp = self._frames / self._fps if self._fps else time.monotonic() - self._start
         self._frames += 1
