@@ -14,6 +14,8 @@ same config is checked on a PC before it goes to the Pi.
 from __future__ import annotations
 
 import importlib.util
+import os
+import stat
 import sys
 from pathlib import Path
 
@@ -89,6 +91,21 @@ def output_lines(config: Config) -> list[str]:
     return lines or ["none enabled"]
 
 
+def secrets_line(config: Config, config_path: str) -> str | None:
+    """A warning when a config that holds a secret (MQTT password, live-view token) is readable by every user."""
+    out = config.outputs
+    secrets = [name for name, value in (("the MQTT password", getattr(getattr(out, "mqtt", None), "password", "")),
+                                        ("the live view's token", out.live_view.token)) if value]
+    try:
+        mode = os.stat(config_path).st_mode if config_path else 0
+    except OSError:
+        return None
+    if not secrets or not mode & stat.S_IROTH:
+        return None
+    return (f"warning: {config_path} holds {' and '.join(secrets)} and every user can read it: "
+            f"sudo chgrp face-emotion {config_path} && sudo chmod 640 {config_path}")
+
+
 def check(config: Config, config_path: str) -> int:
     """Print what ``config`` would use; return 0 when everything is there, 2 otherwise."""
     from edge.pipeline import Pipeline
@@ -117,6 +134,7 @@ def check(config: Config, config_path: str) -> int:
         problems.append(str(exc))
     for index, line in enumerate(output_lines(config)):
         print(f"{'outputs:' if index == 0 else '':<9} {line}")
+    problems += [warning] if (warning := secrets_line(config, config_path)) else []
     errors = [p for p in problems if not p.startswith("warning:")]
     for problem in problems:
         print(problem if problem.startswith("warning:") else f"error: {problem}", file=sys.stderr)

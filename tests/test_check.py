@@ -165,3 +165,17 @@ def test_a_config_that_is_a_folder_or_a_fifo_is_one_line(tmp_path, command):
         assert proc.returncode == 2, proc.stderr
         assert errors(proc) == [f"error: {path}: {message}" + (f" (e.g. {path / 'config.toml'})" if path == tmp_path
                                                               else "")], proc.stderr
+
+
+def test_check_warns_when_a_config_with_a_secret_is_world_readable(tmp_path, samples):
+    path = tmp_path / "config.toml"
+    path.write_text(f'[camera]\nsource = "images"\npath = "{samples}"\n\n'
+                    '[outputs.live_view]\ntoken = "0123456789abcdef0123"\n')
+    warning = (f"warning: {path} holds the live view's token and every user can read it: "
+               f"sudo chgrp face-emotion {path} && sudo chmod 640 {path}")
+    path.chmod(0o644)  # what the deploy used to install
+    proc = edge("--check", "--config", str(path))
+    assert proc.returncode == 0 and warning in proc.stderr.splitlines(), proc.stderr
+    path.chmod(0o640)
+    proc = edge("--check", "--config", str(path))
+    assert proc.returncode == 0 and "every user can read it" not in proc.stderr, proc.stderr

@@ -21,6 +21,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -421,6 +422,7 @@ def test_first_deploy_installs_unit_and_config_and_switches(lab: Lab, first) -> 
     unit = prefix / "etc" / "systemd" / "system" / "face-emotion.service"
     assert unit.read_bytes() == (REPO / "systemd" / "face-emotion.service").read_bytes()
     assert lab.config("pi-a").read_bytes() == lab.example_config.read_bytes()
+    assert stat.S_IMODE(lab.config("pi-a").stat().st_mode) == 0o640  # it may hold the MQTT password (was 0644)
     assert lab.current("pi-a") == f"releases/{rid}"
     calls = lab.calls("pi-a")
     assert "sudo -n systemctl daemon-reload" in calls
