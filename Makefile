@@ -65,7 +65,9 @@ lint: $(VENV)/.dev-installed
 # Deploy to one or more Pis over ssh: make deploy PI=pi1  or  make deploy PI="pi1 pi2"
 # PI reaches python through the environment, never through the shell's parser, and after `--`, so a
 # host such as 'x;touch /tmp/pwned' or '-oProxyCommand=...' is refused as a host name; a failed deploy fails make.
-deploy rollback status: export PI := $(PI)
+# Nor through make's: $(value PI) is the text as given, so PI='$(shell touch F)x' (on the command line or
+# from the environment) is not run while make exports it; override, because a command-line PI wins otherwise.
+deploy rollback status: export override PI := $(value PI)
 deploy:
 	$(PYTHON) -m deploy deploy $(DEPLOY_ARGS) -- "$$PI"
 

@@ -25,9 +25,17 @@ from deploy.ssh import SshOptions, Target, check_host
 REPO = Path(__file__).resolve().parent.parent
 _SUDO_RE = re.compile(r"^[A-Za-z0-9_./ -]*$")
 _PREFIX_RE = re.compile(r"^/[A-Za-z0-9_./{}-]*$")
-# ssh options that run a local command: from the command line (or a host list gone wrong) they would run here.
-_COMMAND_SSH_OPTIONS = ("proxycommand", "localcommand", "permitlocalcommand", "knownhostscommand", "remotecommand",
-                        "match")
+# The ssh -o options a deploy may need, and only those: a deny-list of options that run a local command missed
+# the ones that load code (PKCS11Provider, SecurityKeyProvider), and options may come from a script or fleet
+# list rather than the user's fingers. Anything else belongs in an ssh config file, passed with -F.
+SSH_OPTIONS_ALLOWED = frozenset(name.lower() for name in (
+    "User", "Port", "IdentityFile", "IdentitiesOnly", "CertificateFile", "PubkeyAuthentication",
+    "PreferredAuthentications", "StrictHostKeyChecking", "UserKnownHostsFile", "GlobalKnownHostsFile",
+    "HostKeyAlias", "HostKeyAlgorithms", "CheckHostIP", "UpdateHostKeys", "HashKnownHosts", "VerifyHostKeyDNS",
+    "ConnectTimeout", "ConnectionAttempts", "ServerAliveInterval", "ServerAliveCountMax", "TCPKeepAlive",
+    "Compression", "AddressFamily", "LogLevel", "Ciphers", "MACs", "KexAlgorithms", "PubkeyAcceptedAlgorithms",
+    "PubkeyAcceptedKeyTypes", "ProxyJump",
+))
 
 
 class _Parser(argparse.ArgumentParser):
@@ -119,10 +127,7 @@ def _check_options(args: argparse.Namespace) -> None:
     if args.prefix and (not _PREFIX_RE.match(args.prefix) or ".." in args.prefix.split("/")):
         raise DeployError(f"--prefix must be an absolute path of plain characters, got {args.prefix!r}")
     for option in args.ssh_option:
-        key = re.split(r"[\s=]", option.strip(), maxsplit=1)[0].lower()
-        if key in _COMMAND_SSH_OPTIONS:
-            raise DeployError(f"--ssh-option {option.split('=')[0].strip()} runs a local command; "
-                              "put it in an ssh config file (-F) if you mean it")
+        _check_ssh_option(option)
     if args.fake_system and not args.prefix:
         raise DeployError("--fake-system needs --prefix (it must never touch a real system)")
     if args.fake_answer and not args.fake_system:
@@ -139,6 +144,21 @@ def _check_options(args: argparse.Namespace) -> None:
             raise DeployError(f"{flag} file not found: {path}")
     if args.command == "deploy" and args.keep < 1:
         raise DeployError("--keep must be at least 1")
+
+
+def _check_ssh_option(option: str) -> None:
+    """An allowed ``Key=value`` (or ``Key value``) for ``ssh -o``; ProxyJump's hops must be host names."""
+    if not option.isprintable():  # a newline would start another config line inside ssh
+        raise DeployError(f"--ssh-option {option!r} has control characters")
+    found = re.match(r"\s*([A-Za-z0-9]*)\s*(?:=|\s)\s*(.*)$", option, re.DOTALL)
+    key, value = (found.group(1), found.group(2).strip()) if found else (option.strip(), "")
+    if key.lower() not in SSH_OPTIONS_ALLOWED:
+        raise DeployError(f"--ssh-option {key or option!r} is not one the deploy allows (it takes "
+                          "User, Port, IdentityFile, host-key and timeout options, ProxyJump...); put it in an "
+                          "ssh config file (-F) if you mean it")
+    if key.lower() == "proxyjump" and value.lower() != "none":
+        for hop in value.split(","):
+            check_host(re.sub(r":\d+$", "", hop.strip()))
 
 
 def _remote_for(host: str, args: argparse.Namespace) -> Remote:

@@ -226,7 +226,11 @@ out=$(vpip install -q --no-deps "$REL/wheels/"{q(wheel_name)} 2>&1) \\
 if $SUDO test -e "$CONFIG" </dev/null; then
     echo CONFIG=kept
 else
-    $SUDO install -m 0644 "$REL/config.example.toml" "$CONFIG" </dev/null
+    # 0640 root:<service group>: the README puts the MQTT password and the live view's token in there
+    $SUDO install -m 0640 "$REL/config.example.toml" "$CONFIG" </dev/null
+    if getent group {q(SERVICE_USER)} >/dev/null 2>&1; then
+        $SUDO chgrp {q(SERVICE_USER)} "$CONFIG" </dev/null || die "chgrp {SERVICE_USER} $CONFIG failed"
+    fi
     echo CONFIG=installed
 fi
 finished=1

@@ -20,6 +20,7 @@ import cv2
 
 from edge.annotate import annotate
 from edge.cli import add_settings_options, settings_from
+from edge.imagefile import ANALYZE_FIT
 from edge.manifest import ModelError
 from edge.pipeline import Pipeline
 from edge.results import FrameResult
@@ -28,8 +29,8 @@ from edge.sources import BadImage, ImageSource, OpenCVSource, SourceError, expan
 from edge.tracking import SmoothingSettings
 
 # Photos larger than this are decoded reduced (JPEG: libjpeg DCT scaling) and scaled to fit, so a 108-megapixel
-# photo never needs its full-size pixels in memory.
-MAX_IMAGE_SIZE = (4096, 4096)
+# photo never needs its full-size pixels in memory; boxes are printed in the photo's own pixels.
+MAX_IMAGE_SIZE = ANALYZE_FIT
 
 
 def describe(result: FrameResult, path: str) -> str:
@@ -53,6 +54,7 @@ class Analyzer:
         self.timings: dict[str, list[float]] = defaultdict(list)
         self.errors = 0
         self.annotated = 0  # annotated files written
+        self._video_out = Path()  # where the open video writer writes
 
     def _out_path(self, source: Path, suffix: str | None = None) -> Path | None:
         """Where the annotated copy of ``source`` goes; None (and one error line) when the folder cannot be made."""
@@ -84,7 +86,8 @@ class Analyzer:
                 return
             result = self.pipeline.process_frame(frame)
             self._record(result)
-            print(json.dumps(result.to_json(frame.path)) if self.as_json else describe(result, str(frame.path)))
+            reported = result.in_size(*frame.original) if frame.original else result  # the photo's own pixels
+            print(json.dumps(reported.to_json(frame.path)) if self.as_json else describe(reported, str(frame.path)))
             if self.annotate_to is not None:
                 out = self._out_path(Path(str(frame.path)), ".png" if Path(str(frame.path)).suffix.lower()
                                      in (".pgm", ".ppm", ".tif", ".tiff") else None)
@@ -110,6 +113,7 @@ class Analyzer:
             return
         self.pipeline.reset()
         writer = None
+        written = 0  # frames handed to the annotated video's writer
         frames = faces = 0
         changes = 0
         last: dict[int, str] = {}
@@ -139,11 +143,12 @@ class Analyzer:
                         writer = self._open_writer(path, fps, image.shape)
                     if writer:
                         writer.write(image)
+                        written += 1
         finally:
             source.close()
             if writer:
                 writer.release()
-                self.annotated += 1
+                self._check_video(path, self._video_out, written)
         if source.skipped:
             self.error(f"{path}: {source.skipped} damaged frame(s) could not be decoded and were skipped")
         if frames == 0:
@@ -164,7 +169,24 @@ class Analyzer:
             writer.release()
             self.error(f"{out}: cannot open a video writer there; {path} is analysed without its annotated copy")
             return False
+        self._video_out = out
         return writer
+
+    def _check_video(self, path: Path, out: Path, written: int) -> None:
+        """Count the annotated video as written only if it plays back with every frame.
+
+        OpenCV's VideoWriter reports nothing from ``write()`` or ``release()``: on a full disk it once left
+        a file that would not play while the command said "annotated output in ..." and exited 0. Reading
+        the finished file back is the check it offers.
+        """
+        capture = cv2.VideoCapture(str(out))
+        found = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
+        capture.release()
+        if found == written:
+            self.annotated += 1
+            return
+        what = f"holds {found} of the {written} frames" if found else "does not play"
+        self.error(f"{out}: the annotated copy of {path} {what} (a write failed: disk full?)")
 
     def error(self, message: str) -> None:
         self.errors += 1

@@ -27,10 +27,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from edge.detectors import DetectorSettings
+from edge.imagefile import ANALYZE_FIT, ImageFileError, read_image_sized
 from edge.pipeline import ModelSettings, Pipeline
 from edge.results import FaceResult, FrameResult
 from edge.sources import BadImage, OpenCVSource, checked_frame
@@ -131,16 +131,21 @@ class ImageResult:
         return json.dumps(self.to_dict(), **dumps)
 
 
-def _load(image: str | Path | np.ndarray) -> tuple[np.ndarray, np.ndarray, str | None]:
-    """(image, gray, path or None) for a path or an array; :class:`BadImage` with one line when unusable."""
+def _load(image: str | Path | np.ndarray) -> tuple[np.ndarray, np.ndarray, str | None, tuple[int, int] | None]:
+    """(image, gray, path or None, the file's own size or None) for a path or an array; :class:`BadImage` with
+    one line when unusable. Files are decoded as ``analyze`` decodes them: reduced to fit 4096 x 4096."""
     if isinstance(image, np.ndarray):
-        return (*checked_frame(image, "image array"), None)
+        return (*checked_frame(image, "image array"), None, None)
     if not isinstance(image, (str, Path)):
         raise BadImage(f"expected a file path or a numpy image, got {type(image).__name__}")
     path = Path(image)
     if not path.is_file():
-        raise BadImage(f"{path}: no such file")
-    return (*checked_frame(cv2.imread(str(path), cv2.IMREAD_UNCHANGED), str(path)), str(path))
+        raise BadImage(f"{path}: no such file" if not path.exists() else f"{path}: not a regular file")
+    try:  # decoded reduced as `analyze` does: a 12000x9000 JPEG at full size took 3.6 GB
+        decoded, original = read_image_sized(path, ANALYZE_FIT)
+    except ImageFileError as exc:
+        raise BadImage(f"{path}: {exc}") from None
+    return (*checked_frame(decoded, str(path)), str(path), original)
 
 
 class FaceAnalyzer:
@@ -175,8 +180,10 @@ class FaceAnalyzer:
         Each call is independent of the ones before it. An unreadable file
         raises :class:`edge.sources.BadImage` with a one-line message.
         """
-        frame, gray, path = _load(image)  # the colour frame too: a colour detector (BlazeFace) uses it
+        frame, gray, path, original = _load(image)  # the colour frame too: a colour detector (BlazeFace) uses it
         result = self._pipeline.process(frame, gray, independent=True)
+        if original:  # a photo decoded reduced: boxes and size in the file's own pixels, as `analyze` prints them
+            result = result.in_size(*original)
         return ImageResult.from_result(result, path, frame=0)
 
     @contextmanager
@@ -220,7 +227,7 @@ class Stream:
 
     def analyze(self, frame: np.ndarray, timestamp: float | None = None, path: str | None = None) -> ImageResult:
         """Faces of the next frame (BGR or gray array). ``timestamp`` (seconds) overrides the stream's clock."""
-        gray = checked_frame(frame, "frame")[1]
+        frame, gray = checked_frame(frame, "frame")  # the same conversion as analyze_image (float, 16-bit, BGRA)
         if timestamp is None:
             timestamp = self._frames / self._fps if self._fps else time.monotonic() - self._start
         self._frames += 1

@@ -14,13 +14,15 @@ same config is checked on a PC before it goes to the Pi.
 from __future__ import annotations
 
 import importlib.util
+import os
+import stat
 import sys
 from pathlib import Path
 
 from edge.config import Config
 from edge.manifest import Manifest, ModelError, default_models_dir
 from edge.runtime import RuntimeMissing
-from edge.sources import IMAGE_SUFFIXES, expand_paths, is_video
+from edge.sources import IMAGE_SUFFIXES, expand_paths, is_device_path, is_video
 
 
 def source_line(config: Config) -> tuple[str, str | None]:
@@ -32,8 +34,8 @@ def source_line(config: Config) -> tuple[str, str | None]:
             return what, "warning: camera: picamera2 is not installed (on a Pi: sudo apt install python3-picamera2)"
         return what, None
     if cam.source == "opencv":
-        if cam.device.isdigit():
-            node = Path(f"/dev/video{cam.device}")
+        if cam.device.isdigit() or is_device_path(cam.device):
+            node = Path(f"/dev/video{cam.device}" if cam.device.isdigit() else cam.device)
             what = f"OpenCV camera {cam.device} ({node}) {cam.width}x{cam.height}"
             return what, None if node.exists() else f"warning: camera.device: {node} does not exist (no camera?)"
         path = Path(cam.device)
@@ -90,6 +92,21 @@ def output_lines(config: Config) -> list[str]:
     return lines or ["none enabled"]
 
 
+def secrets_line(config: Config, config_path: str) -> str | None:
+    """A warning when a config that holds a secret (MQTT password, live-view token) is readable by every user."""
+    out = config.outputs
+    secrets = [name for name, value in (("the MQTT password", getattr(getattr(out, "mqtt", None), "password", "")),
+                                        ("the live view's token", out.live_view.token)) if value]
+    try:
+        mode = os.stat(config_path).st_mode if config_path else 0
+    except OSError:
+        return None
+    if not secrets or not mode & stat.S_IROTH:
+        return None
+    return (f"warning: {config_path} holds {' and '.join(secrets)} and every user can read it: "
+            f"sudo chgrp face-emotion {config_path} && sudo chmod 640 {config_path}")
+
+
 def check(config: Config, config_path: str) -> int:
     """Print what ``config`` would use; return 0 when everything is there, 2 otherwise."""
     from edge.pipeline import Pipeline
@@ -118,6 +135,7 @@ def check(config: Config, config_path: str) -> int:
         problems.append(str(exc))
     for index, line in enumerate(output_lines(config)):
         print(f"{'outputs:' if index == 0 else '':<9} {line}")
+    problems += [warning] if (warning := secrets_line(config, config_path)) else []
     errors = [p for p in problems if not p.startswith("warning:")]
     for problem in problems:
         print(problem if problem.startswith("warning:") else f"error: {problem}", file=sys.stderr)

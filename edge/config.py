@@ -27,7 +27,7 @@ class CameraSettings:
     """The ``[camera]`` section: where frames come from."""
 
     source: Literal["picamera2", "opencv", "images"] = "picamera2"
-    device: str = "0"  # opencv: a camera index ("0") or a video file
+    device: str = "0"  # opencv: a camera index ("0"), a V4L2 device node ("/dev/video0") or a video file
     path: str = ""  # images: a file or folder
     width: int = 640
     height: int = 480
@@ -89,12 +89,18 @@ def load_config(path: str | Path | None) -> Config:
     if path is None:
         return Config()
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder; give the config file (e.g. {path / 'config.toml'})")
+    if path.exists() and not path.is_file():  # a FIFO or a device would block the read or never end
+        raise ConfigError(f"{path}: not a regular file")
     try:
         raw = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file (copy {EXAMPLE_CONFIG.name} there)") from None
     except PermissionError:
         raise ConfigError(f"{path}: permission denied") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     try:

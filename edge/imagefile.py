@@ -11,7 +11,9 @@ missing, or a PNG without its IEND chunk, is reported as damaged.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from pathlib import Path
 
 import cv2
@@ -22,6 +24,9 @@ MAX_FULL_DECODE_PIXELS = 25_000_000
 # JPEGs are decoded reduced (down to 1/64 of the pixels), so they may be larger.
 MAX_JPEG_PIXELS = 400_000_000
 MAX_FILE_BYTES = 256 * 1024 * 1024
+# What `python -m edge analyze` and the API decode a photo to at most (a 108-megapixel photo never needs its
+# full-size pixels in memory); their boxes are mapped back to the file's own pixels.
+ANALYZE_FIT = (4096, 4096)
 
 _REDUCED = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
@@ -94,7 +99,15 @@ def read_image(path: str | Path, fit: tuple[int, int] | None = None) -> np.ndarr
 
     Raises :class:`ImageFileError` for an unreadable, damaged or absurdly large file.
     """
+    return read_image_sized(path, fit)[0]
+
+
+def read_image_sized(path: str | Path, fit: tuple[int, int] | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+    """:func:`read_image`, and the (width, height) of the picture in the file (before any reduction)."""
+    original: tuple[int, int] | None = None
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # opening a FIFO waits for a writer that never comes
+            raise ImageFileError("not a regular file (a FIFO, device or socket); refused")
         with open(path, "rb") as handle:
             data = handle.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
@@ -110,6 +123,7 @@ def read_image(path: str | Path, fit: tuple[int, int] | None = None) -> np.ndarr
         if info is None:
             raise ImageFileError("not a readable image (damaged JPEG header)")
         width, height, complete = info
+        original = (width, height)
         if not complete:
             raise ImageFileError("damaged JPEG (truncated: no end-of-image marker)")
         _check_pixels(width, height, MAX_JPEG_PIXELS)
@@ -129,11 +143,12 @@ def read_image(path: str | Path, fit: tuple[int, int] | None = None) -> np.ndarr
     del buffer, data
     if image is None or image.size == 0:
         raise ImageFileError("not a readable image")
+    original = original or (image.shape[1], image.shape[0])
     if fit is not None:
         width, height = fit_within(image.shape[1], image.shape[0], fit)
         if (width, height) != (image.shape[1], image.shape[0]):
             image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
-    return image
+    return image, original
 
 
 def _check_pixels(width: int, height: int, limit: int) -> None:

@@ -35,7 +35,10 @@ def to_8bit(image: np.ndarray) -> np.ndarray:
     if image.dtype == np.uint16:
         return (image >> 8).astype(np.uint8)
     if image.dtype in (np.float32, np.float64):
-        return np.clip(image * (255.0 if image.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+        # NaN/inf count as black: one NaN pixel used to make max() NaN, read the image as 0..255 (all black, no
+        # face) and warn on the cast
+        image = np.nan_to_num(image, nan=0.0, posinf=0.0, neginf=0.0)
+        return np.rint(np.clip(image * (255.0 if image.max() <= 1.0 else 1.0), 0, 255)).astype(np.uint8)
     if image.dtype != np.uint8:
         raise FrameError(f"unsupported pixel type {image.dtype}")
     return image

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 
 
 @dataclass
@@ -60,11 +61,28 @@ class FrameResult:
         """The face with the largest box (the one LEDs show), or None."""
         return max(self.faces, key=lambda f: f.area, default=None)
 
+    def in_size(self, width: int, height: int) -> FrameResult:
+        """This result with its boxes in a picture of ``width`` x ``height`` (a photo analysed reduced, mapped
+        back to the file's own pixels), rounded outwards so that a box never loses part of its face."""
+        if (width, height) == (self.width, self.height) or not self.width or not self.height:
+            return self
+        sx, sy = width / self.width, height / self.height
+
+        def scaled(box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+            x, y, w, h = box
+            left, top = math.floor(x * sx), math.floor(y * sy)
+            return left, top, math.ceil((x + w) * sx) - left, math.ceil((y + h) * sy) - top
+
+        faces = [replace(face, box=scaled(face.box)) for face in self.faces]
+        return replace(self, width=width, height=height, faces=faces)
+
     def to_json(self, path: str | None = None) -> dict:
-        """One JSON object per frame, as ``python -m edge analyze --json`` prints it."""
+        """One JSON object per frame, as ``python -m edge analyze --json`` prints it (boxes in its width x height)."""
         return {
             "path": path,
             "frame": self.index,
+            "width": self.width,
+            "height": self.height,
             "faces": [face.to_json() for face in self.faces],
             "timings_ms": {k: round(float(v), 3) for k, v in self.timings_ms.items()},
         }

@@ -8,6 +8,8 @@ are imported lazily: ``picamera2`` exists only on a Pi.
 
 from __future__ import annotations
 
+import os
+import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -16,8 +18,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.imagefile import ImageFileError, read_image
-from edge.preprocess import FrameError, to_gray
+from edge.imagefile import ImageFileError, read_image_sized
+from edge.preprocess import FrameError, to_bgr, to_gray
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
@@ -52,6 +54,7 @@ class Frame:
     path: str | None = None
     independent: bool = False  # a separate photo: never tracked together with its neighbours
     box_scale: tuple[float, float] = (1.0, 1.0)
+    original: tuple[int, int] | None = None  # a photo: (width, height) in its file, before any reduction
 
 
 def checked_frame(image: np.ndarray | None, what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -62,11 +65,7 @@ def checked_frame(image: np.ndarray | None, what: str) -> tuple[np.ndarray, np.n
         gray = to_gray(image)
     except FrameError as exc:
         raise BadImage(f"{what}: {exc}") from None
-    if image.dtype != np.uint8:  # 16-bit or float: show the same 8-bit data that was analysed
-        image = gray
-    elif image.ndim == 3 and image.shape[2] == 4:
-        image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    return image, gray
+    return to_bgr(image), gray  # 16-bit, float, BGRA: the same 8-bit pixels the gray frame was made from
 
 
 class FrameSource:
@@ -116,6 +115,20 @@ def is_video(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_SUFFIXES
 
 
+def is_device_path(device: str) -> bool:
+    """A V4L2 device node (``/dev/video0``, ``/dev/v4l/by-id/...``): a camera, even while it is unplugged."""
+    return device.startswith("/dev/")
+
+
+def camera_index(device: str) -> int | str:
+    """What ``cv2.VideoCapture`` opens a camera by: ``N`` for "N" and for a node that resolves to /dev/videoN
+    (not every OpenCV build opens V4L2 devices by name); any other node by its name."""
+    if device.isdigit():
+        return int(device)
+    found = re.fullmatch(r"/dev/video(\d+)", os.path.realpath(device))
+    return int(found.group(1)) if found else device
+
+
 class ImageSource(FrameSource):
     """Image files (and folders of them), each an independent frame.
 
@@ -162,23 +175,28 @@ class ImageSource(FrameSource):
         path = self.paths[self._next]
         self._next += 1
         try:
-            decoded = read_image(path, self.fit)
+            decoded, original = read_image_sized(path, self.fit)
         except ImageFileError as exc:
             raise BadImage(f"{path}: {exc}") from None
         image, gray = checked_frame(decoded, str(path))
-        frame = Frame(image, gray, self._index, time.monotonic(), str(path), independent=True)
+        frame = Frame(image, gray, self._index, time.monotonic(), str(path), independent=True, original=original)
         self._index += 1
         self._good += 1
         return frame
 
 
 class OpenCVSource(FrameSource):
-    """A USB camera (an index such as 0) or a video file, through ``cv2.VideoCapture``.
+    """A USB camera (an index such as 0, or a device node such as /dev/video0) or a video file, through OpenCV.
 
     In a video file a frame that does not decode is skipped and counted in
-    ``skipped`` (a damaged stretch of an MP4 used to end the whole video):
-    the file ends only once the reader is at its last frame or
-    ``end_failures`` reads in a row have failed.
+    ``skipped`` (a damaged stretch of an MP4 used to end the whole video).
+    Each failed read moves on by one frame, so a damaged stretch is read past
+    as long as the container says frames are left: the file ends after
+    ``end_failures`` failed reads in a row only once the frames read and
+    skipped add up to its frame count (or it has none). 200 KB zeroed a third
+    into an MP4 once ended it after 50 failed reads, 90 of 275 frames
+    analysed and nothing reported; failed reads before the frame count is
+    reached are counted in ``skipped`` even when no frame follows them.
     """
 
     name = "opencv"
@@ -189,17 +207,18 @@ class OpenCVSource(FrameSource):
         self.width, self.height, self.fps = width, height, fps
         self.read_failures = read_failures
         self.end_failures = end_failures
-        self.is_file = isinstance(device, str) and not str(device).isdigit()
+        self.is_file = isinstance(device, str) and not device.isdigit() and not is_device_path(device)
         self.live = not self.is_file
         self.capture: cv2.VideoCapture | None = None
         self._index = 0
         self.skipped = 0  # video file: undecodable frames skipped so far
+        self._position = 0  # video file: frames read or skipped since open()
 
     def open(self) -> None:
         if self.is_file and not Path(str(self.device)).is_file():
-            raise SourceError(f"{self.device}: no such video file")
-        target = self.device if self.is_file else int(self.device)
-        capture = cv2.VideoCapture(target)
+            what = "not a regular file" if Path(str(self.device)).exists() else "no such video file"
+            raise SourceError(f"{self.device}: {what}")
+        capture = cv2.VideoCapture(self.device if self.is_file else camera_index(str(self.device)))
         if not capture.isOpened():
             capture.release()
             what = f"video {self.device}" if self.is_file else f"camera {self.device}"
@@ -208,7 +227,7 @@ class OpenCVSource(FrameSource):
             capture.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
             capture.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
             capture.set(cv2.CAP_PROP_FPS, self.fps)
-        self.capture = capture
+        self.capture, self._position = capture, 0
 
     @property
     def frame_rate(self) -> float:
@@ -242,7 +261,7 @@ class OpenCVSource(FrameSource):
         assert self.capture is not None
         total = self.capture.get(cv2.CAP_PROP_FRAME_COUNT)
         failed = 0
-        while failed < self.end_failures:
+        while failed < max(self.end_failures, total - self._position):
             ok, image = self.capture.read()
             if ok and image is not None and image.size:
                 try:
@@ -251,6 +270,7 @@ class OpenCVSource(FrameSource):
                     ok = False
             if ok:
                 self.skipped += failed
+                self._position += failed + 1
                 # Media time, as analyze uses: tracking and smoothing follow the clip, not how fast this machine
                 # decodes and classifies it (at 300 ms a frame, wall time dropped a track after 2 missed frames,
                 # not 10, and with it the search near that face). Frames skipped as undecodable still took
@@ -262,6 +282,9 @@ class OpenCVSource(FrameSource):
             failed += 1
             if total > 0 and self.capture.get(cv2.CAP_PROP_POS_FRAMES) >= total:
                 break  # the last frame: the end
+        # frames the container promised that no read produced: lost (a damaged or truncated end)
+        lost = int(max(0, min(failed, total - self._position)))
+        self.skipped, self._position = self.skipped + lost, self._position + lost
         return None
 
     def close(self) -> None:

@@ -179,3 +179,34 @@ def test_the_detector_backend_can_be_picked_by_name(analyzer, samples):
     assert json.loads(cli.stdout)["faces"] == blaze.to_dict()["faces"]  # BlazeFace sees the colour photo here too
     with pytest.raises(ConfigError, match="unknown detector 'yolo'"):
         FaceAnalyzer(backend="yolo")
+
+
+def _as(image: np.ndarray, kind: str) -> np.ndarray:
+    """The photo as float32 in 0..1 with one NaN pixel, or as 16-bit (what a camera pipeline or a TIFF may give)."""
+    if kind == "float32 with a NaN":
+        out = image.astype(np.float32) / 255.0
+        out[0, 0, 0] = np.nan
+        return out
+    return image.astype(np.uint16) * 257
+
+
+@pytest.mark.parametrize("kind", ["float32 with a NaN", "uint16"])
+@pytest.mark.parametrize("backend", ["haar", "blazeface"])
+def test_float_nan_and_16_bit_frames_follow_one_conversion_rule_in_photos_and_streams(samples, kind, backend):
+    """Before: one NaN pixel gave 0 faces and a RuntimeWarning; BlazeFace's stream.analyze raised ValueError on
+    float and 16-bit frames that analyze_image accepted."""
+    import warnings
+
+    analyzer = FaceAnalyzer(backend=backend)
+    photo = cv2.imread(str(samples / "two_people.jpg"))
+    reference = photo.copy()
+    reference[0, 0, 0] = 0 if kind.startswith("float") else reference[0, 0, 0]  # the rule: NaN counts as black
+    expected = [f.box for f in analyzer.analyze_image(reference).faces]
+    assert expected
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a RuntimeWarning from the cast fails the test
+        boxes = [f.box for f in analyzer.analyze_image(_as(photo, kind)).faces]
+        with analyzer.stream(fps=15) as stream:
+            streamed = [f.box for f in stream.analyze(_as(photo, kind)).faces]
+    assert boxes == expected  # the 8-bit BGR picture it converts to, whatever the pixel type
+    assert streamed == expected

@@ -129,3 +129,60 @@ def test_check_warns_when_the_config_turns_off_the_averaging_a_model_ships_with(
         assert ("mirror-averaged: emotion)" in proc.stdout) is not warned
         warning = [line for line in proc.stderr.splitlines() if "turns off the mirror averaging" in line]
         assert len(warning) == int(warned)
+
+
+@pytest.mark.parametrize("prefix, message", [
+    ("$SYS/face-emotion", "outputs.mqtt.topic_prefix: '$SYS/face-emotion' must not start with $"),
+    ("x" * 70000, "outputs.mqtt.topic_prefix: 70000 bytes; at most 128"),
+])
+def test_check_refuses_an_mqtt_topic_prefix_no_subscriber_would_see(tmp_path, prefix, message):
+    path = tmp_path / "config.toml"
+    path.write_text(f'[outputs.mqtt]\nenabled = true\nhost = "127.0.0.1"\ntopic_prefix = "{prefix}"\n')
+    proc = edge("--check", "--config", str(path))
+    assert proc.returncode == 2
+    assert len(errors(proc)) == 1 and message in errors(proc)[0]
+
+
+def test_a_device_node_is_a_camera_not_a_missing_video_file(tmp_path):
+    """``device = "/dev/video0"`` used to be "no such video file" (exit 2); it is a V4L2 camera, even unplugged."""
+    from edge.sources import OpenCVSource, SourceError
+
+    missing = "/dev/video97"  # no such camera here: a warning, as for device = "97"
+    proc = edge("--check", "--config", config(tmp_path, f'source = "opencv"\ndevice = "{missing}"'))
+    assert proc.returncode == 0, proc.stderr
+    assert f"OpenCV camera {missing} ({missing})" in proc.stdout
+    assert f"warning: camera.device: {missing} does not exist (no camera?)" in proc.stderr
+    source = OpenCVSource(missing)
+    assert source.live and not source.is_file  # tracking and smoothing as for a camera; no end of file
+    with pytest.raises(SourceError, match=f"^cannot open camera {missing}$"):
+        source.open()
+    from edge.sources import camera_index
+
+    link = tmp_path / "by-id-usb-camera"  # as in /dev/v4l/by-id/: opened by the index it resolves to
+    link.symlink_to("/dev/video5")
+    assert camera_index(str(link)) == 5 and camera_index("/dev/video12") == 12 and camera_index("3") == 3
+
+
+@pytest.mark.parametrize("command", [["--check"], ["run"], ["check"]])
+def test_a_config_that_is_a_folder_or_a_fifo_is_one_line(tmp_path, command):
+    fifo = tmp_path / "config.fifo"
+    os.mkfifo(fifo)
+    for path, message in ((tmp_path, "is a folder; give the config file"), (fifo, "not a regular file")):
+        proc = edge(*command, "--config", str(path))
+        assert proc.returncode == 2, proc.stderr
+        assert errors(proc) == [f"error: {path}: {message}" + (f" (e.g. {path / 'config.toml'})" if path == tmp_path
+                                                              else "")], proc.stderr
+
+
+def test_check_warns_when_a_config_with_a_secret_is_world_readable(tmp_path, samples):
+    path = tmp_path / "config.toml"
+    path.write_text(f'[camera]\nsource = "images"\npath = "{samples}"\n\n'
+                    '[outputs.live_view]\ntoken = "0123456789abcdef0123"\n')
+    warning = (f"warning: {path} holds the live view's token and every user can read it: "
+               f"sudo chgrp face-emotion {path} && sudo chmod 640 {path}")
+    path.chmod(0o644)  # what the deploy used to install
+    proc = edge("--check", "--config", str(path))
+    assert proc.returncode == 0 and warning in proc.stderr.splitlines(), proc.stderr
+    path.chmod(0o640)
+    proc = edge("--check", "--config", str(path))
+    assert proc.returncode == 0 and "every user can read it" not in proc.stderr, proc.stderr

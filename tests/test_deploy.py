@@ -21,6 +21,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -84,6 +85,23 @@ def test_hosts_that_could_inject_are_refused(host: str) -> None:
         check_host(host)
 
 
+@pytest.mark.parametrize("option", ["StrictHostKeyChecking=accept-new", "User pi", "userknownhostsfile = /k",
+                                    "ProxyJump=admin@bastion:2222,gw", "ConnectTimeout=5", "ProxyJump=none"])
+def test_the_ssh_options_a_deploy_needs_are_allowed(option: str) -> None:
+    from deploy.cli import _check_ssh_option
+
+    _check_ssh_option(option)  # no DeployError
+
+
+def test_no_host_string_becomes_an_ssh_option() -> None:
+    """Every host goes after ``--`` in ssh's argv, and one that starts with - is refused before that."""
+    argv = [*SshOptions(extra=("User=pi",)).argv(), "--", check_host("pi@pi1.lan")]
+    assert argv[argv.index("--") + 1:] == ["pi@pi1.lan"] and "-oPKCS11Provider=x" not in argv
+    for host in ("-oPKCS11Provider=./evil.so", "-o", "--", "pi@-oProxyCommand=x"):
+        with pytest.raises(DeployError):
+            check_host(host)
+
+
 def test_fake_answers_are_checked() -> None:
     assert parse_answers(["is-active=failed"]) == {"is-active": "failed"}
     with pytest.raises(DeployError, match="bad --fake-answer"):
@@ -126,7 +144,13 @@ def _cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         (["status", "pi", "--timeout", "0"], "--timeout must be at least 1"),
         (["rollback", "pi", "--bogus"], "unrecognized arguments"),
         (["status", "pi", "--sudo", "sudo; rm -rf /"], "--sudo must be plain words"),
-        (["status", "-oProxyCommand=touch /tmp/x", "127.0.0.1"], "--ssh-option ProxyCommand runs a local command"),
+        (["status", "-oProxyCommand=touch /tmp/x", "127.0.0.1"], "--ssh-option 'ProxyCommand' is not one the deploy"),
+        (["status", "-o", "PKCS11Provider=./evil.so", "127.0.0.1"], "--ssh-option 'PKCS11Provider' is not one the"),
+        (["status", "-o", "SecurityKeyProvider ./evil.so", "127.0.0.1"], "--ssh-option 'SecurityKeyProvider' is not"),
+        (["status", "-o", "pkcs11provider = ./evil.so", "127.0.0.1"], "--ssh-option 'pkcs11provider' is not one"),
+        (["status", "-o", "Match exec \"touch /tmp/x\"", "127.0.0.1"], "--ssh-option 'Match' is not one the deploy"),
+        (["status", "-o", "ProxyJump=-oProxyCommand=touch", "127.0.0.1"], "not a valid host name: '-oProxyCommand"),
+        (["status", "-o", "User=pi\nProxyCommand=touch /tmp/x", "127.0.0.1"], "has control characters"),
         (["status", "--", "-oProxyCommand=touch /tmp/x"], "not a valid host name: '-oProxyCommand=touch'"),
     ],
 )
@@ -139,11 +163,16 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None
 
 @pytest.mark.parametrize("target", ["deploy", "rollback", "status"])
 @pytest.mark.parametrize("pi", ["nohost.invalid;touch {canary}", "$$(touch {canary})", "`touch {canary}`",
-                                "-oProxyCommand=touch {canary}", "x' ; touch {canary} ; '"])
-def test_make_never_lets_a_host_reach_a_shell_and_fails_when_the_deploy_fails(tmp_path, target, pi) -> None:
+                                "-oProxyCommand=touch {canary}", "x' ; touch {canary} ; '",
+                                "$(shell touch {canary})localhost", "${{shell touch {canary}}}localhost"])
+@pytest.mark.parametrize("via", ["command line", "environment"])
+def test_make_never_lets_a_host_reach_a_shell_and_fails_when_the_deploy_fails(tmp_path, target, pi, via) -> None:
+    """Not the shell, and not make either: make used to expand $(shell ...) in PI while exporting it."""
     canary = tmp_path / "pwned"
-    proc = subprocess.run(["make", "--no-print-directory", target, f"PI={pi.format(canary=canary)}",
-                           f"PYTHON={sys.executable}"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    host = pi.format(canary=canary)
+    args, env = (["PI=" + host], dict(os.environ)) if via == "command line" else ([], dict(os.environ, PI=host))
+    proc = subprocess.run(["make", "--no-print-directory", target, *args, f"PYTHON={sys.executable}"], cwd=REPO,
+                          capture_output=True, text=True, timeout=120, env=env)
     assert not canary.exists(), proc.stdout + proc.stderr
     assert proc.returncode != 0 and "deploy: error:" in proc.stderr, proc.stdout + proc.stderr
 
@@ -393,6 +422,7 @@ def test_first_deploy_installs_unit_and_config_and_switches(lab: Lab, first) -> 
     unit = prefix / "etc" / "systemd" / "system" / "face-emotion.service"
     assert unit.read_bytes() == (REPO / "systemd" / "face-emotion.service").read_bytes()
     assert lab.config("pi-a").read_bytes() == lab.example_config.read_bytes()
+    assert stat.S_IMODE(lab.config("pi-a").stat().st_mode) == 0o640  # it may hold the MQTT password (was 0644)
     assert lab.current("pi-a") == f"releases/{rid}"
     calls = lab.calls("pi-a")
     assert "sudo -n systemctl daemon-reload" in calls

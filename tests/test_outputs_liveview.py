@@ -579,3 +579,78 @@ def test_bad_live_view_security_settings_are_named(settings, message):
 
     with pytest.raises(ConfigError, match=message):
         from_mapping(LiveViewSettings, settings, "outputs.live_view")
+
+
+def _fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def _closed_by_server(sock: socket.socket) -> bool:
+    """True once the server has closed ``sock`` (anything it sent first, such as a 503, is read and dropped)."""
+    sock.setblocking(False)
+    try:
+        while sock.recv(4096):
+            pass
+        return True  # EOF
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True  # reset
+
+
+def test_a_connection_flood_with_the_token_set_stays_bounded_and_late_headers_are_cut(live, frames, monkeypatch):
+    """300 connections that never finish their headers: threads and descriptors stay within the caps, a
+    request over the cap is refused at once, the late ones are cut at the header deadline, and then the
+    live view answers again. Before: one thread and one descriptor per connection for 30 s per trickled byte."""
+    from edge.outputs import liveview
+
+    monkeypatch.setattr(liveview, "HEADER_TIMEOUT_S", 1.5, raising=False)
+    cap = 32  # connections served at once (liveview.MAX_CONNECTIONS)
+    token = "0123456789abcdef0123"
+    output = live(token=token)
+    image, result = frames[0]
+    flood = 300
+    threads_before, fds_before = threading.active_count(), _fds()
+    clients: list[socket.socket] = []
+    try:
+        for _ in range(flood):
+            client = socket.create_connection(("127.0.0.1", output.port), timeout=10)
+            client.sendall(b"GET /status.json HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # the headers never end
+            clients.append(client)
+            output.update(image, result)  # the frame loop goes on through the flood
+        refused = wait_for(lambda: sum(_closed_by_server(c) for c in clients) >= flood - cap
+                           or None, "the connections over the cap to be refused at accept", timeout=10)
+        assert refused
+        server_threads = threading.active_count() - threads_before
+        server_fds = _fds() - fds_before - flood  # what the server holds, besides the clients' own sockets
+        print(f"flood of {flood}: {server_threads} server threads, {server_fds} server descriptors")
+        assert server_threads <= cap and server_fds <= cap + 2
+        assert raw_get(output.port, f"/status.json?token={token}", {"Host": "127.0.0.1"})[0] == 503
+        # past the header deadline every flood connection has been cut, and the view answers again
+        wait_for(lambda: all(_closed_by_server(c) for c in clients), "the late connections to be cut", timeout=10)
+        assert raw_get(output.port, f"/status.json?token={token}", {"Host": "127.0.0.1"})[0] == 200
+    finally:
+        for client in clients:
+            client.close()
+    wait_for(lambda: output.server.open == 0, "every connection to be released")
+    assert cap == liveview.MAX_CONNECTIONS
+
+
+def test_a_negative_frame_number_is_a_bad_request(live, frames):
+    output = live()
+    for after in ("-1", "-5", "x"):
+        status, _, body = get(output, f"/frame.jpg?after={after}")
+        assert status == 400 and body == b"after: not a whole number >= 0\n"
+
+
+def test_a_failing_request_logs_one_throttled_line_not_a_traceback_each(live, capfd, caplog):
+    output = live()
+    caplog.set_level("WARNING", logger="edge.outputs.liveview")
+    for _ in range(200):
+        try:
+            raise AssertionError("handler failed")
+        except AssertionError:
+            output.server.handle_error(None, ("127.0.0.1", 5000))
+    assert "Traceback" not in capfd.readouterr().err
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == ["live view: a request from 127.0.0.1 failed: AssertionError: handler failed"]

@@ -74,7 +74,8 @@ def wait_for(condition, what: str, timeout: float = WAIT_S):
 class Broker:
     """A real mosquitto on 127.0.0.1:<port>; stop() and start() again on the same port (a broker restart)."""
 
-    def __init__(self, folder: Path, users: dict[str, str] | None = None, tls: dict[str, Path] | None = None):
+    def __init__(self, folder: Path, users: dict[str, str] | None = None, tls: dict[str, Path] | None = None,
+                 extra: tuple[str, ...] = ()):
         self.folder, self.port = folder, free_port()
         self.proc: subprocess.Popen | None = None
         # As root, mosquitto would switch to the "mosquitto" user, who cannot read pytest's private tmp dirs.
@@ -90,6 +91,7 @@ class Broker:
         else:
             lines.append("allow_anonymous true")
         lines += [f"{key} {path}" for key, path in (tls or {}).items()]  # cafile, certfile, keyfile
+        lines += extra
         self.conf = folder / "mosquitto.conf"
         self.conf.write_text("\n".join(lines) + "\n")
         self.log = folder / "mosquitto.log"
@@ -264,6 +266,11 @@ def real_results(pipeline_factory, samples):
     (dict(tls_ca="/etc/ca.pem"), "tls: tls_ca/tls_cert/tls_key are set but tls = false"),
     (dict(tls=True, tls_cert="/c.pem"), "tls_key: a client certificate needs both"),
     (dict(topic_prefix="home/#"), "topic_prefix: 'home/#' must not contain"),
+    (dict(topic_prefix="x" * 70000), "topic_prefix: 70000 bytes; at most 128"),
+    (dict(client_id="p" * 200), "client_id: 200 bytes; at most 128"),
+    (dict(topic_prefix="$SYS/face"), r"topic_prefix: '\$SYS/face' must not start with \$"),
+    (dict(discovery_prefix="$share"), r"discovery_prefix: '\$share' must not start with \$"),
+    (dict(topic_prefix="home\nx"), r"topic_prefix: 'home\\nx' has control characters"),
     (dict(qos=3), "qos: 3 is not 0, 1 or 2"),
     (dict(max_state_rate=0.0), "max_state_rate: 0.0 is outside"),
 ])
@@ -549,6 +556,7 @@ def test_a_broker_restart_is_survived_and_the_frame_loop_never_waits(tmp_path, b
     broker.start()
     sub = subscribe(broker.port)
     health = wait_for(lambda: [h for h in sub.json_on("testpi/health") if h["reconnects"] >= 1], "health after")
+    assert max(h["reconnects"] for h in sub.json_on("testpi/health")) == 1  # one restart, one reconnect
     wait_for(lambda: sub.on("testpi/availability")[-1:] == [b"online"], "online again")
     wait_for(lambda: len([t for t, _, _ in sub.messages if t.startswith("homeassistant/")]) >= 6,
              "discovery again (the broker kept nothing: persistence false)")
@@ -576,3 +584,66 @@ def test_the_daemon_keeps_running_without_the_output_after_a_refused_login(tmp_p
         assert "Traceback" not in edge.stderr
     finally:
         broker.stop()
+
+
+# -- a broker that accepts and drops at once: backoff, and a line that names the cause ------------------------
+
+
+def _storm(outputs, seconds: float) -> list[int]:
+    for output in outputs:
+        output.start()
+    time.sleep(seconds)
+    counts = [output.reconnects for output in outputs]
+    for output in outputs:
+        output.close()
+    return counts
+
+
+@needs_broker
+@needs_paho
+def test_two_pis_with_one_client_id_back_off_and_the_line_names_the_duplicate_id(broker, caplog):
+    """Every stock Pi is "raspberrypi": two with one id knock each other off the broker. Before: ~530
+    reconnects a second each, the backoff reset by every accepted connection."""
+    from edge.outputs.mqtt import MqttOutput
+
+    settings = MqttSettings(enabled=True, host="127.0.0.1", port=broker.port, client_id="raspberrypi")
+    with caplog.at_level(logging.WARNING, logger="edge.outputs.mqtt"):
+        counts = _storm([MqttOutput(settings), MqttOutput(settings)], 8.0)
+    lines = [r.getMessage() for r in caplog.records if "lost the connection" in r.getMessage()]
+    print(f"reconnects in 8 s: {counts}; {len(lines)} warning lines")
+    assert sum(counts) <= 12  # waits of 1, 2, 4 s (+-20 %) each; before: thousands
+    assert len(lines) <= 12
+    assert any("another client with the client id 'raspberrypi' is connected" in line for line in lines), lines
+
+
+@needs_broker
+@needs_paho
+def test_a_broker_with_a_small_max_packet_size_gets_backoff_and_a_line_naming_it(tmp_path, caplog):
+    from edge.outputs.mqtt import MqttOutput
+
+    small = Broker(tmp_path, extra=("max_packet_size 200",)).start()  # discovery configs are ~700 bytes
+    try:
+        settings = MqttSettings(enabled=True, host="127.0.0.1", port=small.port, client_id="pi1")
+        with caplog.at_level(logging.WARNING, logger="edge.outputs.mqtt"):
+            counts = _storm([MqttOutput(settings)], 8.0)
+    finally:
+        small.stop()
+    lines = [r.getMessage() for r in caplog.records if "lost the connection" in r.getMessage()]
+    print(f"reconnects in 8 s: {counts}; {len(lines)} warning lines")
+    assert counts[0] <= 6 and len(lines) <= 6  # before: 28,080 reconnects in 13 s
+    assert any("larger than the broker's max_packet_size" in line for line in lines), lines
+
+
+def test_the_default_client_id_is_the_host_name_and_the_machine_id(tmp_path):
+    from edge.outputs.mqtt import MqttOutput, default_client_id
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.write_text("0f1e2d3c4b5a69788796a5b4c3d2e1f0\n")
+    two.write_text("a1b2c3d4e5f60718293a4b5c6d7e8f90\n")
+    assert default_client_id("raspberrypi", (one,)) == "raspberrypi-0f1e2d3c"
+    assert default_client_id("raspberrypi", (tmp_path / "missing", two)) == "raspberrypi-a1b2c3d4"
+    assert default_client_id("raspberrypi", (tmp_path / "missing",)) == "raspberrypi"
+    output = MqttOutput(MqttSettings(host="127.0.0.1"))
+    assert output.client_id == default_client_id() and output.topics.base == f"face-emotion/{output.client_id}"
+    if Path("/etc/machine-id").is_file() and Path("/etc/machine-id").read_text().strip():
+        assert output.client_id != socket.gethostname()

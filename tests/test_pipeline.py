@@ -31,7 +31,7 @@ def test_every_face_gets_both_labels_scores_and_stage_timings(pipeline, samples)
 
 def test_json_matches_the_documented_shape(pipeline, samples):
     out = pipeline.process(cv2.imread(str(samples / "astronaut.jpg")), independent=True).to_json("a.jpg")
-    assert set(out) == {"path", "frame", "faces", "timings_ms"}
+    assert set(out) == {"path", "frame", "width", "height", "faces", "timings_ms"}  # boxes are in width x height
     assert set(out["faces"][0]) == {"box", "track", "emotion", "emotion_scores", "gender", "gender_scores"}
     assert {"detect", "emotion", "gender", "total"} <= set(out["timings_ms"])
 

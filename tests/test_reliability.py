@@ -24,6 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import SAMPLES, write_pan_video
 from test_daemon import NotifySocket
 
 from edge.daemon import EXIT_CAMERA, EXIT_OK
@@ -206,8 +207,9 @@ def test_a_damaged_stretch_of_video_is_skipped_and_reported_not_the_end(tmp_path
     stamps = [frame.timestamp for frame in source]
     assert len(stamps) == good  # every decodable frame, past the damage
     assert source.skipped >= 1
-    # media time keeps counting the skipped frames: the clip's last frame is at its own time, not earlier
-    assert stamps[0] == 0.0 and stamps[-1] == pytest.approx((good - 1 + source.skipped) / source.frame_rate)
+    # media time keeps counting the skipped frames (the last ones lost, if any, come after the last stamp)
+    assert stamps[0] == 0.0 and (good - 1) / source.frame_rate < stamps[-1]
+    assert stamps[-1] <= (good - 1 + source.skipped) / source.frame_rate + 1e-9
     source.close()
     proc = subprocess.run([sys.executable, "-m", "edge", "analyze", str(video)], capture_output=True, text=True,
                           cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=300)
@@ -215,6 +217,72 @@ def test_a_damaged_stretch_of_video_is_skipped_and_reported_not_the_end(tmp_path
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert f"{video}: {good} frames," in proc.stdout
     assert f"error: {video}: {source.skipped} damaged frame(s) could not be decoded and were skipped" in proc.stderr
+
+
+def zeroed_copy(dest: Path, frames: int = 275, zeroed: int = 400_000) -> Path:
+    """A pan video of ``frames`` frames with ``zeroed`` bytes set to 0 a third into the file (the issue's recipe,
+    scaled to this video's bitrate): a gap of some 95 frames that do not decode, more than 50 reads in a row."""
+    video = write_pan_video(dest.with_name("clean.mp4"), SAMPLES / "two_people.jpg", frames=frames)
+    data = bytearray(video.read_bytes())
+    start = len(data) // 3
+    data[start:start + zeroed] = bytes(zeroed)
+    dest.write_bytes(bytes(data))
+    return dest
+
+
+def opencv_alone(video: Path) -> tuple[int, int, int]:
+    """(frames OpenCV decodes reading on for as many failed reads as the file has frames, the longest run of
+    failed reads between two decoded frames, the container's frame count)."""
+    capture = cv2.VideoCapture(str(video))
+    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    good = run = longest = 0
+    while run <= total:
+        ok, _ = capture.read()
+        good, longest, run = (good + 1, max(longest, run), 0) if ok else (good, longest, run + 1)
+    capture.release()
+    return good, longest, total
+
+
+def test_a_zeroed_stretch_longer_than_50_reads_is_read_past_counted_and_fails_the_exit(tmp_path):
+    video = zeroed_copy(tmp_path / "zeroed.mp4")
+    good, gap, total = opencv_alone(video)
+    assert gap > 50 and good < total, "the recipe must make a gap longer than the old 50-read limit"
+    source = OpenCVSource(str(video))
+    source.open()
+    frames = sum(1 for _ in source)
+    print(f"{total} frames in the container, OpenCV alone decodes {good} (a gap of {gap}); "
+          f"the source: {frames} analysed, {source.skipped} skipped")
+    assert frames == good  # before: 86 of 275, and 0 skipped
+    assert source.skipped >= gap and frames + source.skipped <= total
+    source.close()
+    source.open()  # loop = true reopens the file: the whole file plays again, not only up to the damage
+    assert sum(1 for _ in source) == good
+    source.close()
+    proc = analyze(str(video))
+    no_traceback(proc.stderr)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"{video}: {good} frames," in proc.stdout
+    assert "damaged frame(s) could not be decoded and were skipped" in proc.stderr
+
+
+def test_the_service_plays_a_damaged_video_whole_in_a_loop_and_says_what_it_skipped(tmp_path, notify):
+    video = zeroed_copy(tmp_path / "zeroed.mp4", frames=200)
+    good, gap, _ = opencv_alone(video)
+    path = config(tmp_path, f'source = "opencv"\ndevice = "{video}"\nloop = true\nfps = 120.0', stats_interval_s=0.2)
+    log = tmp_path / "stderr.log"
+    with open(log, "w") as stderr:  # a file, not a pipe: FFmpeg's lines about the damage would fill a pipe
+        proc = subprocess.Popen([sys.executable, "-m", "edge", "run", "--config", str(path)], stderr=stderr,
+                                env=dict(os.environ, PYTHONPATH=str(ROOT), NOTIFY_SOCKET=str(notify.path)))
+        try:
+            assert notify.wait_for("READY=1"), "no READY=1"
+            alive = notify.wait_for("WATCHDOG=1", count=good + 20, timeout=120)  # past the end: a second pass
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+    text = log.read_text()
+    no_traceback(text)
+    assert alive and proc.returncode == EXIT_OK, text[-3000:]
+    assert f"{gap} undecodable video frame(s) skipped so far" in text, text[-3000:]  # before: never said
 
 
 # -- 3. --annotate failures --------------------------------------------------------------------------------------------
@@ -248,6 +316,27 @@ def test_a_video_writer_that_does_not_open_is_reported_and_the_video_still_analy
     assert proc.returncode == 1
     assert f"error: {out}: cannot open a video writer there" in proc.stderr
     assert f"{pan_video}: 45 frames" in proc.stdout and "annotated output in" not in proc.stdout
+
+
+def test_an_annotated_video_cut_short_by_a_full_disk_is_an_error_not_output(tmp_path, pan_video):
+    """RLIMIT_FSIZE is what a nearly full SD card looks like to a writer: the MP4 stops part-way and its
+    index is never written. Before: "annotated output in ...", exit 0, for a file that does not play."""
+    limit = 64 * 1024  # the 45 annotated frames take several times this
+
+    def small_disk() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
+    out = tmp_path / "annotated.mp4"
+    proc = subprocess.run([sys.executable, "-m", "edge", "analyze", str(pan_video), "--annotate", str(out)],
+                          capture_output=True, text=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                          timeout=300, preexec_fn=small_disk)
+    no_traceback(proc.stderr)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"error: {out}: the annotated copy of {pan_video} does not play (a write failed: disk full?)" \
+        in proc.stderr, proc.stderr
+    assert f"{pan_video}: 45 frames" in proc.stdout and "annotated output in" not in proc.stdout
+    ok = analyze(str(pan_video), "--annotate", str(tmp_path / "fine.mp4"))  # with room: written and counted
+    assert ok.returncode == 0 and "annotated output in" in ok.stdout, ok.stderr
 
 
 # -- 4. a source that disappears under loop = true -------------------------------------------------------------------
@@ -338,6 +427,29 @@ def test_a_huge_jpeg_is_decoded_reduced_to_the_configured_frame_size(huge_jpeg):
                                          timeout=120).stdout.split()
     print(f"12000x9000 JPEG to 640x480: {float(took):.2f} s, peak RSS (VmHWM) {before} MB after imports, {after} MB "
           "after the decode (a full decode needs 324 MB for the pixels alone)")
+    assert int(after) - int(before) < 160  # the full-size pixels alone are 324 MB
+
+
+def test_the_api_decodes_a_huge_photo_reduced_as_the_cli_does_and_both_give_boxes_in_its_own_pixels(huge_jpeg):
+    """Before: the API decoded 12000x9000 at full size (3.6 GB peak RSS: a 2 GB Pi dies), while the CLI's --json
+    gave boxes in its downscaled frame with no size ([2802,331,751,751] against the API's [8214,964,2197,2197])."""
+    script = (f"import sys, json; sys.path.insert(0, {str(ROOT)!r}); from edge import analyze_image; "
+              "peak = lambda: int(open('/proc/self/status').read().split('VmHWM:')[1].split()[0]) // 1024; "
+              f"result = analyze_image({str(huge_jpeg)!r}); "
+              "print(json.dumps({'peak_mb': peak(), 'width': result.width, 'height': result.height, "
+              "'boxes': [list(face.box) for face in result.faces]}))")
+    api = json.loads(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                                    timeout=300).stdout.splitlines()[-1])
+    cli = analyze(str(huge_jpeg), "--json")
+    assert cli.returncode == 0, cli.stderr
+    printed = json.loads(cli.stdout.splitlines()[0])
+    print(f"API on the 12000x9000 JPEG: peak RSS {api['peak_mb']} MB, {len(api['boxes'])} face(s), "
+          f"largest box {max(api['boxes'], key=lambda b: b[2] * b[3], default=None)}")
+    assert api["peak_mb"] < 1024  # before: 3.6 GB
+    assert (api["width"], api["height"]) == (printed["width"], printed["height"]) == (12000, 9000)
+    assert api["boxes"] == [face["box"] for face in printed["faces"]] and api["boxes"]
+    x, y, w, h = max(api["boxes"], key=lambda b: b[2] * b[3])
+    assert w > 1000 and x + w <= 12000 and y + h <= 9000  # a face of the photo in its own pixels, not 4096's
 
 
 @pytest.mark.parametrize("width, height, message", [
@@ -402,3 +514,24 @@ def test_sigterm_during_a_slow_decode_does_not_wait_for_it(tmp_path, notify):
     print(f"stopped {stopped_in:.2f} s after SIGTERM during a 24 MP PNG decode")
     assert stopped_in < UNIT_KILL_S
 
+
+
+@pytest.mark.parametrize("name", ["photo.jpg", "clip.mp4"])
+def test_a_fifo_given_by_name_is_refused_and_the_next_file_analysed(tmp_path, samples, name):
+    """In a folder a FIFO is skipped; named directly it used to block analyze for ever (open waits for a writer)."""
+    fifo = tmp_path / name
+    os.mkfifo(fifo)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "edge", "analyze", str(fifo), str(samples / "astronaut.jpg")],
+                              capture_output=True, text=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                              timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"analyze blocked on the FIFO {fifo}")
+    no_traceback(proc.stderr)
+    assert proc.returncode == 1
+    assert [line for line in proc.stderr.splitlines() if line.startswith("error:")] == [
+        f"error: {fifo}: not a regular file" + (" (a FIFO, device or socket); refused" if name.endswith("jpg") else "")]
+    assert "astronaut.jpg: 1 face(s)" in proc.stdout
+    with pytest.raises(BadImage, match="not a regular file"):
+        from edge.api import analyze_image
+        analyze_image(fifo)

@@ -90,6 +90,14 @@ GROUP_MASTER = Path("/usr/share/base-passwd/group.master")
 
 
 @pytest.mark.skipif(not GROUP_MASTER.is_file(), reason="needs Debian's base-passwd group list")
+def test_descriptors_and_tasks_are_limited_with_room_above_the_live_views_cap() -> None:
+    """A flood once took the default 1,024 descriptors; the unit states its own limits, well above what
+    the daemon needs with the live view's connection cap (32) and far below the machine's."""
+    s = _settings(UNIT.read_text())
+    assert int(s["LimitNOFILE"][-1]) >= 4096
+    assert 128 <= int(s["TasksMax"][-1]) <= 1024
+
+
 def test_supplementary_groups_exist_on_every_debian() -> None:
     """A group named in SupplementaryGroups= that does not exist fails every start (216/GROUP): gpio did."""
     static = {line.split(":")[0] for line in GROUP_MASTER.read_text().splitlines() if line.strip()}

@@ -3,7 +3,9 @@
 Makers wire this Pi to something else (a lamp, a counter, a dashboard); the
 common bus for that is MQTT and the usual hub is Home Assistant, whose MQTT
 discovery makes entities appear without any YAML. Per device (the client id,
-by default the host name) under ``<topic_prefix>/<device>/``:
+by default the host name and the first 8 hex digits of ``/etc/machine-id``:
+every stock Pi is called "raspberrypi", and two clients with one id knock
+each other off the broker) under ``<topic_prefix>/<device>/``:
 
 * ``state`` (retained): faces in view, the largest face's emotion and gender
   with confidences, fps and median ms per frame; sent only when the faces or
@@ -31,7 +33,11 @@ The frame loop never waits for the network: :meth:`MqttOutput.update` only
 records statistics, keeps the latest state and appends events to a bounded
 queue (the oldest dropped and counted when full). One worker thread owns the
 paho client: it connects, reconnects with exponential backoff (1 s doubling
-to 30 s, +-20 % jitter), publishes and loops. A refused login or a TLS mistake is
+to 30 s, +-20 % jitter), publishes and loops. The backoff is reset only by a
+connection that held for ``STABLE_S``: a broker that accepts and then drops
+at once (another client with our id, a message over its ``max_packet_size``)
+once got ~530 reconnects a second; now the waits grow, and the warning names
+the likely cause. A refused login or a TLS mistake is
 permanent: start() raises it as one line (or the next update() does, if it
 happens later) and the daemon goes on without this output.
 
@@ -69,6 +75,7 @@ from edge.results import FaceResult, FrameResult
 from edge.settings import ConfigError
 from edge.stats import PAPER_SECONDS_PER_FRAME, LatencyStats
 
+MAX_NAME_BYTES = 128  # topic_prefix, discovery_prefix, client_id: a 70,000-character prefix was retried forever
 
 @dataclass(frozen=True)
 class MqttSettings:
@@ -84,7 +91,7 @@ class MqttSettings:
     tls_ca: str = ""  # CA certificate file (PEM); "" = the system's CAs
     tls_cert: str = ""  # client certificate (PEM) for brokers that require one, with tls_key
     tls_key: str = ""
-    client_id: str = ""  # "" = the host name; also names the device in topics and in Home Assistant
+    client_id: str = ""  # "" = host name + machine-id (unique per Pi); names the device in topics and Home Assistant
     topic_prefix: str = "face-emotion"  # topics are <topic_prefix>/<client id>/state, /events, /health, /availability
     qos: int = 1
     retain: bool = True  # retain state and health (availability and discovery are always retained)
@@ -116,6 +123,17 @@ class MqttSettings:
                 raise ConfigError(f"{key}: {value!r} must not contain + # or a NUL, nor start or end with /")
         if not self.topic_prefix or not self.discovery_prefix:
             raise ConfigError("topic_prefix/discovery_prefix: must not be empty")
+        for key in ("topic_prefix", "discovery_prefix", "client_id"):
+            value = getattr(self, key)
+            if len(value.encode()) > MAX_NAME_BYTES:
+                raise ConfigError(f"{key}: {len(value.encode())} bytes; at most {MAX_NAME_BYTES} (MQTT topics are "
+                                  "short names)")
+            if not value.isprintable():
+                raise ConfigError(f"{key}: {value!r} has control characters")
+        for key in ("topic_prefix", "discovery_prefix"):
+            if getattr(self, key).startswith("$"):  # subscribers to "#" never see $ topics; $SYS is the broker's
+                raise ConfigError(f"{key}: {getattr(self, key)!r} must not start with $ (topics such as $SYS "
+                                  "belong to the broker; subscribers never see them)")
         if "/" in self.client_id:
             raise ConfigError(f"client_id: {self.client_id!r} must not contain /")
         if self.qos not in (0, 1, 2):
@@ -133,6 +151,8 @@ log = logging.getLogger(__name__)
 
 BACKOFF_MIN_S, BACKOFF_MAX_S = 1.0, 30.0
 BACKOFF_JITTER = 0.2  # +-20 %: a fleet of Pis does not reconnect in lockstep after a broker restart
+STABLE_S = 10.0  # a connection that held this long resets the backoff; a shorter one doubles it
+MACHINE_ID = (Path("/etc/machine-id"), Path("/var/lib/dbus/machine-id"))
 CONNACK_WAIT_S = 10.0  # after the TCP/TLS connection: how long the broker may take to answer CONNECT
 START_WAIT_S = 5.0  # start() waits this long for the first outcome, so a refused login is reported at start
 LOOP_S = 0.05  # the worker's select() timeout: how soon a queued event goes out
@@ -160,6 +180,20 @@ def import_paho() -> Any:
         raise OutputError("mqtt: paho-mqtt is not installed (pip install 'pi-face-emotion[mqtt]', "
                           "or apt install python3-paho-mqtt)") from None
     return mqtt
+
+
+def default_client_id(hostname: str | None = None, machine_id: tuple[Path, ...] = MACHINE_ID) -> str:
+    """``<host name>-<first 8 hex digits of the machine id>``: unique per installed system, stable across boots.
+
+    The host name alone is "raspberrypi" on every stock Pi, and a broker drops the older of two clients that
+    share an id. Without a readable machine id, the host name alone.
+    """
+    hostname = hostname or socket.gethostname()
+    for path in machine_id:
+        digits = _read(path).lower()
+        if len(digits) >= 8 and all(c in "0123456789abcdef" for c in digits[:8]):
+            return f"{hostname}-{digits[:8]}"
+    return hostname
 
 
 def node_id(client_id: str) -> str:
@@ -327,6 +361,7 @@ class Connection:
         self.connack: int | None = None
         self.unacked: set[int] = set()
         self.acked = 0
+        self.largest = 0  # bytes of the largest message handed to paho since the last open()
 
     def _on_connect(self, *args: Any) -> None:  # 1.6: (client, userdata, flags, rc); 2.x: (..., reason, props)
         self.connack = _connack_code(args[3])
@@ -343,7 +378,7 @@ class Connection:
         verification is, other TLS errors may be a broker restarting mid-handshake.
         """
         s = self.settings
-        self.connack = None
+        self.connack, self.largest = None, 0
         try:
             self.client.connect(s.host, s.port, keepalive=s.keepalive_s)
         except ssl.SSLCertVerificationError as exc:
@@ -380,6 +415,7 @@ class Connection:
         info = self.client.publish(topic, payload, qos=self.settings.qos, retain=retain)
         if info.rc != 0:
             return False
+        self.largest = max(self.largest, len(topic) + len(payload))
         if self.settings.qos:
             self.unacked.add(info.mid)
         return True
@@ -393,6 +429,17 @@ class Connection:
         while (self.unacked or self.client.want_write()) and time.monotonic() < until:
             if not self.loop():
                 return
+
+    def quick_drop_cause(self, client_id: str) -> str:
+        """The likely cause when the broker closed a connection it had just accepted (MQTT 3.1.1 says nothing)."""
+        size = f"a message of up to {self.largest} bytes"
+        if self.unacked:  # the broker hung up before acknowledging a message: it refused the message
+            return (f"it hung up before acknowledging {size}: a message larger than the broker's max_packet_size "
+                    "(raise it in the broker's configuration)")
+        too_large = (f"; or {size} over the broker's max_packet_size (raise it in the broker's configuration)"
+                     if self.settings.qos == 0 else "")
+        return (f"another client with the client id {client_id!r} is connected (each Pi needs its own "
+                f"[outputs.mqtt] client_id){too_large}")
 
     def close(self) -> None:
         """Disconnect (a clean DISCONNECT: the broker does not send the will). Messages not yet acknowledged
@@ -432,7 +479,7 @@ class MqttOutput(Output):
         self.settings = settings
         self.clock = clock
         self.thermal = thermal
-        self.client_id = settings.client_id or socket.gethostname()
+        self.client_id = settings.client_id or default_client_id()
         self.topics = Topics(settings, self.client_id)
         self.configs = discovery_configs(self.topics, {"emotion": EMOTION_LABELS, "gender": GENDER_LABELS})
         self.started = clock()
@@ -552,7 +599,7 @@ class MqttOutput(Output):
     def _run(self) -> None:
         """Connect, publish, reconnect with backoff; until close() or a permanent failure."""
         s = self.settings
-        delay, reported, was_connected = BACKOFF_MIN_S, "", False
+        delay, reported, was_connected, quick_drops = BACKOFF_MIN_S, "", False, 0
         try:
             conn = Connection(s, self.topics, self.client_id, self._password, self._context)
         except Exception as exc:  # noqa: BLE001 - one line for the daemon, not a dead thread
@@ -583,7 +630,8 @@ class MqttOutput(Output):
                 self.reconnects += 1
             log.info("mqtt: %s to %s:%d as %s, publishing to %s/", "reconnected" if was_connected else "connected",
                      s.host, s.port, self.client_id, self.topics.base)
-            was_connected, delay, reported = True, BACKOFF_MIN_S, ""
+            was_connected, reported = True, ""
+            connected_at = time.monotonic()
             self.connected.set()
             self._first.set()
             try:
@@ -591,10 +639,21 @@ class MqttOutput(Output):
             except Exception as exc:  # noqa: BLE001
                 lost = f"unexpected error ({exc!r})"
             self.connected.clear()
+            held = time.monotonic() - connected_at
+            quick_drops = quick_drops + 1 if lost and held < STABLE_S else 0
+            if quick_drops >= 2:  # one quick drop may be a broker restarting; two in a row are not
+                lost = (f"closed by the broker {held:.1f} s after it accepted the connection, {quick_drops} times "
+                        f"in a row; likely cause: {conn.quick_drop_cause(self.client_id)}")
+            elif lost and not quick_drops:
+                delay = BACKOFF_MIN_S  # a connection that held: a fresh start for the backoff
             conn.close()
             if lost:
-                log.warning("mqtt: lost the connection to %s:%d (%s); reconnecting with backoff", s.host, s.port, lost)
-                reported = ""
+                wait = delay * random.uniform(1 - BACKOFF_JITTER, 1 + BACKOFF_JITTER)
+                log.warning("mqtt: lost the connection to %s:%d (%s); reconnecting in %.1f s", s.host, s.port, lost,
+                            wait)
+                if self._stop.wait(wait):
+                    return
+                delay = min(delay * 2, BACKOFF_MAX_S)
 
     def _serve(self, conn: Connection) -> str:
         """Publish while connected. Returns "" after close() flushed, else why the connection went."""
@@ -661,7 +720,7 @@ def remove_discovery(settings: MqttSettings, client_id: str | None = None) -> st
     """
     from edge.labels import EMOTION_LABELS, GENDER_LABELS
 
-    client_id = client_id or settings.client_id or socket.gethostname()
+    client_id = client_id or settings.client_id or default_client_id()
     topics = Topics(settings, client_id)
     stop = threading.Event()
     try:
