@@ -44,6 +44,17 @@ def to_8bit(image: np.ndarray) -> np.ndarray:
     return image
 
 
+def channels(image: np.ndarray) -> int:
+    """Channels of a frame (0 for a 2-D gray one): 1, 3 (BGR) or 4 (BGRA), else a :class:`FrameError`."""
+    if image.ndim == 2:
+        return 0
+    if image.ndim != 3:
+        raise FrameError(f"frame has {image.ndim} dimensions, expected 2 or 3")
+    if image.shape[2] not in (1, 3, 4):
+        raise FrameError(f"frame has {image.shape[2]} channels, expected 1, 3 or 4")
+    return image.shape[2]
+
+
 def to_gray(image: np.ndarray) -> np.ndarray:
     """Return an 8-bit single-channel view of ``image``.
 
@@ -51,18 +62,10 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     :class:`FrameError` with a one-line reason, never a crash deep in OpenCV.
     """
     image = to_8bit(image)
-    if image.ndim == 2:
-        return image
-    if image.ndim != 3:
-        raise FrameError(f"frame has {image.ndim} dimensions, expected 2 or 3")
-    channels = image.shape[2]
-    if channels == 1:
-        return image[:, :, 0]
-    if channels == 3:
-        return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-    if channels == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY)
-    raise FrameError(f"frame has {channels} channels, expected 1, 3 or 4")
+    count = channels(image)
+    if count in (0, 1):
+        return image if count == 0 else image[:, :, 0]
+    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY if count == 3 else cv2.COLOR_BGRA2GRAY)
 
 
 def to_bgr(image: np.ndarray) -> np.ndarray:
@@ -73,18 +76,10 @@ def to_bgr(image: np.ndarray) -> np.ndarray:
     BGR copy; an 8-bit BGR or gray frame is returned as it is.
     """
     image = to_8bit(image)
-    if image.ndim == 2:
+    count = channels(image)
+    if count in (0, 3):
         return image
-    if image.ndim != 3:
-        raise FrameError(f"frame has {image.ndim} dimensions, expected 2 or 3")
-    channels = image.shape[2]
-    if channels == 3:
-        return image
-    if channels == 1:
-        return image[:, :, 0]
-    if channels == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    raise FrameError(f"frame has {channels} channels, expected 1, 3 or 4")
+    return image[:, :, 0] if count == 1 else cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
 
 
 @dataclass(frozen=True)

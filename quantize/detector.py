@@ -42,7 +42,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from edge.manifest import MANIFEST_NAME, Manifest, ModelError, default_models_dir, sha256_file
@@ -130,21 +129,14 @@ def drop_unused_buffers(flatbuffer: bytes) -> bytes:
 
 def calibration_frames(videos: list[Path], step: int, data: Path | None, chips: int, seed: int) -> Iterator[np.ndarray]:
     """Video frames letterboxed to 640x480, then training chips as the device would see them."""
-    from edge.bench.frames import letterbox
+    from edge.bench.frames import every_nth_frame, letterbox
 
     for video in videos:
-        capture = cv2.VideoCapture(str(video))
-        if not capture.isOpened():
-            raise DetectorQuantizeError(f"{video}: not a readable video")
-        index = 0
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            if index % step == 0:
+        try:
+            for _, frame in every_nth_frame(video, step):
                 yield letterbox(frame, FRAME)
-            index += 1
-        capture.release()
+        except ValueError as exc:
+            raise DetectorQuantizeError(str(exc)) from None
     if data is None or chips == 0:
         return
     from train_host.data import load

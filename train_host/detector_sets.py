@@ -46,7 +46,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge.bench.frames import letterbox
+from edge.bench.frames import every_nth_frame, letterbox
 from edge.detectors import BlazeFaceSettings, Detector, DetectorSettings, make_detector
 from edge.manifest import Manifest, ModelError, default_models_dir
 from edge.settings import ConfigError
@@ -136,19 +136,11 @@ def backgrounds(negatives: list[tuple[str, np.ndarray]]) -> list[np.ndarray]:
 
 def video_frames(media: Path, every: dict[str, int]) -> list[tuple[str, np.ndarray]]:
     """Every ``every[name]``-th frame of the videos of ``media/videos``, as (name#index, BGR frame)."""
-    frames = []
-    for name, step in every.items():
-        capture = cv2.VideoCapture(str(media / "videos" / name))
-        index = 0
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            if index % step == 0:
-                frames.append((f"{name}#{index}", frame))
-            index += 1
-        capture.release()
-    return frames
+    try:
+        return [(f"{name}#{index}", frame) for name, step in every.items()
+                for index, frame in every_nth_frame(media / "videos" / name, step)]
+    except ValueError as exc:
+        raise SetsError(f"--media: {exc}") from None
 
 
 def reference_faces(images: list[tuple[str, np.ndarray]], haar: Detector, blazeface: Detector) -> list[tuple]:

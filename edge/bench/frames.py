@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,6 +78,28 @@ def letterbox(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     left, top = (width - new_w) // 2, (height - new_h) // 2
     return cv2.copyMakeBorder(resized, top, height - new_h - top, left, width - new_w - left,
                               cv2.BORDER_CONSTANT, value=(0, 0, 0))
+
+
+def every_nth_frame(path: Path, step: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(index, frame) of every ``step``-th frame of a video file, read to its end; ValueError if it won't open.
+
+    For the host tools that sample a clip (calibration, the detector table): the bench and the service read
+    videos through :class:`~edge.sources.OpenCVSource` with its damaged-stretch handling instead.
+    """
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise ValueError(f"{path}: not a readable video")
+    try:
+        index = 0
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                return
+            if index % step == 0:
+                yield index, frame
+            index += 1
+    finally:
+        capture.release()
 
 
 def image_files(folder: Path) -> list[Path]:
