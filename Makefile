@@ -8,7 +8,7 @@ ANCHORS ?= ../shared/anchors/oarriaga
 PI ?=
 DEPLOY_ARGS ?=
 
-.PHONY: demo test lint eval compare compare-quick bench docs-figures deploy rollback status pi-check clean
+.PHONY: demo test lint eval compare compare-quick bench docs-figures deploy rollback status pi-check ha-check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -81,6 +81,14 @@ status:
 # compared with this machine (deploy/pi_check.py). Root, debootstrap, qemu-user-static; roots cached between runs.
 pi-check: $(VENV)/.edge-installed
 	$(PY) -m deploy.pi_check $(PI_CHECK_ARGS)
+
+# Our MQTT discovery read by a real Home Assistant core (tools/ha_check.py): Mosquitto and Home Assistant on
+# loopback, two daemons on a video, entities, devices, last will and cleanup checked through its APIs.
+# Home Assistant's own Python 3.13 venv is cached in HA_CHECK_CACHE (default ~/.cache/face-emotion/ha-check).
+#   make ha-check HA_CHECK_ARGS="--screenshot docs/pictures/ha_dashboard.png --keep out/ha-check"
+HA_CHECK_ARGS ?=
+ha-check: $(VENV)/.dev-installed
+	$(PY) -m tools.ha_check $(HA_CHECK_ARGS)
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache

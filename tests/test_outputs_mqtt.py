@@ -55,6 +55,7 @@ HA_COMMON = {
 HA_SENSOR = HA_COMMON | {"last_reset_value_template", "options", "suggested_display_precision", "state_class",
                          "unit_of_measurement"}
 HA_BINARY_SENSOR = HA_COMMON | {"off_delay", "payload_off", "payload_on"}
+HA_ORIGIN = {"name", "sw_version", "support_url"}  # the discovery "origin" map (name required)
 HA_DEVICE = {"configuration_url", "connections", "hw_version", "identifiers", "manufacturer", "model", "model_id",
              "name", "serial_number", "suggested_area", "sw_version", "via_device"}
 HA_SENSOR_DEVICE_CLASSES = {"enum", "duration", "temperature"}  # the ones used here, all documented
@@ -294,8 +295,11 @@ def test_discovery_configs_use_only_the_fields_home_assistant_documents():
         # <discovery_prefix>/<component>/<node_id>/<object_id>/config, ids from [a-zA-Z0-9_-]
         assert (prefix, last, node) == ("homeassistant", "config", "kitchen_pi")
         assert object_id.replace("_", "").replace("-", "").isalnum()
-        allowed = HA_BINARY_SENSOR if component == "binary_sensor" else HA_SENSOR
+        allowed = (HA_BINARY_SENSOR if component == "binary_sensor" else HA_SENSOR) | {"origin"}
         assert set(config) <= allowed, set(config) - allowed
+        # Home Assistant drops a config whose origin lacks its name (make ha-check saw it: "Unable to parse origin")
+        assert set(config["origin"]) <= HA_ORIGIN and config["origin"]["name"] == "pi-face-emotion"
+        assert config["origin"]["sw_version"] == __version__
         assert {"name", "unique_id", "state_topic", "device", "availability_topic"} <= set(config)
         assert set(config["device"]) <= HA_DEVICE
         assert config["device"]["identifiers"] == ["face_emotion_kitchen_pi"]
@@ -312,6 +316,11 @@ def test_discovery_configs_use_only_the_fields_home_assistant_documents():
     assert by_key["someone"][0].split("/")[1] == "binary_sensor"
     assert set(by_key["emotion"][1]["options"]) == {*EMOTION_LABELS, "none"}
     assert by_key["latency"][1]["unit_of_measurement"] == "ms"  # a unit HA accepts for device_class duration
+    # The scores as attributes of the enum sensors, read from the state topic.
+    for key, score in (("emotion", "emotion_confidence"), ("gender", "gender_confidence")):
+        config = by_key[key][1]
+        assert config["json_attributes_topic"] == config["state_topic"] == "face-emotion/kitchen.pi/state"
+        assert f"'confidence': value_json.{score}" in config["json_attributes_template"]
 
 
 def test_cpu_temperature_reads_the_cpu_zone(tmp_path):
@@ -531,8 +540,9 @@ def test_the_daemon_announces_publishes_and_its_last_will_says_offline(tmp_path,
     configs = {t: json.loads(p) for t, p, _ in sub.messages if t.startswith("homeassistant/") and p}
     for config in configs.values():
         for field in ("value_json.faces", "value_json.fps", "value_json.ms_per_frame", "value_json.emotion",
-                      "value_json.gender"):
-            if field in config["value_template"]:
+                      "value_json.gender", "value_json.emotion_confidence", "value_json.gender_confidence",
+                      "value_json.track"):
+            if field in config["value_template"] + config.get("json_attributes_template", ""):
                 source = state if config["state_topic"].endswith("/state") else health
                 assert field.split(".")[1] in source, (config["unique_id"], field)
     print(f"state {state}\nhealth {health}")

@@ -60,7 +60,7 @@ class Figure:
 
     command: str
     produce: Callable[[Path], dict[str, Any] | None]  # returns the JSON, or None when it wrote the file itself
-    timing: bool = False  # wall-clock figures: only when named with --only
+    timing: bool = False  # wall-clock figures, or slow ones (a whole Home Assistant): only when named with --only
 
 
 def doc_files() -> list[Path]:
@@ -158,6 +158,15 @@ def produce_detectors(out: Path) -> None:
          "--detectors", DETECTORS, "--json", str(out)])
 
 
+HA_SCREENSHOT = "docs/pictures/ha_dashboard.png"
+
+
+def produce_ha_check(out: Path) -> None:
+    """make ha-check's entities as Home Assistant shows them, and its dashboard screenshot (needs Python 3.13)."""
+    print(run(["-m", "tools.ha_check", "--json", str(out.relative_to(ROOT)), "--screenshot", HA_SCREENSHOT]),
+          end="", flush=True)
+
+
 FIGURES: dict[str, Figure] = {
     "models": Figure("read models/manifest.json (no command)", produce_models),
     "labels": Figure("python -m edge analyze ../shared/media/videos/VIDEO [--no-smoothing], both videos",
@@ -168,6 +177,8 @@ FIGURES: dict[str, Figure] = {
                            "docs/figures/bench-photos.json --no-chart", bench_producer(None), timing=True),
     "detectors": Figure("python -m train_host.detector_sets --data ../shared/data --media ../shared/media "
                         f"--detectors {DETECTORS} --json docs/figures/detectors.json", produce_detectors, timing=True),
+    "ha-check": Figure(f"python -m tools.ha_check --json docs/figures/ha-check.json --screenshot {HA_SCREENSHOT}",
+                       produce_ha_check, timing=True),
 }
 
 
@@ -321,6 +332,19 @@ def render_detectors(report: dict[str, Any]) -> str:
     return "\n" + markdown(report)
 
 
+def render_ha_entities(check: dict[str, Any]) -> str:
+    """The first Pi's entities as Home Assistant showed them (the second Pi's differ only in its name)."""
+    first = check["entities"][:len(check["entities"]) // 2]
+    lines = ["| Entity id | Name in Home Assistant | State then | Attributes |", "|---|---|---|---|"]
+    for row in first:
+        attributes = ", ".join(f"`{k}`" for k in row["attributes"])
+        lines.append(_row([f"`{row['entity_id']}`", row["name"], f"{row['state']} {row['unit']}".strip(),
+                           attributes]))
+    device = check["devices"][0]
+    return (f"\nHome Assistant {check['home_assistant']}, device *{device['name']}* ({device['manufacturer']}, "
+            f"{device['model']}, version {device['sw_version']}):\n\n" + "\n".join(lines) + "\n")
+
+
 # block name -> (figure it renders from, formatter)
 BLOCKS: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
     "models-weights": ("models", render_weights),
@@ -331,6 +355,7 @@ BLOCKS: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
     "bench-photos": ("bench-photos", render_bench_photos),
     "bench-precision": ("bench-photos", render_precision),
     "detectors-table": ("detectors", render_detectors),
+    "ha-entities": ("ha-check", render_ha_entities),
 }
 
 
@@ -439,6 +464,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         if not args.only:
             print("bench-stream, bench-photos: not run (timings; on an idle machine: --only bench-stream,bench-photos)")
+            print("ha-check: not run (a whole Home Assistant, Python 3.13: --only ha-check)")
         failed = produce(names)
     for path in doc_files():
         text = path.read_text()

@@ -224,9 +224,13 @@ ENTITIES: tuple[tuple[str, str, str, str, dict[str, Any]], ...] = (
     ("sensor", "faces", "Faces", "state",
      {"value_template": "{{ value_json.faces }}", "state_class": "measurement", "icon": "mdi:account-group"}),
     ("sensor", "emotion", "Emotion", "state",
-     {"value_template": "{{ value_json.emotion or 'none' }}", "device_class": "enum", "icon": "mdi:emoticon"}),
+     {"value_template": "{{ value_json.emotion or 'none' }}", "device_class": "enum", "icon": "mdi:emoticon",
+      "json_attributes_template": "{{ {'confidence': value_json.emotion_confidence, 'track': value_json.track} "
+                                  "| tojson }}"}),
     ("sensor", "gender", "Gender", "state",
-     {"value_template": "{{ value_json.gender or 'none' }}", "device_class": "enum", "icon": "mdi:human"}),
+     {"value_template": "{{ value_json.gender or 'none' }}", "device_class": "enum", "icon": "mdi:human",
+      "json_attributes_template": "{{ {'confidence': value_json.gender_confidence, 'track': value_json.track} "
+                                  "| tojson }}"}),
     ("sensor", "fps", "Frame rate", "health",
      {"value_template": "{{ value_json.fps }}", "unit_of_measurement": "fps", "state_class": "measurement",
       "entity_category": "diagnostic", "icon": "mdi:speedometer"}),
@@ -243,7 +247,10 @@ def discovery_configs(topics: Topics, labels: dict[str, tuple[str, ...]]) -> dic
     """topic -> Home Assistant discovery config, one device with the project's version.
 
     ``labels`` gives the ``options`` of the enum sensors (``emotion``,
-    ``gender``); "none" is added for an empty scene.
+    ``gender``); "none" is added for an empty scene. Entities with a
+    ``json_attributes_template`` read their attributes (the label's
+    confidence, the track) from the state topic; ``origin`` names this
+    project in Home Assistant's MQTT log and device info.
     """
     device = {
         "identifiers": [f"face_emotion_{topics.node}"],
@@ -252,6 +259,7 @@ def discovery_configs(topics: Topics, labels: dict[str, tuple[str, ...]]) -> dic
         "model": "Raspberry Pi face emotion and gender recognition",
         "sw_version": __version__,
     }
+    origin = {"name": "pi-face-emotion", "sw_version": __version__}
     configs = {}
     for component, key, name, attr, extra in ENTITIES:
         config: dict[str, Any] = {
@@ -262,8 +270,11 @@ def discovery_configs(topics: Topics, labels: dict[str, tuple[str, ...]]) -> dic
             "payload_available": "online",
             "payload_not_available": "offline",
             "device": device,
+            "origin": origin,
         }
         config.update(extra)
+        if "json_attributes_template" in config:
+            config["json_attributes_topic"] = config["state_topic"]
         if key in labels:
             config["options"] = [*labels[key], "none"]
         configs[topics.discovery(component, key)] = config
