@@ -92,6 +92,16 @@ def test_the_fit_recovers_the_temperature_that_made_the_probabilities_too_soft()
     assert ece(apply_temperature(printed, temperature), y) < ece(printed, y) / 2
 
 
+def test_the_shipped_manifest_records_a_fitted_temperature_for_every_classifier(models_dir):
+    for entry in Manifest.load(models_dir).models:
+        fit = entry.temperature_fit
+        assert 0.5 < entry.temperature < 1.0, entry.name  # both models print too-soft confidences
+        assert fit["model_sha256_16"] == entry.sha256[:16] and fit["faces"] > 1000 and fit["flip_average"] == (
+            entry.flip_average)
+        assert fit["test"]["ece_after"] <= 0.02 < fit["test"]["ece_before"]
+        assert fit["test"].get("out_of_fold", {"ece_after": 0})["ece_after"] <= 0.02
+
+
 def test_the_classifier_prints_the_manifests_sharper_probabilities_with_the_same_label(models_with, faces):
     uncalibrated = Manifest.load(models_with(lambda e: [e.pop("temperature", None), e.pop("temperature_fit", None)]))
     calibrated = Manifest.load(models_with(lambda e: e.update(temperature=0.85)))
