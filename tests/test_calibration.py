@@ -158,12 +158,16 @@ def test_evaluate_reports_ece_and_nll_and_the_temperature_keeps_the_accuracy(tmp
     for name, extra in (("shipped", []), ("raw", ["--temperature", "1"])):
         out = tmp_path / f"{name}.json"
         assert main(["--model", str(models_dir / "gender_mini_xception_int8.tflite"), "--data", str(data),
-                     "--json", str(out)] + extra) == 0
+                     "--json", str(out), "--plots", str(tmp_path / name)] + extra) == 0
+        assert (tmp_path / name / "reliability_gender_mini_xception_int8.png").stat().st_size > 10_000
         results[name] = json.loads(out.read_text())
     shipped, raw = results["shipped"], results["raw"]
     assert raw["temperature"] == 1.0 and shipped["temperature"] == 0.8  # the manifest's, unless told otherwise
     assert shipped["accuracy"] == raw["accuracy"] == 0.75 and shipped["confusion"] == raw["confusion"]
     assert shipped["nll"] != raw["nll"] and 0 <= shipped["ece"] <= 1 and 0 <= raw["ece"] <= 1
+    # the calibrated run also reports the same answers before calibration; T = 1 has nothing to compare
+    assert {k: shipped["uncalibrated"][k] for k in ("ece", "nll")} == {k: raw[k] for k in ("ece", "nll")}
+    assert "uncalibrated" not in raw
     assert main(["--model", str(models_dir / "gender_mini_xception_int8.tflite"), "--data", str(data),
                  "--temperature", "0"]) == 2
 

@@ -200,11 +200,14 @@ def evaluate(model: LoadedModel, faces: FaceSet, labels: Sequence[str], flip_ave
     after the averaging, as the device does; it changes ECE and NLL, never the
     predicted class.
     """
-    probs = mirror_averaged(model, faces.x) if flip_average else np.asarray(model.predict(faces.x))
-    probs = apply_temperature(probs, temperature)
+    raw = mirror_averaged(model, faces.x) if flip_average else np.asarray(model.predict(faces.x))
+    probs = apply_temperature(raw, temperature)
     result = metrics(faces.y, probs, labels)
     result.update({"ece": round(ece(probs, faces.y), 4), "nll": round(nll(probs, faces.y), 4),
                    "temperature": temperature, "reliability": reliability(probs, faces.y)})
+    if temperature != 1.0:  # the same answers before calibration, for the before -> after figures
+        result["uncalibrated"] = {"ece": round(ece(raw, faces.y), 4), "nll": round(nll(raw, faces.y), 4),
+                                  "reliability": reliability(raw, faces.y)}
     result.update(group_breakdown(faces.y, probs.argmax(axis=1), faces.age, faces.race))
     result["model"] = str(model.path)
     result["data"] = faces.source
@@ -217,8 +220,12 @@ def format_report(result: dict, labels: Sequence[str]) -> str:
              f"accuracy: {100 * result['accuracy']:.2f}%"
              + (" (each face averaged with its mirror image)" if result.get("flip_average") else "")]
     if "ece" in result:
-        lines.append(f"calibration: ECE {100 * result['ece']:.2f}% (10 bins on the top class), NLL {result['nll']:.4f}"
-                     f" at temperature {result.get('temperature', 1.0):g}")
+        before = result.get("uncalibrated")
+        lines.append("calibration (10 bins on the top class): "
+                     + (f"ECE {100 * before['ece']:.2f}% -> {100 * result['ece']:.2f}%, NLL {before['nll']:.4f} -> "
+                        f"{result['nll']:.4f} (temperature 1 -> {result['temperature']:g})" if before else
+                        f"ECE {100 * result['ece']:.2f}%, NLL {result['nll']:.4f} at temperature "
+                        f"{result.get('temperature', 1.0):g}"))
     lines += ["",
              f"{'class':>10} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>8}"]
     matrix = np.asarray(result["confusion"]) if result.get("confusion") is not None else None
@@ -324,8 +331,11 @@ def main(argv: list[str] | None = None) -> int:
         from train_host.plots import reliability_png
 
         curve = plots / f"reliability_{model.path.stem}.png"
-        reliability_png({f"T = {temperature:g}": result["reliability"]}, curve,
-                        f"{model.path.name} on {Path(faces.source).name}: ECE {100 * result['ece']:.1f}%")
+        curves = {f"T = {temperature:g}, as printed: ECE {100 * result['ece']:.1f}%": result["reliability"]}
+        if "uncalibrated" in result:
+            curves = {f"T = 1, uncalibrated: ECE {100 * result['uncalibrated']['ece']:.1f}%":
+                      result["uncalibrated"]["reliability"]} | curves
+        reliability_png(curves, curve, f"{model.path.name} on {Path(faces.source).name} ({len(faces)} faces)")
         print(f"reliability diagram: {curve}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
