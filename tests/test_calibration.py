@@ -195,3 +195,26 @@ def test_calibrate_fits_and_records_a_temperature_per_entry(tmp_path, models_wit
         assert fit["test"]["out_of_fold"]["folds"] == 2 and fit["command"].startswith("python -m train_host.calibrate")
         assert fit["fit"]["nll_after"] <= fit["fit"]["nll_before"]  # the fit minimises exactly this
     assert "recorded in" in capsys.readouterr().out
+
+
+def test_verify_holds_a_calibrated_entry_to_the_ece_it_recorded(tmp_path, models_with, faces, capsys):
+    from quantize.verify import main
+
+    data = tmp_path / "data"
+    data.mkdir()
+    np.savez(data / "faces_test.npz", x=faces, y=(np.arange(len(faces)) % 2).astype(np.uint8))
+
+    def calibrated(recorded: float):
+        def change(entry):
+            entry["temperature"], entry["temperature_fit"] = 0.8, {}
+            if entry["name"] == "gender_mini_xception_int8":
+                entry["temperature_fit"] = {"test": {"data": "somewhere/faces_test.npz", "ece_after": recorded}}
+        return models_with(change)
+
+    assert main(["--models", str(calibrated(1.0)), "--data", str(data)]) == 0  # an ECE can only be below 100%
+    line = next(x for x in capsys.readouterr().out.splitlines() if "ECE" in x)
+    measured = float(line.split()[4].rstrip("%")) / 100
+    assert line.startswith("gender_mini_xception_int8.tflite") and line.endswith("ok")
+    assert main(["--models", str(calibrated(measured - 0.004)), "--data", str(data)]) == 0  # within 0.5 pp
+    assert main(["--models", str(calibrated(measured - 0.01)), "--data", str(data)]) == 1
+    assert "FAIL (more than 0.5 pp above)" in capsys.readouterr().out
