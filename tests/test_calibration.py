@@ -183,6 +183,10 @@ def test_calibrate_fits_and_records_a_temperature_per_entry(tmp_path, models_wit
     np.savez(data, x=faces, y=labels.astype(np.uint8))
     assert main(["--models", str(models), "--task", "gender", "--data", str(data), "--holdout", "1.5"]) == 2
     assert "--holdout: 1.5 is outside 0..1" in capsys.readouterr().err
+    assert main(["--models", str(models), "--task", "gender", "--data", str(data), "--rows", "test-duplicates"]) == 2
+    assert "needs a publictest_dup column" in capsys.readouterr().err
+    assert main(["--models", str(models), "--task", "gender", "--data", str(data), "--compare-vector"]) == 0
+    assert "one T per class" not in capsys.readouterr().out  # no --test: nothing to compare on
     assert main(["--models", str(models), "--task", "gender", "--data", str(data), "--test", str(data),
                  "--folds", "2", "--write"]) == 0
     after = Manifest.load(models)

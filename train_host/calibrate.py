@@ -34,7 +34,7 @@ from edge.calibration import apply_temperature
 from edge.labels import TASKS
 from edge.manifest import Manifest, ModelEntry, ModelError
 from train_host import provenance
-from train_host.calibration import fit_temperature, summary
+from train_host.calibration import apply_class_vector, ece, fit_class_vector, fit_temperature, nll, summary
 from train_host.data import DataError, FaceSet, load, random_split
 from train_host.evaluate import load_model
 
@@ -65,7 +65,7 @@ def _figures(before: dict, after: dict) -> dict:
 
 
 def calibrate_entry(manifest: Manifest, entry: ModelEntry, fit: FaceSet, fit_rows: str, test: FaceSet | None,
-                    folds: int, seed: int) -> tuple[float, dict]:
+                    folds: int, seed: int, compare_vector: bool = False) -> tuple[float, dict]:
     """The fitted temperature and the record ``temperature_fit`` keeps of it."""
     probs = shipped_probs(manifest, entry, fit)
     temperature = round(fit_temperature(probs, fit.y), 4)
@@ -77,6 +77,10 @@ def calibrate_entry(manifest: Manifest, entry: ModelEntry, fit: FaceSet, fit_row
         test_probs = probs if same else shipped_probs(manifest, entry, test)
         record["test"] = {"data": test.source, "faces": len(test)} | _figures(
             summary(test_probs, test.y), summary(test_probs, test.y, temperature))
+        if compare_vector:  # printed, never recorded: the device applies one scalar
+            shown = apply_class_vector(test_probs, fit_class_vector(probs, fit.y))
+            record["test"]["class_vector"] = {"ece_after": round(ece(shown, test.y), 4),
+                                              "nll_after": round(nll(shown, test.y), 4)}
         if same:  # the test split is the fit data: the honest figure reads each part through a T it never saw
             shown, temps = out_of_fold(test_probs, test.y, folds, seed)
             oof = summary(shown, test.y)
@@ -93,13 +97,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--holdout", type=float, metavar="FRACTION",
                         help="fit only on the stratified FRACTION of --data that train_host.train --val holdout "
                              "held out with --seed (the training run's validation slice)")
+    parser.add_argument("--rows", choices=("all", "test-duplicates", "not-test-duplicates"), default="all",
+                        help="FER-2013 Training only: fit on the rows that copy a PublicTest image (publictest_dup, "
+                             "which training drops) or on the others (the rows the model trained on)")
     parser.add_argument("--seed", type=int, default=0, help="the training run's seed for --holdout; the fold split")
     parser.add_argument("--test", help="dataset file to report ECE/NLL before and after on")
     parser.add_argument("--folds", type=int, default=5, help="out-of-fold parts when --test is the fit data")
+    parser.add_argument("--compare-vector", action="store_true",
+                        help="also fit one temperature per class (softmax(w * log p)) and print its test figures")
     parser.add_argument("--write", action="store_true", help="record the temperatures in the manifest")
     args = parser.parse_args(argv)
     if args.holdout is not None and not 0 < args.holdout < 1:
         print(f"error: --holdout: {args.holdout} is outside 0..1 (a fraction of --data)", file=sys.stderr)
+        return 2
+    if args.write and args.compare_vector:
+        print("error: --compare-vector only prints; run --write without it", file=sys.stderr)
         return 2
     if args.folds < 2:
         print(f"error: --folds: {args.folds}, need at least 2", file=sys.stderr)
@@ -111,6 +123,12 @@ def main(argv: list[str] | None = None) -> int:
             raise ModelError(f"{args.models}: no {args.task} model in the manifest")
         fit = load(args.data, args.task, split="train" if args.holdout else "test")
         rows = f"all {len(fit)}"
+        if args.rows != "all":
+            if fit.test_dup is None:
+                raise DataError(f"{args.data}: --rows {args.rows} needs a publictest_dup column (FER-2013 Training)")
+            fit = fit.subset(fit.test_dup if args.rows == "test-duplicates" else ~fit.test_dup)
+            rows = f"the {len(fit)} {'rows that copy' if args.rows == 'test-duplicates' else 'rows not copying'} " \
+                   "a PublicTest image"
         if args.holdout is not None:
             rows = f"the {args.holdout:g} stratified holdout of seed {args.seed} of all {len(fit)}"
             fit = random_split(fit, args.holdout, args.seed)[1]
@@ -119,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
             rows += " (also the test split: test.out_of_fold holds the figures on faces each T never saw)"
         results = {}
         for entry in entries:
-            results[entry.name] = calibrate_entry(manifest, entry, fit, rows, test, args.folds, args.seed)
+            results[entry.name] = calibrate_entry(manifest, entry, fit, rows, test, args.folds, args.seed,
+                                                  args.compare_vector)
     except (DataError, ModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -135,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
                 oof = t["out_of_fold"]
                 parts.append(f"out of fold ({oof['folds']} parts) ECE {oof['ece_after']:.2%}, "
                              f"NLL {oof['nll_after']:.4f}")
+            if "class_vector" in t:
+                parts.append("one T per class instead: ECE {ece_after:.2%}, NLL {nll_after:.4f}".format(
+                    **t["class_vector"]))
         print("; ".join(parts))
     if args.write:
         command = "python -m train_host.calibrate " + " ".join(argv if argv is not None else sys.argv[1:])
