@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from edge.calibration import apply_temperature, valid_temperature
 from edge.manifest import InputSpec, Manifest, ModelEntry, ModelError
 from edge.preprocess import CropSpec, normalize, quantize_lut, resize_face
 from edge.runtime import make_interpreter
@@ -25,9 +26,12 @@ class Classifier:
     """
 
     def __init__(self, model_path: str, labels: tuple[str, ...], crop: CropSpec, num_threads: int = 1,
-                 expected_input: InputSpec | None = None, flip_average: bool = False):
+                 expected_input: InputSpec | None = None, flip_average: bool = False, temperature: float = 1.0):
         self.path = str(model_path)
         self.flip_average = bool(flip_average)
+        if valid_temperature(temperature) is None:
+            raise ModelError(f"{self.path}: temperature {temperature!r} is not a number greater than 0")
+        self.temperature = float(temperature)  # applied to the (averaged) probabilities: see edge.calibration
         self.labels = tuple(labels)
         self.num_threads = int(num_threads)
         try:
@@ -75,11 +79,12 @@ class Classifier:
     @classmethod
     def from_manifest(cls, manifest: Manifest, entry: ModelEntry, num_threads: int = 1,
                       flip_average: bool = False) -> Classifier:
-        """Verify ``entry``'s sha256 and input spec, then load it."""
+        """Verify ``entry``'s sha256 and input spec, then load it with the entry's temperature."""
         path = manifest.verify(entry)
         crop = CropSpec(size=(entry.input.height, entry.input.width), margin=entry.preprocessing.crop_margin,
                         scale=entry.preprocessing.scale, offset=entry.preprocessing.offset)
-        return cls(str(path), entry.labels, crop, num_threads, expected_input=entry.input, flip_average=flip_average)
+        return cls(str(path), entry.labels, crop, num_threads, expected_input=entry.input, flip_average=flip_average,
+                   temperature=entry.temperature)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -94,11 +99,14 @@ class Classifier:
         return normalize(face, self.crop.scale, self.crop.offset).reshape(self.input_shape)
 
     def predict_one(self, face: np.ndarray) -> np.ndarray:
-        """Probabilities (float32, sums to 1) for one uint8 gray face (and its mirror image, if flip averaging)."""
+        """Probabilities (float32, sums to 1) for one uint8 gray face (and its mirror image, if flip averaging),
+        read through the temperature after the averaging, as the manifest's fit measured them."""
         if self.flip_average:
             tensor = self.prepare(face)
-            return 0.5 * (self._invoke(tensor) + self._invoke(np.ascontiguousarray(tensor[:, :, ::-1])))
-        return self._invoke(self.prepare(face))
+            probs = 0.5 * (self._invoke(tensor) + self._invoke(np.ascontiguousarray(tensor[:, :, ::-1])))
+        else:
+            probs = self._invoke(self.prepare(face))
+        return apply_temperature(probs, self.temperature)
 
     def _invoke(self, tensor: np.ndarray) -> np.ndarray:
         self.interpreter.set_tensor(self._in["index"], tensor)

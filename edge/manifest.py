@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge.calibration import valid_temperature
 from edge.labels import LABELS_BY_TASK
 
 MANIFEST_NAME = "manifest.json"
@@ -74,6 +75,11 @@ class ModelEntry:
     # Measured and meant to run with mirror averaging (each face and its mirror image, probabilities
     # averaged): the device does so unless ``[models] flip_average`` says otherwise.
     flip_average: bool = False
+    # Confidence calibration: the printed probabilities are ``softmax(log p / temperature)`` of what the model
+    # (mirror-averaged where ``flip_average``) outputs; 1 (no field) leaves them as they are. ``temperature_fit``
+    # says how it was fitted (data, faces, ECE/NLL before and after), written by ``train_host.calibrate``.
+    temperature: float = 1.0
+    temperature_fit: dict[str, Any] = field(default_factory=dict)
 
     @staticmethod
     def from_json(raw: dict[str, Any], where: str) -> ModelEntry:
@@ -84,11 +90,15 @@ class ModelEntry:
                 input=InputSpec(**raw["input"]), preprocessing=Preprocessing(**raw["preprocessing"]),
                 accuracy=list(raw.get("accuracy", [])), provenance=dict(raw.get("provenance", {})),
                 default=bool(raw.get("default", False)), flip_average=raw.get("flip_average", False),
+                temperature=raw.get("temperature", 1.0), temperature_fit=dict(raw.get("temperature_fit") or {}),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"{where}: malformed model entry ({exc})") from None
         if not isinstance(entry.flip_average, bool):
             raise ModelError(f"{where}: flip_average of {entry.file} is {entry.flip_average!r}, expected true or false")
+        if valid_temperature(entry.temperature) is None:
+            raise ModelError(f"{where}: temperature of {entry.file} is {entry.temperature!r}, "
+                             "expected a number greater than 0")
         if entry.task not in LABELS_BY_TASK:
             raise ModelError(f"{where}: unknown task {entry.task!r} for {entry.file}")
         if entry.labels != LABELS_BY_TASK[entry.task]:
@@ -103,7 +113,8 @@ class ModelEntry:
             "input": self.input.__dict__, "preprocessing": self.preprocessing.__dict__,
             "accuracy": self.accuracy, "provenance": self.provenance, "default": self.default,
             "flip_average": self.flip_average,
-        }
+        } | ({"temperature": self.temperature, "temperature_fit": self.temperature_fit}
+             if self.temperature != 1.0 or self.temperature_fit else {})
 
 
 @dataclass

@@ -8,7 +8,10 @@ depend on the frame rate), and the shown label changes only when another class
 beats the current one by a margin (hysteresis). The defaults were chosen on
 the Hamilton clip in ../shared/media: label changes per track-second fall from
 7.8 (raw) to 0.3, while a clean switch between two typical model outputs
-(0.40 against 0.08) shows after 0.4 s.
+(0.40 against 0.08) shows after 0.4 s. Re-measured on both clips of ../shared/media
+once the printed probabilities were calibrated (a temperature per model, issue 30): the
+margin and time constants still do their job there (docs/experiments.md, "Confidence
+calibration"), so they stayed as they are.
 """
 
 from __future__ import annotations

@@ -98,7 +98,8 @@ def drift(page: Path) -> list[str]:
     problems = []
     everything = set().union(*(options(parser_of(m)) for m in (
         "edge.daemon", "edge.analyze", "edge.bench", "quantize", "quantize.verify", "train_host.train",
-        "train_host.evaluate", "train_host.compare", "train_host.visualize", "train_host.rebuild", "deploy")))
+        "train_host.evaluate", "train_host.compare", "train_host.visualize", "train_host.rebuild",
+        "train_host.calibrate", "deploy")))
     for piece in quoted(page.read_text()):
         invoked = commands(piece)
         for module, rest in invoked:

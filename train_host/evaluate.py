@@ -6,7 +6,12 @@
 Prints accuracy and per-class precision/recall, writes a row-normalised
 confusion matrix PNG (the paper's Fig. 8.6) and, when the data has ages or
 races (UTKFace), gender accuracy per age band and per group: the paper's
-gender model is known to be biased and users deserve the figures.
+gender model is known to be biased and users deserve the figures. It also
+prints how well the confidences match how often the model is right (``ece``,
+10 equal-width bins on the top class, and ``nll``) on the probabilities the
+device prints: mirror-averaged and read through the manifest's temperature
+(``--temperature 1`` gives the uncalibrated figures); ``--plots`` adds a
+reliability diagram.
 
 TFLite models are run through the device's own classifier (``edge.classifier``),
 so the figure is what the Pi computes, including the int8 input table.
@@ -23,10 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.calibration import apply_temperature, valid_temperature
 from edge.labels import LABELS_BY_TASK, TASKS
 from edge.manifest import Manifest, ModelError
 from edge.preprocess import PIXEL_OFFSET, PIXEL_SCALE, CropSpec, normalize
 from train_host.augment import resize_batch
+from train_host.calibration import ece, nll, reliability
 from train_host.data import ADULT_AGE_DEFAULT, RACE_NAMES, DataError, FaceSet, load
 
 # Infants (0-2) have a band of their own: folded into 0-12 they hid how differently 3-12-year-olds score
@@ -45,10 +52,13 @@ class LoadedModel:
     num_classes: int
     predict: object  # Callable[[np.ndarray], np.ndarray]
     flip_average: bool = False  # its manifest entry ships it mirror-averaged (the device's default for it)
+    temperature: float = 1.0  # its manifest entry's calibration (1 for a model without one)
 
     def predict_as_shipped(self, faces: np.ndarray) -> np.ndarray:
-        """Probabilities as the device computes them by default: mirror-averaged when the manifest says so."""
-        return mirror_averaged(self, faces) if self.flip_average else np.asarray(self.predict(faces))
+        """Probabilities as the device prints them by default: mirror-averaged when the manifest says so, then
+        read through the manifest's temperature."""
+        probs = mirror_averaged(self, faces) if self.flip_average else np.asarray(self.predict(faces))
+        return apply_temperature(probs, self.temperature)
 
 
 def mirror_averaged(model: LoadedModel, faces: np.ndarray) -> np.ndarray:
@@ -90,14 +100,14 @@ def _load_tflite(path: Path, labels: Sequence[str] | None) -> LoadedModel:
     from edge.classifier import Classifier
 
     crop = CropSpec(scale=PIXEL_SCALE, offset=PIXEL_OFFSET)
-    flip = False
-    try:  # a model listed in a manifest next to it: use its recorded preprocessing
+    flip, temperature = False, 1.0
+    try:  # a model listed in a manifest next to it: use its recorded preprocessing and calibration
         manifest = Manifest.load(path.parent)
         entry = next(m for m in manifest.models if m.file == path.name)
         labels = entry.labels
         crop = CropSpec(margin=entry.preprocessing.crop_margin, scale=entry.preprocessing.scale,
                         offset=entry.preprocessing.offset)
-        flip = entry.flip_average
+        flip, temperature = entry.flip_average, entry.temperature
     except (ModelError, StopIteration):
         pass
     probe = Classifier(str(path), tuple(labels or ("?",) * _tflite_classes(path)), crop)
@@ -106,7 +116,7 @@ def _load_tflite(path: Path, labels: Sequence[str] | None) -> LoadedModel:
     def predict(faces: np.ndarray) -> np.ndarray:
         return probe.predict(resize_batch(faces, probe.size))
 
-    return LoadedModel(path, "tflite", probe.size, classes, predict, flip)
+    return LoadedModel(path, "tflite", probe.size, classes, predict, flip, temperature)
 
 
 def _tflite_classes(path: Path) -> int:
@@ -180,15 +190,24 @@ def group_breakdown(y: np.ndarray, pred: np.ndarray, age: np.ndarray | None, rac
     return out
 
 
-def evaluate(model: LoadedModel, faces: FaceSet, labels: Sequence[str], flip_average: bool = False) -> dict:
+def evaluate(model: LoadedModel, faces: FaceSet, labels: Sequence[str], flip_average: bool = False,
+             temperature: float = 1.0) -> dict:
     """All figures for ``model`` on ``faces``.
 
     ``flip_average`` scores each face and its mirror image and averages the
     probabilities (test-time augmentation): what it gains here is weighed
-    against twice the classifier time on the device.
+    against twice the classifier time on the device. ``temperature`` is applied
+    after the averaging, as the device does; it changes ECE and NLL, never the
+    predicted class.
     """
-    probs = mirror_averaged(model, faces.x) if flip_average else np.asarray(model.predict(faces.x))
+    raw = mirror_averaged(model, faces.x) if flip_average else np.asarray(model.predict(faces.x))
+    probs = apply_temperature(raw, temperature)
     result = metrics(faces.y, probs, labels)
+    result.update({"ece": round(ece(probs, faces.y), 4), "nll": round(nll(probs, faces.y), 4),
+                   "temperature": temperature, "reliability": reliability(probs, faces.y)})
+    if temperature != 1.0:  # the same answers before calibration, for the before -> after figures
+        result["uncalibrated"] = {"ece": round(ece(raw, faces.y), 4), "nll": round(nll(raw, faces.y), 4),
+                                  "reliability": reliability(raw, faces.y)}
     result.update(group_breakdown(faces.y, probs.argmax(axis=1), faces.age, faces.race))
     result["model"] = str(model.path)
     result["data"] = faces.source
@@ -199,7 +218,15 @@ def format_report(result: dict, labels: Sequence[str]) -> str:
     """Human-readable table of the figures."""
     lines = [f"{result['model']} on {result['data']} ({result['samples']} faces)",
              f"accuracy: {100 * result['accuracy']:.2f}%"
-             + (" (each face averaged with its mirror image)" if result.get("flip_average") else ""), "",
+             + (" (each face averaged with its mirror image)" if result.get("flip_average") else "")]
+    if "ece" in result:
+        before = result.get("uncalibrated")
+        lines.append("calibration (10 bins on the top class): "
+                     + (f"ECE {100 * before['ece']:.2f}% -> {100 * result['ece']:.2f}%, NLL {before['nll']:.4f} -> "
+                        f"{result['nll']:.4f} (temperature 1 -> {result['temperature']:g})" if before else
+                        f"ECE {100 * result['ece']:.2f}%, NLL {result['nll']:.4f} at temperature "
+                        f"{result.get('temperature', 1.0):g}"))
+    lines += ["",
              f"{'class':>10} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>8}"]
     matrix = np.asarray(result["confusion"]) if result.get("confusion") is not None else None
     for i, label in enumerate(labels):
@@ -237,12 +264,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="average each face's probabilities with its mirror image's (test-time augmentation; "
                              "twice the classifier time on the device); default: as the model's manifest entry "
                              "ships it (off for a model without one)")
+    parser.add_argument("--temperature", type=float, metavar="T",
+                        help="read the probabilities through softmax(log p / T) after any mirror averaging; default: "
+                             "the model's manifest entry's (1 without one; 1 gives the uncalibrated figures)")
     parser.add_argument("--detector", default="haar", metavar="haar|blazeface",
                         help="the device's detector backend for --through-detector (default haar)")
     parser.add_argument("--blazeface-model", metavar="full|full_float32|short",
                         help="with --detector blazeface: its whole-frame model (default: the shipped one, full: "
                              "the int8 file)")
     args = parser.parse_args(argv)
+    if args.temperature is not None and valid_temperature(args.temperature) is None:
+        print(f"error: --temperature: {args.temperature} is not a number greater than 0", file=sys.stderr)
+        return 2
     try:
         model = load_model(args.model)
         task = task_for(model.num_classes, args.task)
@@ -272,7 +305,8 @@ def main(argv: list[str] | None = None) -> int:
             if len(faces) == 0:
                 raise DataError(f"{args.data}: the {args.detector} detector found no face in any chip")
         flip = model.flip_average if args.flip_average is None else args.flip_average
-        result = evaluate(model, faces, labels, flip_average=flip)
+        temperature = model.temperature if args.temperature is None else args.temperature
+        result = evaluate(model, faces, labels, flip_average=flip, temperature=temperature)
         result["flip_average"] = flip
         if detected:
             result["through_detector"] = detected
@@ -294,6 +328,15 @@ def main(argv: list[str] | None = None) -> int:
         confusion_matrix_png(np.array(result["confusion"]), labels, png,
                              f"{model.path.name}: {100 * result['accuracy']:.1f}% on {Path(faces.source).name}")
         print(f"confusion matrix: {png}")
+        from train_host.plots import reliability_png
+
+        curve = plots / f"reliability_{model.path.stem}.png"
+        curves = {f"T = {temperature:g}, as printed: ECE {100 * result['ece']:.1f}%": result["reliability"]}
+        if "uncalibrated" in result:
+            curves = {f"T = 1, uncalibrated: ECE {100 * result['uncalibrated']['ece']:.1f}%":
+                      result["uncalibrated"]["reliability"]} | curves
+        reliability_png(curves, curve, f"{model.path.name} on {Path(faces.source).name} ({len(faces)} faces)")
+        print(f"reliability diagram: {curve}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")

@@ -72,3 +72,22 @@ def confusion_matrix_png(matrix: np.ndarray, labels: Sequence[str], out_png: Pat
     fig.savefig(out_png, dpi=110)
     plt.close(fig)
     return out_png
+
+
+def reliability_png(curves: dict[str, list[dict]], out_png: Path, title: str) -> Path:
+    """Reliability diagram: accuracy against mean confidence per confidence bin, one line per curve
+    (``train_host.calibration.reliability`` rows), the diagonal being confidences that mean what they say."""
+    fig, ax = plt.subplots(figsize=(5.2, 5.0))
+    ax.plot([0, 1], [0, 1], color="gray", linestyle="--", linewidth=1, label="confidence = accuracy")
+    for name, rows in curves.items():
+        used = [r for r in rows if r["faces"]]
+        ax.plot([r["confidence"] for r in used], [r["accuracy"] for r in used], marker="o", label=name)
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean printed confidence in the bin (10 equal-width bins)",
+           ylabel="share right in the bin")
+    ax.set_title(_wrap_title(title, 56), fontsize=10)
+    ax.legend(loc="upper left", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+    return out_png
