@@ -678,3 +678,17 @@ def test_the_release_venv_keeps_the_systems_numpy(lab: Lab, wheel: Path, tmp_pat
                           "print(numpy.__version__, fe_numpy_hungry.__version__)"],
                          capture_output=True, text=True, check=True).stdout.split()
     assert out == [system_numpy, "0.9"]
+
+
+@pytest.mark.skipif(shutil.which("python3") is None, reason="no python3 on PATH")
+def test_the_wheel_builds_with_the_python3_that_make_deploy_uses(tmp_path: Path) -> None:
+    """`make deploy` runs python3 from PATH: with setuptools < 70.1 and no `wheel` package (this machine's
+    python3) --no-build-isolation failed with "invalid command 'bdist_wheel'"."""
+    code = ("import sys; from pathlib import Path; from deploy.bundle import build_wheel; "
+            "print(build_wheel(Path(sys.argv[1]), Path(sys.argv[2])).name)")
+    proc = subprocess.run(["python3", "-c", code, str(REPO), str(tmp_path)], capture_output=True, text=True,
+                          cwd=REPO, timeout=600, check=False)
+    if "has no pip" in proc.stderr:
+        pytest.skip("python3 on PATH has no pip")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().endswith(".whl")
