@@ -10,12 +10,15 @@ Every forwarded port listens on 127.0.0.1 only.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+_CONNECT_FAILURE = re.compile(r"Connection (timed out|refused|reset|closed)|banner exchange|kex_exchange")
 
 
 def free_port() -> int:
@@ -93,15 +96,20 @@ class Guest:
             config.write_text("")
         return ["-F", str(config), "-i", str(self.key), "-p", str(self.ssh_port), "-o", "BatchMode=yes",
                 "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-                "-o", "ConnectTimeout=5"]
+                "-o", "ConnectTimeout=30"]
 
     def ssh(self, script: str, timeout: float = 120, check: bool = True) -> str:
         """Run ``script`` with sh in the guest as the user; stdout (a failure raises with stderr's last lines)."""
         argv = ["ssh", *self.ssh_options(), f"{self.user}@127.0.0.1", "sh -c " + shlex.quote(script)]
-        try:
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-        except subprocess.TimeoutExpired:
-            raise RuntimeError(f"timed out after {timeout:.0f} s: {script.splitlines()[0][:80]}") from None
+        for attempt in range(4):
+            try:
+                proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+            except subprocess.TimeoutExpired:
+                raise RuntimeError(f"timed out after {timeout:.0f} s: {script.splitlines()[0][:80]}") from None
+            # 255: ssh itself failed (an emulated guest on a busy host can miss the banner deadline): again.
+            if proc.returncode != 255 or attempt == 3 or not _CONNECT_FAILURE.search(proc.stderr):
+                break
+            time.sleep(5)
         if check and proc.returncode != 0:
             tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
             raise RuntimeError(f"exit {proc.returncode}: {tail}")
@@ -114,7 +122,7 @@ class Guest:
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"qemu exited ({self.proc.returncode}); console: {self.console}")
             try:
-                self.ssh("true", timeout=15)
+                self.ssh("true", timeout=60)
                 return time.monotonic() - started
             except RuntimeError:
                 time.sleep(2)
