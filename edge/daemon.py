@@ -270,9 +270,9 @@ class Daemon:
             outputs_start = time.perf_counter()
             self._update_outputs(frame.image, result)
             done = time.perf_counter()
-            self.notifier.watchdog()  # per frame; a read that hangs stops the pings (back-off waits feed it too)
             if not self._ready:
                 self._first_frame_done(done - started)
+            self.notifier.watchdog()  # per frame; a read that hangs stops the pings (back-off waits feed it too)
             timings = dict(result.timings_ms, capture=(captured - started) * 1e3,
                            outputs=(done - outputs_start) * 1e3, frame=(done - started) * 1e3)
             self.stats.add(timings)

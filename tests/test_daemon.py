@@ -381,7 +381,7 @@ def test_ready_is_sent_only_after_the_first_frame_is_processed(samples, notify_s
     thread.join(30)
     ready_at = next(t for t, m in notify_socket.messages if m == "READY=1")
     first_ping = next(t for t, m in notify_socket.messages if m == "WATCHDOG=1")
-    assert source.delivered_at is not None and ready_at >= first_ping >= source.delivered_at
+    assert source.delivered_at is not None and first_ping >= ready_at >= source.delivered_at
 
 
 class NeverOpens(FrameSource):
