@@ -54,6 +54,7 @@ GUEST_APT = tuple(p for p in APT_PACKAGES if p not in ONLY_IN_RPI_ARCHIVE)
 LIVE_PORT = 8080
 MEDIA = "/srv/pi-boot"
 DENIAL = re.compile(r"EPERM|EACCES|SIGSYS|Operation not permitted|Permission denied|status=31/SYS")
+EVENT = re.compile(r"\b(track_new|label_change)\b")  # the event log's journal entries (and JSON lines)
 HEALTH_TIMEOUT = 300  # the deploy's --timeout: an emulated guest loads models and the first frame slowly
 
 
@@ -325,7 +326,7 @@ def _stopped_line(run: Run) -> tuple[str, str]:
 
 
 def step_video(run: Run) -> None:
-    """A video with faces as the camera: labels flow (the event log's track_new/label_change in the journal)."""
+    """A video with faces as the camera: labels flow (the event log's track_new/label_change entries in the journal)."""
     run.since = run.now()
     run.write_root_file("/etc/face-emotion/config.toml", guest_config(f"{MEDIA}/faces.avi", run.token, loop=True))
     run.sh("sudo systemctl restart face-emotion", timeout=HEALTH_TIMEOUT + 30)
@@ -334,7 +335,7 @@ def step_video(run: Run) -> None:
     deadline = time.monotonic() + 180
     labels: list[str] = []
     while time.monotonic() < deadline and len(labels) < 3:
-        labels = [line for line in run.journal() if '"label_change"' in line or '"track_new"' in line]
+        labels = [line for line in run.journal() if EVENT.search(line)]
         time.sleep(5)
     if not labels:
         raise RuntimeError("no face events from the video with faces")
