@@ -8,7 +8,7 @@ ANCHORS ?= ../shared/anchors/oarriaga
 PI ?=
 DEPLOY_ARGS ?=
 
-.PHONY: demo test lint eval compare compare-quick bench docs-figures deploy rollback status pi-check ha-check clean
+.PHONY: demo test lint eval compare compare-quick bench docs-figures deploy rollback status pi-check pi-boot ha-check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -81,6 +81,12 @@ status:
 # compared with this machine (deploy/pi_check.py). Root, debootstrap, qemu-user-static; roots cached between runs.
 pi-check: $(VENV)/.edge-installed
 	$(PY) -m deploy.pi_check $(PI_CHECK_ARGS)
+
+# The service under real systemd: Debian Bookworm and Trixie x86_64 guests booted with qemu, `make deploy` into
+# each over loopback ssh, then its start-up path checked from inside (deploy/pi_boot.py). Root, qemu-system-x86,
+# qemu-utils, debootstrap, e2fsprogs; images cached in $(PI_BOOT_CACHE) (default ~/.cache/face-emotion/pi-boot).
+pi-boot: $(VENV)/.edge-installed
+	$(PY) -m deploy.pi_boot $(PI_BOOT_ARGS)
 
 # Our MQTT discovery read by a real Home Assistant core (tools/ha_check.py): Mosquitto and Home Assistant on
 # loopback, two daemons on a video, entities, devices, last will and cleanup checked through its APIs.

@@ -78,6 +78,19 @@ def _copy_sources(repo: Path, dest: Path) -> None:
             shutil.copytree(child, dest / child.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
 
 
+def _can_build_wheels() -> bool:
+    """Whether this Python's setuptools can build a wheel without pip's isolated build environment."""
+    if importlib.util.find_spec("wheel") is not None:
+        return True
+    try:
+        from importlib.metadata import version
+
+        major, minor = (int(x) for x in version("setuptools").split(".")[:2])
+    except (ValueError, ImportError):
+        return False
+    return (major, minor) >= (70, 1)
+
+
 def build_wheel(repo: Path, out_dir: Path) -> Path:
     """Build the project's wheel with pip (no dependencies: numpy/OpenCV come from apt)."""
     if not (repo / "pyproject.toml").is_file():
@@ -85,8 +98,9 @@ def build_wheel(repo: Path, out_dir: Path) -> Path:
     if importlib.util.find_spec("pip") is None:
         raise DeployError(f"{sys.executable} has no pip: install python3-pip, or pass a built wheel with --wheel")
     cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check", "-q", "-w", str(out_dir)]
-    # Without setuptools here, let pip fetch it into an isolated build environment.
-    if importlib.util.find_spec("setuptools") is not None:
+    # Without setuptools here, let pip fetch it into an isolated build environment. setuptools before 70.1
+    # builds wheels only with the separate `wheel` package ("invalid command 'bdist_wheel'" without it).
+    if importlib.util.find_spec("setuptools") is not None and _can_build_wheels():
         cmd.append("--no-build-isolation")
     with tempfile.TemporaryDirectory(prefix="face-emotion-src-") as src:
         _copy_sources(repo, Path(src))

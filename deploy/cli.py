@@ -91,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     dep.add_argument("--example-config", type=Path, help="example config (default: REPO/edge/config.example.toml)")
     dep.add_argument("--unit", type=Path, help="systemd unit (default: REPO/systemd/face-emotion.service)")
     dep.add_argument(
+        "--apt-packages",
+        default=" ".join(APT_PACKAGES),
+        help="space-separated apt packages the target needs (default: the Pi's camera stack and the rest, "
+             f"'{' '.join(APT_PACKAGES)}'); e.g. without python3-picamera2 python3-lgpio for a Debian box with a "
+             "USB camera",
+    )
+    dep.add_argument(
         "--pip-packages",
         default=" ".join(PIP_PACKAGES),
         help=f"space-separated pip packages for the release venv (default '{' '.join(PIP_PACKAGES)}'; '' for none)",
@@ -200,7 +207,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.command == "deploy":
             the_bundle = _make_bundle(args, Path(tmp))
             settings = actions.DeploySettings(
-                apt_packages=APT_PACKAGES,
+                apt_packages=tuple(args.apt_packages.split()),
                 pip_packages=tuple(args.pip_packages.split()),
                 pip_args=tuple(args.pip_arg),
                 keep=args.keep,

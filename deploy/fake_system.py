@@ -24,6 +24,7 @@ ANSWER_KEYS = {
     "uninstallable": "space-separated apt packages apt-get cannot find",
     "journal": "text journalctl prints",
     "status": "StatusText of systemctl show",
+    "version": "version dpkg-query reports for installed packages when asked (default 0.3.31-1)",
     "restarting": "any value: while current is the newest release, MainPID changes at every query (a crash loop)",
 }
 
@@ -104,10 +105,11 @@ fps 8.0 latency 45 ms (detect 20 ms, classify 25 ms)'
         echo ;;
     dpkg-query)
         rc=0
+        case "$*" in *'${Version}'*) version=" $(answer version 0.3.31-1)" ;; *) version="" ;; esac
         for a in "$@"; do
             case $a in -*) continue ;; esac
             if listed missing "$a"; then echo "dpkg-query: no packages found matching $a" >&2; rc=1
-            else printf 'installed'; fi
+            else printf 'installed%s' "$version"; fi
         done
         exit $rc ;;
     apt-get)

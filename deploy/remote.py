@@ -8,12 +8,13 @@ default, so a sudo that wants a password fails fast instead of hanging).
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass
 
 from deploy.errors import DeployError
 from deploy.fake_system import RECORDER, install_script
-from deploy.layout import CAMERA_PACKAGE, RELEASE_ID_RE, SERVICE, SERVICE_GROUPS, SERVICE_USER, Layout
+from deploy.layout import CAMERA_PACKAGE, PICAMERA2_MIN, RELEASE_ID_RE, SERVICE, SERVICE_GROUPS, SERVICE_USER, Layout
 from deploy.ssh import Target, parse_keys
 
 q = shlex.quote
@@ -97,9 +98,12 @@ except tomllib.TOMLDecodeError as exc:
 fi
 echo "PYTHON=$(python3 -V 2>&1)"
 echo "FREE_MB=$((free_kb / 1024))"
+pc=$(dpkg-query -W --showformat='${{db:Status-Status}} ${{Version}}' {q(CAMERA_PACKAGE)} </dev/null 2>/dev/null) \
+    || pc=""
+case $pc in "installed "*) echo "PICAMERA2=${{pc#installed }}" ;; esac
 """
         )
-        problem = platform_problem(values)
+        problem = platform_problem(values) or picamera2_problem(values.get("PICAMERA2", ""))
         if problem:
             raise DeployError(problem)
         return values
@@ -296,10 +300,11 @@ if [ "$state" = active ]; then
     done
 fi
 echo "STATE=${{state:-unknown}}"
+echo "STATUS_TEXT=$(systemctl show -p StatusText --value "$SERVICE" </dev/null 2>/dev/null || true)"
 """,
             timeout=2 * timeout + settle + 60,
         )
-        return values.get("STATE", "unknown"), values.get("SINCE", "")
+        return health_state(values, timeout), values.get("SINCE", "")
 
     def journal_tail(self, since: str, lines: int = 15) -> list[str]:
         """The service's last journal lines since ``since`` (epoch seconds), best effort."""
@@ -375,6 +380,29 @@ def platform_problem(values: dict[str, str]) -> str | None:
         return (f"python3 on the target is {version}, needs {MIN_PYTHON[0]}.{MIN_PYTHON[1]} or newer "
                 "(Raspberry Pi OS Bookworm or Trixie)")
     return None
+
+
+def picamera2_problem(installed: str) -> str | None:
+    """Why the target's python3-picamera2 (its dpkg version, '' when not installed) cannot run the service."""
+    if not installed:
+        return None  # apt installs the current one
+    numbers = tuple(int(n) for n in re.findall(r"\d+", installed.split(":")[-1].split("-")[0])[:3])
+    if numbers >= PICAMERA2_MIN:
+        return None
+    floor = ".".join(str(n) for n in PICAMERA2_MIN)
+    return (f"python3-picamera2 {installed} on the target is older than {floor}, which the camera source needs: "
+            f"sudo apt update && sudo apt install --only-upgrade python3-picamera2 (on the Pi); nothing changed")
+
+
+def health_state(values: dict[str, str], timeout: int) -> str:
+    """The health check's verdict in words: ``active``, or the state with why (READY=1 never came, daemon status)."""
+    state = values.get("STATE", "") or "unknown"
+    if state == "active":
+        return state
+    why = [f"no READY=1, i.e. no frame processed, within {timeout} s"] if state == "activating" else []
+    if values.get("STATUS_TEXT"):
+        why.append(f"daemon status: {values['STATUS_TEXT']}")
+    return f"{state} ({'; '.join(why)})" if why else state
 
 
 def releases_to_prune(releases: list[str], current: str, keep: int) -> list[str]:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from edge.config import Config
 from edge.manifest import Manifest, ModelError, default_models_dir
+from edge.picamera2_version import picamera2_problem
 from edge.runtime import RuntimeMissing
 from edge.sources import IMAGE_SUFFIXES, expand_paths, is_device_path, is_video
 
@@ -32,7 +33,7 @@ def source_line(config: Config) -> tuple[str, str | None]:
         what = f"picamera2 camera {cam.width}x{cam.height} (detection on {cam.lores_width}x{cam.lores_height})"
         if importlib.util.find_spec("picamera2") is None:
             return what, "warning: camera: picamera2 is not installed (on a Pi: sudo apt install python3-picamera2)"
-        return what, None
+        return what, picamera2_problem()
     if cam.source == "opencv":
         if cam.device.isdigit() or is_device_path(cam.device):
             node = Path(f"/dev/video{cam.device}" if cam.device.isdigit() else cam.device)

@@ -20,6 +20,9 @@ from edge.tracking import SmoothingSettings
 
 DEFAULT_CONFIG = Path("/etc/face-emotion/config.toml")
 EXAMPLE_CONFIG = Path(__file__).with_name("config.example.toml")
+# Camera retries are bounded: each wait is at most 30 s (doubling from retry_backoff_s), so 10 retries wait at
+# most ~3 minutes; the daemon feeds the watchdog while it waits, and then exits 3 for systemd to restart it.
+MAX_RETRIES, MAX_BACKOFF_S = 10, 30.0
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,9 @@ class CameraSettings:
             raise ConfigError("path: the images source needs a file or folder")
         if self.retries < 0 or self.retry_backoff_s < 0:
             raise ConfigError("retries/retry_backoff_s: must not be negative")
+        if self.retries > MAX_RETRIES or self.retry_backoff_s > MAX_BACKOFF_S:
+            raise ConfigError(f"retries/retry_backoff_s: at most {MAX_RETRIES} retries and {MAX_BACKOFF_S:g} s of "
+                              "first wait (the service gives up after a few minutes; systemd restarts it)")
 
 
 @dataclass(frozen=True)

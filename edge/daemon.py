@@ -2,11 +2,16 @@
 
     python -m edge [run] [--config /etc/face-emotion/config.toml] [--models DIR]
 
-Start-up: config, models (manifest check), camera, outputs, then READY=1.
-The frame loop sends WATCHDOG=1 after every processed frame and nowhere else:
-a camera that hangs stops the pings and systemd restarts the service. A lost
-camera is reopened with exponential backoff; after ``camera.retries`` failed
-attempts the daemon exits with status 3 for ``Restart=on-failure``. A video
+Start-up: config, models (manifest check), camera, outputs; READY=1 only once
+the first frame has been processed, so ``active`` means frames are flowing (a
+camera that opens but never delivers keeps the unit ``activating`` until
+TimeoutStartSec, and the deploy's health check names that). The frame loop
+sends WATCHDOG=1 after every processed frame: a camera that hangs in a read
+stops the pings and systemd restarts the service. A lost camera is reopened
+with exponential backoff; the waits between attempts are bounded (config) and
+keep the watchdog fed (and, before READY, extend the start timeout), since
+waiting is not hanging; after ``camera.retries`` failed attempts the daemon
+exits with status 3 for ``Restart=on-failure``, never by the watchdog's SIGABRT. A video
 or image folder that vanishes (or stops yielding frames) under ``loop = true``
 takes the same path; unreadable images are skipped with rate-limited warnings.
 An output that fails is logged once and dropped; the frame loop, the other
@@ -35,6 +40,7 @@ from edge.notify import Notifier
 from edge.outputs.base import Output
 from edge.outputs.group import Outputs
 from edge.outputs.registry import build_outputs
+from edge.picamera2_version import picamera2_problem
 from edge.pipeline import Pipeline
 from edge.runtime import RuntimeMissing
 from edge.settings import ConfigError
@@ -53,6 +59,8 @@ from edge.stoppable import Interrupted, StoppableRead
 log = logging.getLogger("face-emotion")
 
 EXIT_OK, EXIT_CONFIG, EXIT_CAMERA = 0, 2, 3
+# Start-up time allowed for one camera open after a back-off wait, added to EXTEND_TIMEOUT_USEC before READY.
+OPEN_ALLOWANCE_S = 30.0
 
 
 def make_source(config: Config) -> FrameSource:
@@ -98,6 +106,7 @@ class Daemon:
         self.pipeline: Pipeline | None = None
         self._attempt = 0  # the attempt that last opened the source (0 = at once)
         self._reader = StoppableRead(self.stop_event)  # files: SIGTERM need not wait for a slow decode
+        self._ready = False  # READY=1 sent (after the first processed frame)
 
     def request_stop(self, *_: object) -> None:
         """Signal handler: finish the current frame, then shut down."""
@@ -119,7 +128,7 @@ class Daemon:
             if attempt:
                 delay = min(cam.retry_backoff_s * 2 ** (attempt - 1), 30.0)
                 self.notifier.status(f"camera unavailable, retry {attempt}/{cam.retries}")
-                if self.stop_event.wait(delay):
+                if self._back_off(delay):
                     return False
             try:
                 self.source.open()
@@ -138,9 +147,37 @@ class Daemon:
             return True
         return False
 
+    def _back_off(self, delay: float) -> bool:
+        """Wait ``delay`` s between camera attempts, feeding the watchdog; True when asked to stop.
+
+        Waiting for a camera is not a hang: it is bounded by the config
+        (``camera.retries``, each wait at most 30 s). WATCHDOG=1 goes out at
+        least every half watchdog interval while waiting, and before READY
+        EXTEND_TIMEOUT_USEC moves the start timeout past this wait and the
+        next open, so neither timer turns the clean exit 3 into a kill.
+        """
+        if not self._ready:
+            self.notifier.extend_timeout(delay + OPEN_ALLOWANCE_S)
+        interval = self.notifier.watchdog_interval()
+        slice_s = delay if interval is None else max(0.01, interval / 2)
+        left = delay
+        while left > 0:
+            self.notifier.watchdog()
+            step = min(slice_s, left)
+            if self.stop_event.wait(step):
+                return True
+            left -= step
+        self.notifier.watchdog()
+        return False
+
     def start(self) -> int:
-        """Models, camera, outputs; READY=1. Returns an exit status (0 = running)."""
+        """Models, camera, outputs. Returns an exit status (0 = running); READY=1 follows the first frame."""
         cfg = self.config
+        if cfg.camera.source == "picamera2":
+            problem = picamera2_problem()
+            if problem:
+                log.error("%s", problem)
+                return EXIT_CONFIG
         try:
             self.pipeline = Pipeline.from_models(cfg.models, cfg.detector, cfg.smoothing)
         except (ModelError, RuntimeMissing) as exc:
@@ -153,10 +190,16 @@ class Daemon:
                                    log)
         self.outputs.describe(self.running())
         models = f"{self.pipeline.emotion.path}, {self.pipeline.gender.path}"
-        log.info("ready: %s source, models %s, %d output(s), notify via %s", self.source.name, models,
-                 len(self.outputs), self.notifier.backend)
-        self.notifier.ready(f"running, {self.source.name} source")
+        log.info("started: %s source, models %s, %d output(s), notify via %s; READY=1 after the first frame",
+                 self.source.name, models, len(self.outputs), self.notifier.backend)
+        self.notifier.status(f"waiting for the first frame from the {self.source.name} source")
         return EXIT_OK
+
+    def _first_frame_done(self, seconds: float) -> None:
+        """READY=1: frames are flowing (what ``systemctl is-active`` and the deploy's health check mean)."""
+        self._ready = True
+        log.info("ready: first frame processed in %.0f ms", seconds * 1e3)
+        self.notifier.ready(f"running, {self.source.name} source")
 
     def running(self) -> dict[str, str]:
         """Source, model files and detector backend in words, for outputs that show them (the live view)."""
@@ -230,7 +273,9 @@ class Daemon:
             outputs_start = time.perf_counter()
             self._update_outputs(frame.image, result)
             done = time.perf_counter()
-            self.notifier.watchdog()  # only here: no frame, no ping
+            if not self._ready:
+                self._first_frame_done(done - started)
+            self.notifier.watchdog()  # per frame; a read that hangs stops the pings (back-off waits feed it too)
             timings = dict(result.timings_ms, capture=(captured - started) * 1e3,
                            outputs=(done - outputs_start) * 1e3, frame=(done - started) * 1e3)
             self.stats.add(timings)

@@ -3,8 +3,9 @@
 Uses systemd-python's ``systemd.daemon.notify`` when installed (apt
 ``python3-systemd`` on the Pi); otherwise writes the same datagram to
 ``$NOTIFY_SOCKET`` itself. Outside systemd (no socket) every call is a no-op.
-WATCHDOG=1 must only ever be sent from the frame loop, so that a hung camera
-stops the pings and systemd restarts the service.
+WATCHDOG=1 is sent by the frame loop (a hung camera read stops the pings and
+systemd restarts the service) and during the bounded waits between camera
+retries; EXTEND_TIMEOUT_USEC extends the start timeout before READY=1.
 """
 
 from __future__ import annotations
@@ -62,6 +63,18 @@ class Notifier:
 
     def watchdog(self) -> bool:
         return self.notify("WATCHDOG=1")
+
+    def watchdog_interval(self) -> float | None:
+        """WatchdogSec in seconds, from ``$WATCHDOG_USEC`` (set by systemd for this process), or None."""
+        raw = os.environ.get("WATCHDOG_USEC", "")
+        pid = os.environ.get("WATCHDOG_PID", "")
+        if not raw.isdigit() or int(raw) <= 0 or (pid.isdigit() and int(pid) != os.getpid()):
+            return None
+        return int(raw) / 1e6
+
+    def extend_timeout(self, seconds: float) -> bool:
+        """Ask for ``seconds`` more of the current timeout (start-up, before READY=1)."""
+        return self.notify(f"EXTEND_TIMEOUT_USEC={int(seconds * 1e6)}")
 
     def status(self, text: str) -> bool:
         return self.notify(f"STATUS={text}")

@@ -27,7 +27,8 @@ PACKAGE_ORDER = {"edge": 0, "train_host": 1, "quantize": 2}
 LAYERS: dict[int, tuple[str, tuple[str, ...]]] = {
     0: ("foundations: types, settings parsing, small helpers (import nothing of edge)", (
         "edge", "edge.commands", "edge.settings", "edge.labels", "edge.results", "edge.stats", "edge.runtime",
-        "edge.logthrottle", "edge.stoppable", "edge.notify", "edge.preprocess", "edge.imagefile", "edge.calibration",
+        "edge.logthrottle", "edge.stoppable", "edge.notify", "edge.picamera2_version", "edge.preprocess",
+        "edge.imagefile", "edge.calibration",
         "edge.outputs.appendlog", "edge.bench.loop", "edge.bench.workers", "edge.bench.report")),
     1: ("contracts and the frame's way in and out", (
         "edge.manifest", "edge.tracking", "edge.sources", "edge.annotate", "edge.outputs.base",

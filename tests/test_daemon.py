@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from edge.config import EXAMPLE_CONFIG, CameraSettings, Config, ServiceSettings, load_config
-from edge.daemon import EXIT_CAMERA, EXIT_OK, Daemon
+from edge.daemon import EXIT_CAMERA, EXIT_CONFIG, EXIT_OK, Daemon
 from edge.notify import Notifier
 from edge.outputs.eventlog import EventLogSettings
 from edge.outputs.leds import LedSettings
@@ -295,3 +295,146 @@ def test_the_pi_camera_source_runs_through_the_daemon(fake_picamera2, samples):
     assert daemon.run() == EXIT_OK
     camera = fake_picamera2.INSTANCES[0]
     assert camera.requests == 5 and camera.closed  # released on the way out
+
+
+# -- issue 26: the start-up path under systemd ---------------------------------------------------------------------
+
+FAKES = ROOT / "tests" / "fakes"
+
+
+def write_dist_info(site: Path, version: str) -> Path:
+    """An installed picamera2 distribution's metadata, as pip or Debian's packaging leaves it next to the module."""
+    info = site / f"picamera2-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: picamera2\nVersion: {version}\n")
+    return site
+
+
+@pytest.mark.parametrize("version, refused", [("0.3.19", True), ("0.3.20", False), ("0.3.31", False)])
+def test_check_refuses_a_picamera2_older_than_0_3_20_in_one_line(tmp_path, version, refused):
+    site = write_dist_info(tmp_path / "site", version)
+    config = tmp_path / "config.toml"
+    config.write_text(f'[camera]\nsource = "picamera2"\n\n[models]\ndir = "{ROOT / "models"}"\n')
+    env = {"PYTHONPATH": os.pathsep.join([str(ROOT), str(FAKES), str(site)])}
+    proc = subprocess.run([sys.executable, "-m", "edge", "--config", str(config), "--check"], capture_output=True,
+                          text=True, timeout=120, env=dict(os.environ, **env))
+    if refused:
+        assert proc.returncode == 2, proc.stderr
+        lines = [line for line in proc.stderr.splitlines() if "picamera2" in line]
+        assert lines == [f"error: picamera2 {version} is older than 0.3.20, which the camera source needs "
+                         "(captured_request(wait=), cancel_all_and_flush()); upgrade it: sudo apt update && "
+                         "sudo apt install --only-upgrade python3-picamera2"]
+        assert "Traceback" not in proc.stderr
+    else:
+        assert proc.returncode == 0, proc.stderr
+
+
+def test_the_daemon_refuses_picamera2_0_3_19_instead_of_crash_looping(fake_picamera2, samples, monkeypatch, caplog):
+    """Upstream 0.3.19: ``captured_request(self)`` takes no ``wait`` and there is no ``cancel_all_and_flush``."""
+    import cv2
+
+    def captured_request_0_3_19(self):  # the signature of v0.3.19's picamera2/picamera2.py
+        raise AssertionError("never reached: the daemon must refuse this picamera2 first")
+
+    monkeypatch.setattr(fake_picamera2.Picamera2, "captured_request", captured_request_0_3_19)
+    monkeypatch.delattr(fake_picamera2.Picamera2, "cancel_all_and_flush")
+    fake_picamera2.SCENE = cv2.imread(str(samples / "two_people.jpg"))
+    daemon = Daemon(dataclasses.replace(quiet_config(), camera=CameraSettings(source="picamera2")),
+                    Notifier(use_systemd_python=False), outputs=[], max_frames=3)
+    with caplog.at_level("ERROR", logger="face-emotion"):
+        assert daemon.run() == EXIT_CONFIG  # RestartPreventExitStatus=2: no restart loop
+    assert "this picamera2 (no version metadata) is older than 0.3.20" in caplog.text
+    assert "sudo apt install --only-upgrade python3-picamera2" in caplog.text
+    assert fake_picamera2.INSTANCES == []  # the camera was never opened
+
+
+class SlowFirstFrame(FrameSource):
+    """A camera that opens at once but delivers its first frame only when the test says so."""
+
+    name = "slow"
+    live = True
+
+    def __init__(self, image: Path):
+        self.images = ImageSource([image], loop=True)
+        self.go = threading.Event()
+        self.delivered_at: float | None = None
+
+    def read(self):
+        self.go.wait(30)
+        frame = self.images.read()
+        frame.independent = False
+        if self.delivered_at is None:
+            self.delivered_at = time.monotonic()
+        return frame
+
+
+def test_ready_is_sent_only_after_the_first_frame_is_processed(samples, notify_socket):
+    source = SlowFirstFrame(samples / "astronaut.jpg")
+    daemon = Daemon(quiet_config(), Notifier(use_systemd_python=False), source=source, outputs=[], max_frames=3)
+    thread = threading.Thread(target=daemon.run, daemon=True)
+    thread.start()
+    assert notify_socket.wait_for("STATUS=waiting for the first frame", timeout=60)
+    time.sleep(1.0)  # the camera is open, models loaded: still no READY while no frame has come
+    assert not any(m == "READY=1" for _, m in notify_socket.messages)
+    source.go.set()
+    assert notify_socket.wait_for("READY=1", timeout=60)
+    thread.join(30)
+    ready_at = next(t for t, m in notify_socket.messages if m == "READY=1")
+    first_ping = next(t for t, m in notify_socket.messages if m == "WATCHDOG=1")
+    assert source.delivered_at is not None and first_ping >= ready_at >= source.delivered_at
+
+
+class NeverOpens(FrameSource):
+    """A camera that is not there at start-up: every open fails."""
+
+    name = "absent"
+    live = True
+
+    def __init__(self):
+        self.opens = 0
+
+    def open(self):
+        self.opens += 1
+        raise SourceError("no camera on /dev/video0")
+
+    def read(self):
+        raise AssertionError("never opened")
+
+
+def test_watchdog_is_fed_and_start_timeout_extended_while_backing_off(samples, notify_socket, monkeypatch):
+    """WatchdogSec=1 s here; the back-off waits 1 + 2 s: pings must keep coming, then a clean exit 3."""
+    monkeypatch.setenv("WATCHDOG_USEC", "1000000")
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
+    # Lost after 2 frames (after READY): only the watchdog applies.
+    source = UnpluggedCamera(samples / "astronaut.jpg", frames=2, fail_opens=99)
+    daemon = Daemon(quiet_config(retries=2, retry_backoff_s=1.0), Notifier(use_systemd_python=False), source=source,
+                    outputs=[])
+    started = time.monotonic()
+    assert daemon.run() == EXIT_CAMERA
+    ended = time.monotonic()
+    time.sleep(0.3)
+    pings = [t for t, m in notify_socket.messages if m == "WATCHDOG=1"]
+    assert len(pings) >= 2 + 6, pings  # 2 frames, then at least every 0.5 s of the 3 s back-off
+    backing_off = [t for t in pings[2:] if started <= t <= ended]
+    gaps = [b - a for a, b in zip(backing_off, backing_off[1:])]
+    print(f"largest gap between pings while backing off: {max(gaps):.2f} s (WatchdogSec 1 s)")
+    assert max(gaps) < 1.0
+    # Absent at start (before READY): the start timeout is extended before each wait, READY never sent.
+    notify_socket.messages.clear()
+    absent = NeverOpens()
+    daemon = Daemon(quiet_config(retries=2, retry_backoff_s=0.05), Notifier(use_systemd_python=False), source=absent,
+                    outputs=[])
+    assert daemon.run() == EXIT_CAMERA and absent.opens == 3
+    time.sleep(0.3)
+    extends = [m for _, m in notify_socket.messages if m.startswith("EXTEND_TIMEOUT_USEC=")]
+    assert extends == ["EXTEND_TIMEOUT_USEC=30050000", "EXTEND_TIMEOUT_USEC=30100000"]
+    assert not any(m == "READY=1" for _, m in notify_socket.messages)
+
+
+@pytest.mark.parametrize("camera", ["retries = 11", "retry_backoff_s = 31"])
+def test_camera_retries_are_bounded(tmp_path, camera):
+    config = tmp_path / "config.toml"
+    config.write_text(f"[camera]\n{camera}\n")
+    proc = run_edge("--config", str(config), "--check")
+    assert proc.returncode == 2
+    assert "camera.retries/retry_backoff_s: at most 10 retries and 30 s" in proc.stderr

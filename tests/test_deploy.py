@@ -36,7 +36,7 @@ from deploy.bundle import make_release_id, select_models
 from deploy.errors import DeployError
 from deploy.fake_system import parse_answers
 from deploy.layout import RELEASE_ID_RE
-from deploy.remote import platform_problem, previous_release, releases_to_prune
+from deploy.remote import picamera2_problem, platform_problem, previous_release, releases_to_prune
 from deploy.report import format_table, next_steps
 from deploy.ssh import SshOptions, check_host, explain_ssh_failure
 
@@ -540,6 +540,42 @@ def test_pi_without_camera_stack_changes_nothing(lab: Lab, rolled_back, wheel: P
     assert "no camera stack: python3-picamera2 is not installable here" in row
 
 
+def test_a_pi_with_picamera2_older_than_0_3_20_is_refused_in_preflight(lab: Lab, rolled_back, wheel: Path) -> None:
+    current, releases = lab.current("pi-a"), lab.releases("pi-a")
+    calls = len(lab.calls("pi-a"))
+    proc = lab.deploy("deploy", "pi-a", "--wheel", str(wheel), "--fake-answer", "version=0.3.19-1")
+    _unchanged(lab, "pi-a", proc, current, releases)
+    assert not any("apt-get" in call for call in lab.calls("pi-a")[calls:])  # stopped before apt
+    (row,) = [line for line in proc.stdout.splitlines() if line.startswith("pi-a ")]
+    assert ("python3-picamera2 0.3.19-1 on the target is older than 0.3.20, which the camera source needs: "
+            "sudo apt update && sudo apt install --only-upgrade python3-picamera2") in row
+
+
+def test_a_release_that_never_sends_ready_is_named_and_rolled_back(lab: Lab, rolled_back, wheel: Path) -> None:
+    """A camera that opens but never delivers: the unit stays 'activating' (READY=1 follows the first frame)."""
+    current, releases = lab.current("pi-a"), lab.releases("pi-a")
+    time.sleep(1.1)
+    proc = lab.deploy("deploy", "pi-a", "--wheel", str(wheel), "--fake-answer",
+                      "newest-release=activating", "--fake-answer",
+                      "status=waiting for the first frame from the opencv source")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    (row,) = [line for line in proc.stdout.splitlines() if line.startswith("pi-a ")]
+    assert re.search(r"service is activating \(no READY=1, i\.e\. no frame processed, within \d+ s; daemon status: "
+                     r"waiting for the first frame from the opencv source\) after restart", row), row
+    assert f"rolled back to {current.split('/')[-1]}" in row
+    assert lab.current("pi-a") == current and lab.releases("pi-a") == releases
+
+
+def test_the_deploy_and_the_daemon_share_the_picamera2_floor() -> None:
+    from deploy.layout import PICAMERA2_MIN
+    from edge.picamera2_version import MIN_PICAMERA2
+
+    assert PICAMERA2_MIN == MIN_PICAMERA2
+    assert picamera2_problem("") is None and picamera2_problem("0.3.20-1") is None
+    assert picamera2_problem("1:0.3.31-1~bpo12+1") is None
+    assert "0.3.12-2 on the target is older than 0.3.20" in (picamera2_problem("0.3.12-2") or "")
+
+
 def test_broken_config_on_the_pi_changes_nothing(lab: Lab, rolled_back, wheel: Path) -> None:
     current, releases = lab.current("pi-a"), lab.releases("pi-a")
     good = lab.config("pi-a").read_text()
@@ -672,3 +708,17 @@ def test_the_release_venv_keeps_the_systems_numpy(lab: Lab, wheel: Path, tmp_pat
                           "print(numpy.__version__, fe_numpy_hungry.__version__)"],
                          capture_output=True, text=True, check=True).stdout.split()
     assert out == [system_numpy, "0.9"]
+
+
+@pytest.mark.skipif(shutil.which("python3") is None, reason="no python3 on PATH")
+def test_the_wheel_builds_with_the_python3_that_make_deploy_uses(tmp_path: Path) -> None:
+    """`make deploy` runs python3 from PATH: with setuptools < 70.1 and no `wheel` package (this machine's
+    python3) --no-build-isolation failed with "invalid command 'bdist_wheel'"."""
+    code = ("import sys; from pathlib import Path; from deploy.bundle import build_wheel; "
+            "print(build_wheel(Path(sys.argv[1]), Path(sys.argv[2])).name)")
+    proc = subprocess.run(["python3", "-c", code, str(REPO), str(tmp_path)], capture_output=True, text=True,
+                          cwd=REPO, timeout=600, check=False)
+    if "has no pip" in proc.stderr:
+        pytest.skip("python3 on PATH has no pip")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().endswith(".whl")
