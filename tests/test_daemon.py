@@ -122,7 +122,11 @@ def test_the_daemon_reports_ready_watchdog_status_and_stops_on_sigterm(tmp_path,
     try:
         assert notify_socket.wait_for("READY=1"), "no READY=1"
         assert notify_socket.wait_for("WATCHDOG=1", count=10), "no repeated WATCHDOG=1"
-        assert notify_socket.wait_for("STATUS=", count=2)
+        # the start-up STATUS lines ("waiting for the first frame", "running") come first; then the stats
+        deadline = time.monotonic() + 60
+        while not any(m.startswith("STATUS=") and "fps" in m for _, m in notify_socket.messages):
+            assert time.monotonic() < deadline, "no STATUS= with the frame rate"
+            time.sleep(0.05)
         ready_at = next(t for t, m in notify_socket.messages if m == "READY=1")
         first_ping = next(t for t, m in notify_socket.messages if m == "WATCHDOG=1")
         assert first_ping >= ready_at  # pings only once running
