@@ -24,7 +24,8 @@ def test_detector_specs_are_settings_with_overrides_and_bad_ones_are_one_line():
     assert small.backend == "blazeface" and small.blazeface.small_faces and small.blazeface.fallback_threshold == 0.6
     assert sets.parse_detector("haar:min_neighbors=3").min_neighbors == 3
     for bad, why in (("yolo", "unknown backend"), ("blazeface:colour=1", "not KEY=VALUE"),
-                     ("blazeface:model=huge", "model: expected one of")):
+                     ("blazeface:model=huge", "model: expected one of"),
+                     ("blazeface:small_faces=maybe", "is not a bool"), ("haar:min_size=big", "is not a int")):
         with pytest.raises(sets.SetsError, match=why):
             sets.parse_detector(bad)
 
@@ -54,9 +55,15 @@ def test_media_counts_are_per_photo_against_the_person_counts(samples, models_di
     assert set(times) == {"haar", "blazeface"} and all(ms > 0 for ms in times.values())
 
 
-def test_missing_data_is_one_line_and_exit_2(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "train_host.detector_sets", "--data", str(tmp_path), "--media",
-                           str(tmp_path)], capture_output=True, text=True, cwd=ROOT,
-                          env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=120)
+def test_missing_data_is_one_line_and_exit_2(tmp_path, samples):
+    def run(data, media):
+        return subprocess.run([sys.executable, "-m", "train_host.detector_sets", "--data", str(data), "--media",
+                               str(media)], capture_output=True, text=True, cwd=ROOT,
+                              env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=120)
+
+    proc = run(tmp_path, tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("detector_sets: --media: cannot read")
+    proc = run(tmp_path, samples)  # the media exist, the test splits do not: said before any scan
+    assert proc.returncode == 2 and "detector_sets: media" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("detector_sets: --data: ") and "not found" in proc.stderr

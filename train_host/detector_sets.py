@@ -57,6 +57,7 @@ SIZES = (24, 30, 36, 44, 54, 66, 80, 100, 120)  # face (Haar box) width in a 640
 VIDEO_STEPS = {"hamilton_short_clip.mp4": 10, "simplefr_video2_720p.mp4": 40}  # reference faces from every n-th
 DEFAULT_DETECTORS = "haar,blazeface"
 TIMING_ROUNDS = 3
+BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
 
 class SetsError(ValueError):
@@ -92,7 +93,10 @@ def parse_detector(spec: str) -> DetectorSettings:
         if not sep or not hasattr(defaults, key):
             raise SetsError(f"--detectors: {pair!r} in {spec!r} is not KEY=VALUE of a [detector] key")
         kind = type(getattr(defaults, key))
-        target[key] = value.lower() in ("1", "true", "yes", "on") if kind is bool else kind(value)
+        try:
+            target[key] = BOOLEANS[value.lower()] if kind is bool else kind(value)
+        except (KeyError, ValueError):
+            raise SetsError(f"--detectors: {key}={value!r} in {spec!r} is not a {kind.__name__}") from None
     settings = replace(DetectorSettings(**top), blazeface=replace(BlazeFaceSettings(), **blaze))
     try:
         settings.validate()
@@ -290,6 +294,9 @@ def measure(detector_specs: list[str], data: Path, media: Path, models: Path, li
     backdrops = backgrounds(negatives)
     utk = data / "utkface" / "utkface_gender_gray64_test.npz"
     fer = data / "fer2013" / "fer2013_PublicTest.npz"
+    for needed in (utk, fer):  # before minutes of media scans, not after
+        if not needed.is_file():
+            raise SetsError(f"--data: {needed} not found (the test splits of ../shared/data)")
     report: dict[str, Any] = {"detectors": {spec: asdict(s) for spec, s in settings.items()}, "sets": {}}
     sets = report["sets"]
     steps = [("media native", lambda: media_tallies(detectors, positives, negatives, None)),
