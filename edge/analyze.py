@@ -27,6 +27,7 @@ from edge.results import FrameResult
 from edge.runtime import RuntimeMissing
 from edge.sources import BadImage, ImageSource, OpenCVSource, SourceError, expand_paths, is_video
 from edge.tracking import SmoothingSettings
+from edge.videowriter import CODECS, NO_H264, VideoFormat, VideoWriterError, choose_format, h264_available, open_writer
 
 # Photos larger than this are decoded reduced (JPEG: libjpeg DCT scaling) and scaled to fit, so a 108-megapixel
 # photo never needs its full-size pixels in memory; boxes are printed in the photo's own pixels.
@@ -46,8 +47,10 @@ def describe(result: FrameResult, path: str) -> str:
 class Analyzer:
     """Runs the pipeline over paths and writes what the options ask for."""
 
-    def __init__(self, pipeline: Pipeline, as_json: bool, annotate_to: Path | None, many: bool):
+    def __init__(self, pipeline: Pipeline, as_json: bool, annotate_to: Path | None, many: bool,
+                 video_codec: str = "auto"):
         self.pipeline = pipeline
+        self.video_codec = video_codec
         self.as_json = as_json
         self.annotate_to = annotate_to
         self.many = many
@@ -55,12 +58,18 @@ class Analyzer:
         self.errors = 0
         self.annotated = 0  # annotated files written
         self._video_out = Path()  # where the open video writer writes
+        self._video_format: VideoFormat | None = None
+
+    def _to_folder(self) -> bool:
+        """Annotated copies go into a folder (several inputs, an existing folder, a name without suffix)."""
+        assert self.annotate_to is not None
+        return self.many or self.annotate_to.is_dir() or not self.annotate_to.suffix
 
     def _out_path(self, source: Path, suffix: str | None = None) -> Path | None:
         """Where the annotated copy of ``source`` goes; None (and one error line) when the folder cannot be made."""
         assert self.annotate_to is not None
         name = f"{source.stem}_annotated{suffix or source.suffix}"
-        folder = self.many or self.annotate_to.is_dir() or not self.annotate_to.suffix
+        folder = self._to_folder()
         target = self.annotate_to if folder else self.annotate_to.parent
         try:
             target.mkdir(parents=True, exist_ok=True)
@@ -149,6 +158,8 @@ class Analyzer:
             if writer:
                 writer.release()
                 self._check_video(path, self._video_out, written)
+                if self._video_format is not None and not self.as_json:
+                    self._say_format(self._video_out, self._video_format)
         if source.skipped:
             self.error(f"{path}: {source.skipped} damaged frame(s) could not be decoded and were skipped")
         if frames == 0:
@@ -160,17 +171,30 @@ class Analyzer:
                   f"({rate:.2f} per track-second)")
 
     def _open_writer(self, path: Path, fps: float, shape: tuple[int, ...]):
-        """An opened VideoWriter for the annotated copy, or False (after one error line) when there is none."""
-        out = self._out_path(path, ".mp4")
+        """An opened writer for the annotated copy (see :mod:`edge.videowriter`), or False after one error line."""
+        named = None if self._to_folder() else self.annotate_to.suffix if self.annotate_to else None
+        try:
+            fmt = choose_format(self.video_codec, named, h264_available())
+        except VideoWriterError as exc:
+            self.error(f"{exc}; {path} is analysed without its annotated copy")
+            return False
+        out = self._out_path(path, fmt.suffix)
         if out is None:
             return False
-        writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, (shape[1], shape[0]))
-        if not writer.isOpened():
-            writer.release()
-            self.error(f"{out}: cannot open a video writer there; {path} is analysed without its annotated copy")
+        try:
+            writer = open_writer(out, fmt, fps, (shape[1], shape[0]))
+        except VideoWriterError as exc:
+            self.error(f"{exc}; {path} is analysed without its annotated copy")
             return False
-        self._video_out = out
+        self._video_out, self._video_format = out, fmt
         return writer
+
+    @staticmethod
+    def _say_format(out: Path, fmt: VideoFormat) -> None:
+        """Which format the annotated video is in, and whether a browser plays it (users open it in one)."""
+        plays = "plays in browsers" if fmt.browser else "does not play in browsers: " + NO_H264.replace(
+            "no H.264 encoder here", "for H.264") + ", or name it .webm"
+        print(f"annotated video {out}: {fmt.description} ({plays})")
 
     def _check_video(self, path: Path, out: Path, written: int) -> None:
         """Count the annotated video as written only if it plays back with every frame.
@@ -203,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("paths", nargs="+", help="image files, folders or video files")
     parser.add_argument("--json", action="store_true", help="one JSON object per image or video frame")
     parser.add_argument("--annotate", metavar="OUT", help="write annotated pictures/videos (a folder for several)")
+    parser.add_argument("--video-codec", choices=CODECS, default="auto",
+                        help="annotated videos: auto = H.264 MP4 when an ffmpeg with an H.264 encoder is here "
+                             "(pip install imageio-ffmpeg), else VP8 WebM; both play in browsers")
     parser.add_argument("--no-smoothing", action="store_true", help="raw labels in videos (tracks kept)")
     add_settings_options(parser)
     return parser
@@ -222,7 +249,10 @@ def main(argv: list[str] | None = None) -> int:
         print("error: no images or videos in " + ", ".join(args.paths), file=sys.stderr)
         return 2
     annotate_to = Path(args.annotate) if args.annotate else None
-    analyzer = Analyzer(pipeline, args.json, annotate_to, many=len(files) > 1)
+    if annotate_to is not None and args.video_codec == "h264" and not h264_available():
+        print(f"error: --video-codec h264: {NO_H264}", file=sys.stderr)
+        return 2
+    analyzer = Analyzer(pipeline, args.json, annotate_to, many=len(files) > 1, video_codec=args.video_codec)
     try:
         images = [f for f in files if not is_video(f)]
         if images:

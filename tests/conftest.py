@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -137,3 +138,30 @@ def mirrored_models(models_dir, tmp_path):
         return target
 
     return make
+
+
+WAIT_S = 20.0  # an upper bound for conditions to come true, not a timing assertion
+
+
+def wait_for(condition, what: str, timeout: float = WAIT_S):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def browser(tmp_path):
+    """``open_page(url) -> DevTools`` on a real headless Chromium (tests/chromium.py); skipped without one."""
+    from tests.chromium import Chromium, chromium_binary
+
+    binary = chromium_binary()
+    if binary is None:
+        pytest.skip("no chromium (Debian: apt-get install chromium)")
+    pytest.importorskip("websocket", reason="pip install websocket-client to drive chromium")
+    chromium = Chromium(binary, tmp_path)
+    yield chromium.open_page
+    chromium.close()

@@ -31,7 +31,7 @@ LAYERS: dict[int, tuple[str, tuple[str, ...]]] = {
         "edge.imagefile", "edge.calibration",
         "edge.outputs.appendlog", "edge.bench.loop", "edge.bench.workers", "edge.bench.report")),
     1: ("contracts and the frame's way in and out", (
-        "edge.manifest", "edge.tracking", "edge.sources", "edge.annotate", "edge.outputs.base",
+        "edge.manifest", "edge.tracking", "edge.sources", "edge.annotate", "edge.videowriter", "edge.outputs.base",
         "edge.outputs.group", "edge.outputs", "edge.detectors.settings", "edge.detectors.base",
         "edge.bench.floor", "edge.bench.frames")),
     2: ("the parts of a frame's analysis and the outputs", (

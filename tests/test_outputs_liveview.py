@@ -10,9 +10,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import shutil
 import socket
-import subprocess
 import threading
 import time
 import urllib.error
@@ -26,9 +24,8 @@ import pytest
 from edge.annotate import GENDER_COLORS_BGR, annotate, label_text
 from edge.outputs.base import OutputError
 from edge.outputs.liveview import LiveViewOutput, LiveViewSettings
-from tests.conftest import Clock, tracked
-
-WAIT_S = 20.0  # an upper bound for conditions to come true, not a timing assertion
+from tests.chromium import chromium_binary
+from tests.conftest import WAIT_S, Clock, tracked, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -38,16 +35,6 @@ def frames(pipeline_factory, samples):
     pairs = tracked(pipeline, samples / "astronaut.jpg") + tracked(pipeline, samples / "two_people.jpg")
     assert all(result.faces for _, result in pairs)
     return pairs
-
-
-def wait_for(condition, what: str, timeout: float = WAIT_S):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -359,88 +346,6 @@ def test_close_stops_serving(live, frames):
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
     output.close()  # twice is fine
-
-
-# -- a real browser ------------------------------------------------------------------------------------------------
-
-def chromium_binary() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class DevTools:
-    """The few DevTools-protocol calls the test needs, over websocket-client."""
-
-    def __init__(self, url: str):
-        import websocket
-
-        self.socket = websocket.create_connection(url, timeout=10, suppress_origin=True)
-        self.next_id = 0
-
-    def evaluate(self, expression: str):
-        self.next_id += 1
-        self.socket.send(json.dumps({"id": self.next_id, "method": "Runtime.evaluate",
-                                     "params": {"expression": expression, "returnByValue": True}}))
-        while True:
-            message = json.loads(self.socket.recv())
-            if message.get("id") == self.next_id:
-                return message["result"]["result"].get("value")
-
-    def close(self) -> None:
-        self.socket.close()
-
-
-@pytest.fixture
-def browser(tmp_path):
-    binary = chromium_binary()
-    if binary is None:
-        pytest.skip("no chromium (Debian: apt-get install chromium)")
-    pytest.importorskip("websocket", reason="pip install websocket-client to drive chromium")
-    processes: list[subprocess.Popen] = []
-
-    def open_page(url: str) -> DevTools:
-        port = free_port()
-        log = open(tmp_path / "chromium.log", "wb")  # noqa: SIM115 - closed with the process below
-        process = subprocess.Popen(
-            [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-             "--no-first-run", "--no-default-browser-check", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--disable-extensions", "--mute-audio",
-             f"--user-data-dir={tmp_path / 'profile'}", f"--remote-debugging-port={port}",
-             "--remote-allow-origins=*", url],
-            stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, HOME=str(tmp_path)))
-        log.close()
-        processes.append(process)
-
-        def page_target():
-            if process.poll() is not None:
-                raise AssertionError(f"chromium exited: {Path(tmp_path / 'chromium.log').read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=2) as response:
-                    targets = json.load(response)
-            except OSError:
-                return None
-            return next((t for t in targets if t.get("type") == "page" and t.get("url", "").startswith(url)), None)
-
-        target = wait_for(page_target, "chromium's DevTools page target")
-        return DevTools(target["webSocketDebuggerUrl"])
-
-    yield open_page
-    for process in processes:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 PAGE_STATE = """JSON.stringify({
