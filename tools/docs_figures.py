@@ -127,7 +127,8 @@ def bench_producer(hold: int | None) -> Callable[[Path], None]:
     def produce(out: Path) -> None:
         if not (ROOT / "samples").is_dir():
             raise Skip("samples/ not found")
-        args = ["-m", "edge.bench", "--variants", BENCH_VARIANTS, "--json", str(out), "--no-chart"]
+        chart = ["--no-chart"] if hold else ["--chart", BENCH_CHART]  # the photos run draws the README's chart
+        args = ["-m", "edge.bench", "--variants", BENCH_VARIANTS, "--json", str(out), *chart]
         run(args + (["--hold", str(hold)] if hold else []))
         data = json.loads(out.read_text())  # paths relative to the checkout: the JSON is committed
         for key in ("source", "manifest"):
@@ -159,6 +160,31 @@ def produce_detectors(out: Path) -> None:
 
 
 HA_SCREENSHOT = "docs/pictures/ha_dashboard.png"
+DEMO_PICTURE = "docs/pictures/demo.jpg"
+DEMO_SAMPLES = ("two_people.jpg", "obama_720p.jpg", "astronaut.jpg", "camera.png", "biden.jpg", "coins.png")
+LIVEVIEW_PICTURE = "docs/pictures/liveview.png"
+BENCH_CHART = "docs/pictures/bench_chart.png"
+
+
+def produce_demo_picture(_: Path) -> dict[str, Any]:
+    """``make demo``'s annotated samples as one sheet (the README's first picture), and what analyze said of each."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        lines = run(["-m", "edge", "analyze", *(f"samples/{name}" for name in DEMO_SAMPLES), "--json",
+                     "--annotate", folder]).splitlines()
+        annotated = [str(next(Path(folder).glob(f"{Path(name).stem}_annotated.*"))) for name in DEMO_SAMPLES]
+        run(["-m", "tools.contact_sheet", DEMO_PICTURE, *annotated])
+    faces = {Path(o["path"]).name: [f"{f['emotion']} {f['emotion_scores'][f['emotion']]:.2f}, "
+                                    f"{f['gender']} {f['gender_scores'][f['gender']]:.2f}" for f in o["faces"]]
+             for o in map(json.loads, lines)}
+    return {"picture": DEMO_PICTURE, "faces": faces}
+
+
+def produce_liveview_picture(_: Path) -> dict[str, Any]:
+    """The live view page of the real daemon in headless Chromium (docs/pictures/liveview_screenshot.py)."""
+    print(run(["docs/pictures/liveview_screenshot.py"]), end="", flush=True)
+    return {"picture": LIVEVIEW_PICTURE, "source": "../shared/media/videos/simplefr_video2_720p.mp4 (else samples/)"}
 
 
 def produce_ha_check(out: Path) -> None:
@@ -174,9 +200,13 @@ FIGURES: dict[str, Figure] = {
     "bench-stream": Figure(f"python -m edge.bench --hold 15 --variants {BENCH_VARIANTS} --json "
                            "docs/figures/bench-stream.json --no-chart", bench_producer(15), timing=True),
     "bench-photos": Figure(f"python -m edge.bench --variants {BENCH_VARIANTS} --json "
-                           "docs/figures/bench-photos.json --no-chart", bench_producer(None), timing=True),
+                           f"docs/figures/bench-photos.json --chart {BENCH_CHART}", bench_producer(None), timing=True),
     "detectors": Figure("python -m train_host.detector_sets --data ../shared/data --media ../shared/media "
                         f"--detectors {DETECTORS} --json docs/figures/detectors.json", produce_detectors, timing=True),
+    "demo-picture": Figure(f"python -m edge analyze samples/... --annotate DIR, then python -m tools.contact_sheet "
+                           f"{DEMO_PICTURE}", produce_demo_picture),
+    "liveview-picture": Figure(f"python docs/pictures/liveview_screenshot.py (writes {LIVEVIEW_PICTURE})",
+                               produce_liveview_picture, timing=True),
     "ha-check": Figure(f"python -m tools.ha_check --json docs/figures/ha-check.json --screenshot {HA_SCREENSHOT}",
                        produce_ha_check, timing=True),
 }
@@ -465,6 +495,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.only:
             print("bench-stream, bench-photos: not run (timings; on an idle machine: --only bench-stream,bench-photos)")
             print("ha-check: not run (a whole Home Assistant, Python 3.13: --only ha-check)")
+            print("liveview-picture: not run (the daemon and Chromium: --only liveview-picture)")
         failed = produce(names)
     for path in doc_files():
         text = path.read_text()

@@ -7,7 +7,7 @@ source, only the live view on, a free port), waits until the daemon has
 processed frames, opens the page in headless Chromium over the DevTools
 protocol, waits for the stream and a few status updates and saves the page as
 a PNG, reduced to 256 colours and at most 1000 px wide so the committed file
-stays small. The default input is the Hamilton clip of ../shared/media, else
+stays small. The default input is the simplefr dinner-table clip of ../shared/media, else
 the committed samples/ photos. Needs /usr/bin/chromium and websocket-client,
 like tests/test_outputs_liveview.py, whose DevTools driver this reuses.
 """
@@ -27,9 +27,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.test_outputs_liveview import DevTools, chromium_binary, free_port, wait_for  # noqa: E402
+from tests.chromium import DevTools, chromium_binary, free_port  # noqa: E402
+from tests.conftest import wait_for  # noqa: E402
 
-VIDEO = ROOT.parent / "shared" / "media" / "videos" / "hamilton_short_clip.mp4"
+VIDEO = ROOT.parent / "shared" / "media" / "videos" / "simplefr_video2_720p.mp4"
 
 
 def config_text(source: Path, port: int) -> str:
