@@ -33,6 +33,7 @@ from edge.detectors import DetectorSettings
 from edge.imagefile import ANALYZE_FIT, ImageFileError, read_image_sized
 from edge.pipeline import ModelSettings, Pipeline
 from edge.results import FaceResult, FrameResult
+from edge.settings import from_mapping
 from edge.sources import BadImage, OpenCVSource, checked_frame
 from edge.tracking import SmoothingSettings
 
@@ -163,9 +164,10 @@ class FaceAnalyzer:
 
     def __init__(self, models: str | Path | None = None, variant: str = "int8", threads: int = 1,
                  detector: DetectorSettings | None = None, smoothing: SmoothingSettings | None = None,
-                 backend: str | None = None):
-        self._settings = ModelSettings(dir=str(models) if models else "", variant=variant, threads=threads)
-        self._settings.validate()
+                 backend: str | None = None, flip_average: str = "auto"):
+        # through the config file's parser: the same type and range checks, the same one-line errors
+        self._settings = from_mapping(ModelSettings, {"dir": str(models) if models else "", "variant": variant,
+                                                      "threads": threads, "flip_average": flip_average}, "models")
         if backend is not None:  # the detector backend by name ("haar", "blazeface"), other settings as given
             detector = replace(detector or DetectorSettings(), backend=backend)
             detector.validate()

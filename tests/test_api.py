@@ -16,6 +16,7 @@ import pytest
 from edge import FaceAnalyzer, analyze_image
 from edge.api import BadImage, Face, ImageResult
 from edge.labels import EMOTION_LABELS, GENDER_LABELS
+from edge.settings import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -210,3 +211,13 @@ def test_float_nan_and_16_bit_frames_follow_one_conversion_rule_in_photos_and_st
             streamed = [f.box for f in stream.analyze(_as(photo, kind)).faces]
     assert boxes == expected  # the 8-bit BGR picture it converts to, whatever the pixel type
     assert streamed == expected
+
+
+def test_mirror_averaging_is_a_setting_of_the_api_as_of_the_config_file(samples):
+    """flip_average="none" is one invoke per face: its scores differ from the shipped mirror-averaged ones."""
+    single = FaceAnalyzer(flip_average="none").analyze_image(samples / "astronaut.jpg").largest
+    both = FaceAnalyzer(flip_average="both").analyze_image(samples / "astronaut.jpg").largest
+    assert single.box == both.box
+    assert single.emotion_scores != both.emotion_scores and single.gender_scores != both.gender_scores
+    with pytest.raises(ConfigError, match="flip_average"):
+        FaceAnalyzer(flip_average="sideways")

@@ -19,10 +19,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "edge" / "outputs" / "README.md",
+        ROOT / "deploy" / "README.md", ROOT / "samples" / "README.md"]
 OURS = ("edge", "quantize", "train_host", "deploy")
 EDGE_COMMANDS = {"analyze": "edge.analyze", "bench": "edge.bench", "run": "edge.daemon", "check": "edge.daemon"}
-PAGE_CLI = {"bench.md": "edge.bench"}  # a page about one CLI: its bare flags belong to that CLI
+PAGE_CLI = {"docs/bench.md": "edge.bench"}  # a page about one CLI: its bare flags belong to that CLI
 OTHER_TOOLS = {"--system-site-packages"}  # quoted flags of other programs (python -m venv)
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 COMMAND = re.compile(r"(?:python3? -m|\.venv/bin/python -m|\$\(PY\) -m) ([\w.]+)|face-emotion\b(?![/-])")
@@ -99,7 +100,7 @@ def drift(page: Path) -> list[str]:
     everything = set().union(*(options(parser_of(m)) for m in (
         "edge.daemon", "edge.analyze", "edge.bench", "quantize", "quantize.verify", "train_host.train",
         "train_host.evaluate", "train_host.compare", "train_host.visualize", "train_host.rebuild",
-        "train_host.calibrate", "deploy")))
+        "train_host.calibrate", "deploy", "deploy.pi_check", "deploy.pi_boot")))
     for piece in quoted(page.read_text()):
         invoked = commands(piece)
         for module, rest in invoked:
@@ -111,20 +112,21 @@ def drift(page: Path) -> list[str]:
             problems += [f"{page.name}: `{piece}`: {module} has no {flag}" for flag in FLAG.findall(rest)
                          if flag not in known]
         if not invoked and piece.lstrip().startswith("--"):
-            cli = PAGE_CLI.get(page.name)
+            cli = PAGE_CLI.get(f"{page.parent.name}/{page.name}")
             known = options(parser_of(cli)) if cli else everything
             problems += [f"{page.name}: `{piece}`: {cli or 'no CLI'} has no {flag}" for flag in FLAG.findall(piece)
                          if flag not in known | OTHER_TOOLS]
     return problems
 
 
-@pytest.mark.parametrize("page", DOCS, ids=lambda p: p.name)
+@pytest.mark.parametrize("page", DOCS, ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_every_quoted_command_and_flag_exists(page):
     assert drift(page) == []
 
 
 def test_the_checker_catches_drift(tmp_path):
-    page = tmp_path / "bench.md"
+    page = tmp_path / "docs" / "bench.md"
+    page.parent.mkdir()
     page.write_text("Run `python -m edge.bench --hold 15 --no-such-flag` or\n\n```sh\n"
                     "python -m edge analyze x.jpg \\\n    --json --colour\npython -m edge.nosuch --x\n```\n\n"
                     "| `--frames N` | ok |\n| `--gone` | no |\n")
