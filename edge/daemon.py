@@ -44,15 +44,7 @@ from edge.picamera2_version import picamera2_problem
 from edge.pipeline import Pipeline
 from edge.runtime import RuntimeMissing
 from edge.settings import ConfigError
-from edge.sources import (
-    BadImage,
-    CameraLost,
-    FrameSource,
-    ImageSource,
-    OpenCVSource,
-    Picamera2Source,
-    SourceError,
-)
+from edge.sources import BadImage, CameraLost, FrameSource, SourceError, make_source
 from edge.stats import LatencyStats
 from edge.stoppable import Interrupted, StoppableRead
 
@@ -61,16 +53,6 @@ log = logging.getLogger("face-emotion")
 EXIT_OK, EXIT_CONFIG, EXIT_CAMERA = 0, 2, 3
 # Start-up time allowed for one camera open after a back-off wait, added to EXTEND_TIMEOUT_USEC before READY.
 OPEN_ALLOWANCE_S = 30.0
-
-
-def make_source(config: Config) -> FrameSource:
-    """The frame source the ``[camera]`` section describes (not opened yet)."""
-    cam = config.camera
-    if cam.source == "picamera2":
-        return Picamera2Source((cam.width, cam.height), (cam.lores_width, cam.lores_height), cam.fps)
-    if cam.source == "opencv":
-        return OpenCVSource(cam.device, cam.width, cam.height, cam.fps)
-    return ImageSource([cam.path], loop=cam.loop, fit=(cam.width, cam.height))
 
 
 def setup_logging(level: str) -> None:
@@ -98,7 +80,7 @@ class Daemon:
                  outputs: list[Output] | None = None, max_frames: int | None = None):
         self.config = config
         self.notifier = notifier or Notifier()
-        self.source = source or make_source(config)
+        self.source = source or make_source(config.camera)
         self.outputs = None if outputs is None else Outputs(outputs, log)
         self.max_frames = max_frames
         self.stats = LatencyStats()
