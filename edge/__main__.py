@@ -1,9 +1,11 @@
 """``face-emotion`` / ``python -m edge``: the service and the command-line tools, one command each.
 
     face-emotion [run] [--config FILE] [--models DIR] [--frames N]   the service (the default command)
+    face-emotion run --source 0|VIDEO|FOLDER [--live-view] [--mqtt HOST]   the same without a config file
     face-emotion analyze PATH... [--json] [--annotate OUT] [-q]       photos, folders and videos
     face-emotion bench [--source DIR|VIDEO|camera] [--hold N]         where the time of a frame goes
-    face-emotion check [--config FILE] [--models DIR]                 what the service would use, checked
+    face-emotion check [--config FILE | --source ...]                 what the service would use, checked
+    face-emotion config [--example | --path]                          where the config is, the example
     face-emotion --version
 
 Output into a closed pipe (``face-emotion --help | head -1``) ends the
@@ -28,6 +30,7 @@ def usage() -> str:
     return (f"usage: face-emotion [COMMAND] [OPTIONS]   (or: python -m edge [COMMAND] [OPTIONS])\n\n"
             f"On-device face emotion and gender recognition.\n\ncommands:\n{rows}\n\n"
             "`face-emotion COMMAND --help` lists a command's options; without a command the options are run's.\n"
+            "Try it: `face-emotion run --source 0 --live-view` (a webcam, shown in the browser).\n"
             "`face-emotion --version` prints the version.\n"
             "Python: `from edge import FaceAnalyzer` (docs/api.md).\n")
 
@@ -65,6 +68,10 @@ def dispatch(argv: list[str]) -> int:
         from edge.bench.__main__ import main as bench
 
         return bench(argv[1:])
+    if command == "config":
+        from edge.config_command import main as config
+
+        return config(argv[1:])
     if command == "check":
         argv = [*argv[1:], "--check"]
     elif command == "run":

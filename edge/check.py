@@ -113,7 +113,7 @@ def check(config: Config, config_path: str) -> int:
     from edge.pipeline import Pipeline
 
     problems: list[str] = []
-    print(f"config:   {config_path}")
+    print(f"config:   {config_path or 'none (the defaults and the command line)'}")
     source, problem = source_line(config)
     print(f"source:   {source}")
     problems += [problem] if problem else []
@@ -141,5 +141,5 @@ def check(config: Config, config_path: str) -> int:
     for problem in problems:
         print(problem if problem.startswith("warning:") else f"error: {problem}", file=sys.stderr)
     if not errors:
-        print(f"{config_path}: OK")
+        print(f"{config_path or 'the command line'}: OK")
     return 2 if errors else 0

@@ -69,8 +69,8 @@ def test_version(flag):
 
 # -- a closed pipe ---------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("args", [["--help"], ["run", "--help"], ["analyze", "--help"], ["--version"],
-                                  ["analyze", "samples"]])
+@pytest.mark.parametrize("args", [["--help"], ["run", "--help"], ["analyze", "--help"], ["config", "--example"],
+                                  ["--version"], ["analyze", "samples"]])
 def test_output_into_a_closed_pipe_ends_quietly(args):
     """The reader is gone before the command writes (as `head` after its first line): no traceback."""
     read, write = os.pipe()
