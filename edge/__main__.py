@@ -72,13 +72,11 @@ def dispatch(argv: list[str]) -> int:
         from edge.config_command import main as config
 
         return config(argv[1:])
-    if command == "check":
-        argv = [*argv[1:], "--check"]
-    elif command == "run":
-        argv = argv[1:]
     from edge.daemon import main as daemon
 
-    return daemon(argv)
+    if command == "check":
+        return daemon([*argv[1:], "--check"], prog="face-emotion check")
+    return daemon(argv[1:] if command == "run" else argv)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -241,7 +241,7 @@ class Analyzer:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m edge analyze", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="face-emotion analyze", description=__doc__.split("\n\n")[0])
     parser.add_argument("paths", nargs="+", help="image files, folders or video files")
     parser.add_argument("--json", action="store_true", help="one JSON object per image or video frame")
     parser.add_argument("--annotate", metavar="OUT", help="write annotated pictures/videos (a folder for several)")

@@ -314,10 +314,10 @@ class Daemon:
         self.notifier.close()
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "face-emotion run") -> argparse.ArgumentParser:
     """The service's options (``python -m edge [run]``); the other commands are listed in the epilog."""
     parser = argparse.ArgumentParser(
-        prog="face-emotion run", description=__doc__.split("\n\n")[0],
+        prog=prog, description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="commands (face-emotion COMMAND --help):\n" + "\n".join(
             f"  {name:<9} {text}" for name, text in COMMANDS.items()))
@@ -351,8 +351,8 @@ def configured(args: argparse.Namespace) -> tuple[Config, str, bool]:
     return config, path, made
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "face-emotion run") -> int:
+    args = build_parser(prog).parse_args(argv)
     try:
         config, path, made = configured(args)
     except ConfigError as exc:

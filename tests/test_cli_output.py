@@ -151,3 +151,9 @@ def test_progress_is_throttled_and_cleared():
     piped = io.StringIO()
     Progress(piped).update("clip.mp4", 1, 100)
     assert piped.getvalue() == ""
+
+
+@pytest.mark.parametrize("command", ["run", "check", "analyze", "config"])
+def test_each_command_names_itself_in_its_usage(command):
+    proc = edge(command, "--help")
+    assert proc.returncode == 0 and proc.stdout.startswith(f"usage: face-emotion {command} ")
