@@ -4,7 +4,8 @@ Images (and the images of a folder) are independent photos: no tracking or
 smoothing across them. A video is a stream: faces keep track ids and labels
 are smoothed within it. ``--json`` prints one JSON object per image or video
 frame; ``--annotate`` writes the picture or video with boxes (blue = man,
-red = woman) and labels.
+red = woman) and labels. A video shows its progress (``frame 120/1972``) on
+stderr when that is a terminal, never in a pipe or a log, nor with ``-q``.
 """
 
 from __future__ import annotations
@@ -13,8 +14,11 @@ import argparse
 import json
 import statistics
 import sys
+import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
 import cv2
 
@@ -44,12 +48,46 @@ def describe(result: FrameResult, path: str) -> str:
     return f"{path}: {len(result.faces)} face(s): {faces}  | ms: {timing}"
 
 
+class Progress:
+    """``path: frame 120/1972`` rewritten in place on a terminal, at most every ``interval_s``; cleared at the end.
+
+    Off (every call a no-op) when ``stream`` is not a terminal: a pipe, a file
+    or the journal gets no carriage returns.
+    """
+
+    def __init__(self, stream: TextIO, enabled: bool = True, interval_s: float = 0.2,
+                 clock: Callable[[], float] = time.monotonic):
+        self.stream = stream
+        self.enabled = enabled and stream.isatty()
+        self.interval_s = interval_s
+        self.clock = clock
+        self._shown: float | None = None
+
+    def update(self, label: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        now = self.clock()
+        if self._shown is not None and now - self._shown < self.interval_s and done != total:
+            return
+        self._shown = now
+        of = f"/{total}" if total > 0 else ""
+        self.stream.write(f"\r\033[K{label}: frame {done}{of}")
+        self.stream.flush()
+
+    def clear(self) -> None:
+        if self.enabled and self._shown is not None:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+        self._shown = None
+
+
 class Analyzer:
     """Runs the pipeline over paths and writes what the options ask for."""
 
     def __init__(self, pipeline: Pipeline, as_json: bool, annotate_to: Path | None, many: bool,
-                 video_codec: str = "auto"):
+                 progress: Progress | None = None, video_codec: str = "auto"):
         self.pipeline = pipeline
+        self.progress = progress or Progress(sys.stderr, enabled=False)
         self.video_codec = video_codec
         self.as_json = as_json
         self.annotate_to = annotate_to
@@ -127,6 +165,7 @@ class Analyzer:
         changes = 0
         last: dict[int, str] = {}
         track_frames: dict[int, int] = defaultdict(int)
+        total = int(source.capture.get(cv2.CAP_PROP_FRAME_COUNT)) if source.capture is not None else 0
         try:
             fps = source.frame_rate
             start = None
@@ -136,6 +175,7 @@ class Analyzer:
                 start = start if start is not None else now
                 self._record(result)
                 frames += 1
+                self.progress.update(str(path), frames, total)
                 faces += len(result.faces)
                 for face in result.faces:
                     if face.track is None:
@@ -154,6 +194,7 @@ class Analyzer:
                         writer.write(image)
                         written += 1
         finally:
+            self.progress.clear()
             source.close()
             if writer:
                 writer.release()
@@ -223,7 +264,7 @@ class Analyzer:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m edge analyze", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="face-emotion analyze", description=__doc__.split("\n\n")[0])
     parser.add_argument("paths", nargs="+", help="image files, folders or video files")
     parser.add_argument("--json", action="store_true", help="one JSON object per image or video frame")
     parser.add_argument("--annotate", metavar="OUT", help="write annotated pictures/videos (a folder for several)")
@@ -231,6 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="annotated videos: auto = H.264 MP4 when an ffmpeg with an H.264 encoder is here "
                              "(pip install imageio-ffmpeg), else VP8 WebM; both play in browsers")
     parser.add_argument("--no-smoothing", action="store_true", help="raw labels in videos (tracks kept)")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress line for videos (shown only when stderr is a terminal)")
     add_settings_options(parser)
     return parser
 
@@ -252,7 +295,10 @@ def main(argv: list[str] | None = None) -> int:
     if annotate_to is not None and args.video_codec == "h264" and not h264_available():
         print(f"error: --video-codec h264: {NO_H264}", file=sys.stderr)
         return 2
-    analyzer = Analyzer(pipeline, args.json, annotate_to, many=len(files) > 1, video_codec=args.video_codec)
+    # --json to the same terminal: the objects themselves show the progress, a status line would garble them
+    show = not args.quiet and not (args.json and sys.stdout.isatty())
+    analyzer = Analyzer(pipeline, args.json, annotate_to, many=len(files) > 1, progress=Progress(sys.stderr, show),
+                        video_codec=args.video_codec)
     try:
         images = [f for f in files if not is_video(f)]
         if images:

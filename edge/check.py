@@ -3,7 +3,9 @@
 Lists the frame source, the models, the detector and the outputs of a config,
 and checks what can be checked without taking the hardware away from a
 running service: files and folders exist, models match the manifest, the
-camera's library or device node is present, GPIO exists. A missing file
+camera's library or device node is present, and each enabled output's library
+and peer (:mod:`edge.outputs.preflight`: the MQTT broker answers, the LED pins
+exist, a screen is there, the live view's port is free), one line each. A missing file
 (video, image folder, model) is an error: one line on stderr and exit 2, so a
 typo in ``camera.path`` is caught here instead of being retried like a lost
 camera at run time. Missing hardware (no Pi camera library, no
@@ -21,6 +23,7 @@ from pathlib import Path
 
 from edge.config import Config
 from edge.manifest import Manifest, ModelError, default_models_dir
+from edge.outputs.preflight import check_outputs
 from edge.picamera2_version import picamera2_problem
 from edge.runtime import RuntimeMissing
 from edge.sources import IMAGE_SUFFIXES, expand_paths, is_device_path, is_video
@@ -70,29 +73,6 @@ def detector_line(config: Config, manifest: Manifest) -> str:
     return f"{backend}: {file} ({', '.join(k for k in (knobs, scan) if k)})"
 
 
-def output_lines(config: Config) -> list[str]:
-    """One line per enabled output, with where it goes; LEDs say when there is no GPIO."""
-    from edge.outputs.leds import is_raspberry_pi
-
-    out = config.outputs
-    lines = []
-    if out.event_log.enabled:
-        lines.append(f"event log -> {out.event_log.path or 'stdout (the journal under systemd)'}")
-    if out.leds.enabled:
-        pins = out.leds.rgb_pins if out.leds.layout == "rgb" else tuple(out.leds.emotion_pins.values())
-        gpio = "" if is_raspberry_pi() else ": no GPIO here, LEDs off"
-        lines.append(f"LEDs ({out.leds.layout}, BCM pins {list(pins)}, gender {list(out.leds.gender_pins.values())})"
-                     f"{gpio}")
-    if out.live_view.enabled:
-        lines.append(f"live view on http://{out.live_view.host}:{out.live_view.port}/")
-    if out.display.enabled:
-        lines.append(f"display ({out.display.mode})")
-    mqtt = getattr(out, "mqtt", None)
-    if mqtt is not None and mqtt.enabled:
-        lines.append(f"MQTT to {mqtt.host}:{mqtt.port}")
-    return lines or ["none enabled"]
-
-
 def secrets_line(config: Config, config_path: str) -> str | None:
     """A warning when a config that holds a secret (MQTT password, live-view token) is readable by every user."""
     out = config.outputs
@@ -113,7 +93,7 @@ def check(config: Config, config_path: str) -> int:
     from edge.pipeline import Pipeline
 
     problems: list[str] = []
-    print(f"config:   {config_path}")
+    print(f"config:   {config_path or 'none (the defaults and the command line)'}")
     source, problem = source_line(config)
     print(f"source:   {source}")
     problems += [problem] if problem else []
@@ -134,12 +114,16 @@ def check(config: Config, config_path: str) -> int:
     except (ModelError, RuntimeMissing) as exc:
         print(f"models:   {models_dir}")
         problems.append(str(exc))
-    for index, line in enumerate(output_lines(config)):
-        print(f"{'outputs:' if index == 0 else '':<9} {line}")
+    verdicts = check_outputs(config.outputs, config.camera.source)
+    for index, verdict in enumerate(verdicts):  # one line each; a failure is repeated on stderr as an error
+        print(f"{'outputs:' if index == 0 else '':<9} {verdict.what}: {verdict.state}")
+        problems += [f"{verdict.what}: {verdict.problem}"] if verdict.failed else []
+    if not verdicts:
+        print("outputs:  none enabled")
     problems += [warning] if (warning := secrets_line(config, config_path)) else []
     errors = [p for p in problems if not p.startswith("warning:")]
     for problem in problems:
         print(problem if problem.startswith("warning:") else f"error: {problem}", file=sys.stderr)
     if not errors:
-        print(f"{config_path}: OK")
+        print(f"{config_path or 'the command line'}: OK")
     return 2 if errors else 0

@@ -10,4 +10,5 @@ COMMANDS = {
     "analyze": "photos, folders and videos: labels per face, --json, --annotate OUT",
     "bench": "per-stage milliseconds per frame, our variants next to the paper's pipeline and fer",
     "check": "list the source, models, detector and outputs the service would use, and check them",
+    "config": "where the config file is looked for; --example prints the documented example",
 }

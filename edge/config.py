@@ -1,13 +1,20 @@
-"""The service's TOML config: every section a validated dataclass.
+"""The service's TOML config: every section a validated dataclass, and where the file is looked for.
 
-Default path ``/etc/face-emotion/config.toml``; ``edge/config.example.toml``
-documents every key. Unknown keys and bad values stop the service with one
-line naming the key, e.g. ``config.toml: camera.fps: expected a number, got 'fast'``.
+:func:`find_config` looks in ``--config``, ``$FACE_EMOTION_CONFIG``,
+``$XDG_CONFIG_HOME/face-emotion/config.toml`` (``~/.config`` when unset) and
+``/etc/face-emotion/config.toml``, in that order: a user tries it on a laptop
+without root, the Pi's service passes ``--config /etc/...`` (systemd unit).
+``edge/config.example.toml`` documents every key (``face-emotion config
+--example`` prints it, from a wheel too). Unknown keys and bad values stop the
+service with one line naming the key, e.g. ``config.toml: camera.fps: expected
+a number, got 'fast'``.
 """
 
 from __future__ import annotations
 
+import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -16,46 +23,13 @@ from edge.detectors import DetectorSettings
 from edge.outputs.registry import OutputsSettings
 from edge.pipeline import ModelSettings
 from edge.settings import ConfigError, from_mapping
+from edge.sources import CameraSettings
 from edge.tracking import SmoothingSettings
 
 DEFAULT_CONFIG = Path("/etc/face-emotion/config.toml")
-EXAMPLE_CONFIG = Path(__file__).with_name("config.example.toml")
-# Camera retries are bounded: each wait is at most 30 s (doubling from retry_backoff_s), so 10 retries wait at
-# most ~3 minutes; the daemon feeds the watchdog while it waits, and then exits 3 for systemd to restart it.
-MAX_RETRIES, MAX_BACKOFF_S = 10, 30.0
-
-
-@dataclass(frozen=True)
-class CameraSettings:
-    """The ``[camera]`` section: where frames come from."""
-
-    source: Literal["picamera2", "opencv", "images"] = "picamera2"
-    device: str = "0"  # opencv: a camera index ("0"), a V4L2 device node ("/dev/video0") or a video file
-    path: str = ""  # images: a file or folder
-    width: int = 640
-    height: int = 480
-    lores_width: int = 320  # picamera2: the gray stream used for detection and classification
-    lores_height: int = 240
-    fps: float = 15.0
-    loop: bool = False  # images and video files: start over at the end
-    retries: int = 4  # reopen attempts after the camera is lost, then exit for systemd to restart
-    retry_backoff_s: float = 1.0  # first wait; doubled after each failed attempt
-
-    def validate(self) -> None:
-        if not (16 <= self.width <= 4096 and 16 <= self.height <= 4096):
-            raise ConfigError(f"width/height: {self.width}x{self.height} is outside 16..4096")
-        if not (16 <= self.lores_width <= self.width and 16 <= self.lores_height <= self.height):
-            raise ConfigError(f"lores_width/lores_height: {self.lores_width}x{self.lores_height} must be between "
-                              f"16 and the main size {self.width}x{self.height}")
-        if not 0.5 <= self.fps <= 120:
-            raise ConfigError(f"fps: {self.fps} is outside 0.5..120")
-        if self.source == "images" and not self.path:
-            raise ConfigError("path: the images source needs a file or folder")
-        if self.retries < 0 or self.retry_backoff_s < 0:
-            raise ConfigError("retries/retry_backoff_s: must not be negative")
-        if self.retries > MAX_RETRIES or self.retry_backoff_s > MAX_BACKOFF_S:
-            raise ConfigError(f"retries/retry_backoff_s: at most {MAX_RETRIES} retries and {MAX_BACKOFF_S:g} s of "
-                              "first wait (the service gives up after a few minutes; systemd restarts it)")
+EXAMPLE_CONFIG = Path(__file__).with_name("config.example.toml")  # package data: in the wheel too
+ENV_VAR = "FACE_EMOTION_CONFIG"
+EXAMPLE_HINT = "face-emotion config --example > config.toml"
 
 
 @dataclass(frozen=True)
@@ -90,6 +64,43 @@ class Config:
                               f"smoothing.max_missed_s ({tracks.max_missed_s})")
 
 
+def user_config(env: Mapping[str, str] | None = None) -> Path:
+    """``$XDG_CONFIG_HOME/face-emotion/config.toml``; ``~/.config`` when unset or not absolute (XDG spec)."""
+    env = os.environ if env is None else env
+    base = env.get("XDG_CONFIG_HOME", "")
+    if not base or not os.path.isabs(base):
+        home = env.get("HOME") or str(Path.home())
+        base = os.path.join(home, ".config")
+    return Path(base) / "face-emotion" / "config.toml"
+
+
+def search_path(env: Mapping[str, str] | None = None) -> list[tuple[str, Path | None]]:
+    """Where :func:`find_config` looks after ``--config``, in order: (how it is named, the path or None if unset)."""
+    env = os.environ if env is None else env
+    return [(f"${ENV_VAR}", Path(env[ENV_VAR]) if env.get(ENV_VAR) else None),
+            ("user", user_config(env)), ("system", DEFAULT_CONFIG)]
+
+
+def find_config(explicit: str | Path | None = None, env: Mapping[str, str] | None = None) -> Path:
+    """The config file to use: ``explicit`` (``--config``), else ``$FACE_EMOTION_CONFIG``, else the first that
+    exists of the user's and the system's. A file named explicitly (option or variable) is used even when it is
+    missing, so :func:`load_config` says so rather than another file being read; with none found, one line that
+    lists where it looked and how to write one."""
+    if explicit:
+        return Path(explicit)
+    places = search_path(env)
+    named = places[0][1]
+    if named is not None:
+        return named
+    for _, path in places[1:]:
+        if path is not None and path.exists():
+            return path
+    looked = ", ".join(str(path) for _, path in places[1:] if path is not None)
+    raise ConfigError(f"no config file: looked in ${ENV_VAR} (unset), {looked}; write one with `{EXAMPLE_HINT}` "
+                      "(and pass --config, or move it to one of those), or try `face-emotion run --source 0` "
+                      "for a webcam at the defaults")
+
+
 def load_config(path: str | Path | None) -> Config:
     """Read and validate a config file; ``None`` gives the defaults."""
     if path is None:
@@ -102,7 +113,8 @@ def load_config(path: str | Path | None) -> Config:
     try:
         raw = tomllib.loads(path.read_text())
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file (copy {EXAMPLE_CONFIG.name} there)") from None
+        raise ConfigError(f"{path}: no such config file (`face-emotion config --example > {path}` writes the "
+                          "example there)") from None
     except PermissionError:
         raise ConfigError(f"{path}: permission denied") from None
     except OSError as exc:

@@ -1,6 +1,7 @@
 """The service: camera -> pipeline -> outputs, with systemd notify, watchdog and camera retries.
 
     python -m edge [run] [--config /etc/face-emotion/config.toml] [--models DIR]
+    face-emotion run --source 0|clip.mp4|folder [--live-view] [--mqtt HOST]   (no config file)
 
 Start-up: config, models (manifest check), camera, outputs; READY=1 only once
 the first frame has been processed, so ``active`` means frames are flowing (a
@@ -33,7 +34,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from edge.commands import COMMANDS
-from edge.config import DEFAULT_CONFIG, Config, load_config
+from edge.config import ENV_VAR, Config, find_config, load_config
 from edge.logthrottle import Throttle
 from edge.manifest import ModelError
 from edge.notify import Notifier
@@ -42,17 +43,10 @@ from edge.outputs.group import Outputs
 from edge.outputs.registry import build_outputs
 from edge.picamera2_version import picamera2_problem
 from edge.pipeline import Pipeline
+from edge.quickstart import add_quickstart_options, apply, browser_url, wanted
 from edge.runtime import RuntimeMissing
 from edge.settings import ConfigError
-from edge.sources import (
-    BadImage,
-    CameraLost,
-    FrameSource,
-    ImageSource,
-    OpenCVSource,
-    Picamera2Source,
-    SourceError,
-)
+from edge.sources import BadImage, CameraLost, FrameSource, SourceError, make_source
 from edge.stats import LatencyStats
 from edge.stoppable import Interrupted, StoppableRead
 
@@ -61,16 +55,6 @@ log = logging.getLogger("face-emotion")
 EXIT_OK, EXIT_CONFIG, EXIT_CAMERA = 0, 2, 3
 # Start-up time allowed for one camera open after a back-off wait, added to EXTEND_TIMEOUT_USEC before READY.
 OPEN_ALLOWANCE_S = 30.0
-
-
-def make_source(config: Config) -> FrameSource:
-    """The frame source the ``[camera]`` section describes (not opened yet)."""
-    cam = config.camera
-    if cam.source == "picamera2":
-        return Picamera2Source((cam.width, cam.height), (cam.lores_width, cam.lores_height), cam.fps)
-    if cam.source == "opencv":
-        return OpenCVSource(cam.device, cam.width, cam.height, cam.fps)
-    return ImageSource([cam.path], loop=cam.loop, fit=(cam.width, cam.height))
 
 
 def setup_logging(level: str) -> None:
@@ -95,10 +79,11 @@ class Daemon:
     """One run of the service. ``source`` and ``outputs`` may be injected (tests, bench)."""
 
     def __init__(self, config: Config, notifier: Notifier | None = None, source: FrameSource | None = None,
-                 outputs: list[Output] | None = None, max_frames: int | None = None):
+                 outputs: list[Output] | None = None, max_frames: int | None = None, show_token: bool = False):
         self.config = config
         self.notifier = notifier or Notifier()
-        self.source = source or make_source(config)
+        self.source = source or make_source(config.camera)
+        self.show_token = show_token  # the live view's URL is printed with its token (one made for this run)
         self.outputs = None if outputs is None else Outputs(outputs, log)
         self.max_frames = max_frames
         self.stats = LatencyStats()
@@ -189,11 +174,23 @@ class Daemon:
             self.outputs = Outputs(build_outputs(cfg.outputs, camera=getattr(self.source, "camera", None), log=log),
                                    log)
         self.outputs.describe(self.running())
+        self._announce_live_view()
         models = f"{self.pipeline.emotion.path}, {self.pipeline.gender.path}"
         log.info("started: %s source, models %s, %d output(s), notify via %s; READY=1 after the first frame",
                  self.source.name, models, len(self.outputs), self.notifier.backend)
         self.notifier.status(f"waiting for the first frame from the {self.source.name} source")
         return EXIT_OK
+
+    def _announce_live_view(self) -> None:
+        """The address to open in a browser, when it differs from the one the live view logs: with the token
+        made for this run (which nobody else knows), or this machine's name for a wildcard address."""
+        assert self.outputs is not None
+        for output in self.outputs:
+            settings = getattr(output, "settings", None)
+            if output.name == "live view" and settings is not None:
+                url = browser_url(settings, int(getattr(output, "port", settings.port)), self.show_token)
+                if url != getattr(output, "url", url):
+                    log.info("live view: open %s in a browser", url)
 
     def _first_frame_done(self, seconds: float) -> None:
         """READY=1: frames are flowing (what ``systemctl is-active`` and the deploy's health check mean)."""
@@ -317,26 +314,47 @@ class Daemon:
         self.notifier.close()
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "face-emotion run") -> argparse.ArgumentParser:
     """The service's options (``python -m edge [run]``); the other commands are listed in the epilog."""
     parser = argparse.ArgumentParser(
-        prog="python -m edge", description=__doc__.split("\n\n")[0],
+        prog=prog, description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="commands (python -m edge COMMAND --help):\n" + "\n".join(
+        epilog="commands (face-emotion COMMAND --help):\n" + "\n".join(
             f"  {name:<9} {text}" for name, text in COMMANDS.items()))
-    parser.add_argument("--config", default=str(DEFAULT_CONFIG), help=f"TOML config (default {DEFAULT_CONFIG})")
+    parser.add_argument("--config", metavar="FILE",
+                        help=f"TOML config (default: ${ENV_VAR}, else ~/.config/face-emotion/config.toml, else "
+                             "/etc/face-emotion/config.toml; `face-emotion config` shows which)")
     parser.add_argument("--models", help="models folder (overrides [models] dir)")
     parser.add_argument("--frames", type=int, help="stop after this many frames")
     parser.add_argument("--check", action="store_true",
                         help="list the source, models, detector and outputs this config uses, check they are "
-                             "there, then exit (2 on any problem)")
+                             "there and reachable, then exit (2 on any problem)")
+    add_quickstart_options(parser)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def configured(args: argparse.Namespace) -> tuple[Config, str, bool]:
+    """(the config, the file it came from or "", whether a live-view token was made) for these options.
+
+    ``--source`` without ``--config`` reads no file: the command line and the
+    defaults say it all, so a config in ~/.config or /etc (the Pi's service,
+    its MQTT and its port) cannot leak into a quick try. ``ConfigError`` for
+    a bad file, a bad flag or no file found.
+    """
+    if args.config is None and wanted(args):
+        config, path = Config(), ""
+    else:
+        path = str(find_config(args.config))
+        config = load_config(path)
+    config, made = apply(config, args)
+    config.validate()
+    return config, path, made
+
+
+def main(argv: list[str] | None = None, prog: str = "face-emotion run") -> int:
+    args = build_parser(prog).parse_args(argv)
     try:
-        config = load_config(args.config)
+        config, path, made = configured(args)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -346,8 +364,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         from edge.check import check
 
-        return EXIT_CONFIG if check(config, args.config) else EXIT_OK
-    daemon = Daemon(config, max_frames=args.frames)
+        return EXIT_CONFIG if check(config, path) else EXIT_OK
+    daemon = Daemon(config, max_frames=args.frames, show_token=made)
     signal.signal(signal.SIGTERM, daemon.request_stop)
     signal.signal(signal.SIGINT, daemon.request_stop)
     signal.signal(signal.SIGHUP, daemon.request_stop)  # a closed terminal or `kill -HUP`: stop cleanly, no reload

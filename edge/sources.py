@@ -1,9 +1,13 @@
-"""Frame sources behind one small interface: picamera2, OpenCV (USB camera or video file), image files.
+"""The camera in one room: the ``[camera]`` settings, the frame sources behind one interface, and
+:func:`make_source` from the one to the other.
 
-A source is opened, read frame by frame (``None`` = the stream ended) and
-closed. Reading a camera that has gone away raises :class:`CameraLost`, so the
+Sources: picamera2, OpenCV (USB camera or video file), image files. A source
+is opened, read frame by frame (``None`` = the stream ended) and closed.
+Reading a camera that has gone away raises :class:`CameraLost`, so the
 service can retry and, failing that, exit for systemd to restart it. Libraries
-are imported lazily: ``picamera2`` exists only on a Pi.
+are imported lazily: ``picamera2`` exists only on a Pi. Adding a source is a
+class here, a value of :attr:`CameraSettings.source` and a branch in
+:func:`make_source`.
 """
 
 from __future__ import annotations
@@ -14,15 +18,53 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import cv2
 import numpy as np
 
 from edge.imagefile import ImageFileError, read_image_sized
 from edge.preprocess import FrameError, to_bgr, to_gray
+from edge.settings import ConfigError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+# Camera retries are bounded: each wait is at most 30 s (doubling from retry_backoff_s), so 10 retries wait at
+# most ~3 minutes; the daemon feeds the watchdog while it waits, and then exits 3 for systemd to restart it.
+MAX_RETRIES, MAX_BACKOFF_S = 10, 30.0
+
+
+@dataclass(frozen=True)
+class CameraSettings:
+    """The ``[camera]`` section: where frames come from (:func:`make_source` turns it into a source)."""
+
+    source: Literal["picamera2", "opencv", "images"] = "picamera2"
+    device: str = "0"  # opencv: a camera index ("0"), a V4L2 device node ("/dev/video0") or a video file
+    path: str = ""  # images: a file or folder
+    width: int = 640
+    height: int = 480
+    lores_width: int = 320  # picamera2: the gray stream used for detection and classification
+    lores_height: int = 240
+    fps: float = 15.0
+    loop: bool = False  # images and video files: start over at the end
+    retries: int = 4  # reopen attempts after the camera is lost, then exit for systemd to restart
+    retry_backoff_s: float = 1.0  # first wait; doubled after each failed attempt
+
+    def validate(self) -> None:
+        if not (16 <= self.width <= 4096 and 16 <= self.height <= 4096):
+            raise ConfigError(f"width/height: {self.width}x{self.height} is outside 16..4096")
+        if not (16 <= self.lores_width <= self.width and 16 <= self.lores_height <= self.height):
+            raise ConfigError(f"lores_width/lores_height: {self.lores_width}x{self.lores_height} must be between "
+                              f"16 and the main size {self.width}x{self.height}")
+        if not 0.5 <= self.fps <= 120:
+            raise ConfigError(f"fps: {self.fps} is outside 0.5..120")
+        if self.source == "images" and not self.path:
+            raise ConfigError("path: the images source needs a file or folder")
+        if self.retries < 0 or self.retry_backoff_s < 0:
+            raise ConfigError("retries/retry_backoff_s: must not be negative")
+        if self.retries > MAX_RETRIES or self.retry_backoff_s > MAX_BACKOFF_S:
+            raise ConfigError(f"retries/retry_backoff_s: at most {MAX_RETRIES} retries and {MAX_BACKOFF_S:g} s of "
+                              "first wait (the service gives up after a few minutes; systemd restarts it)")
 
 
 class SourceError(RuntimeError):
@@ -422,3 +464,12 @@ class Picamera2Source(FrameSource):
                 camera.cancel_all_and_flush()
             finally:
                 camera.close()
+
+
+def make_source(camera: CameraSettings) -> FrameSource:
+    """The frame source the ``[camera]`` section describes (not opened yet)."""
+    if camera.source == "picamera2":
+        return Picamera2Source((camera.width, camera.height), (camera.lores_width, camera.lores_height), camera.fps)
+    if camera.source == "opencv":
+        return OpenCVSource(camera.device, camera.width, camera.height, camera.fps)
+    return ImageSource([camera.path], loop=camera.loop, fit=(camera.width, camera.height))

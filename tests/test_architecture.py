@@ -38,9 +38,11 @@ LAYERS: dict[int, tuple[str, tuple[str, ...]]] = {
         "edge.classifier", "edge.detectors.schedule", "edge.detectors.haar", "edge.detectors.blazeface",
         "edge.detectors", "edge.outputs.leds", "edge.outputs.display", "edge.outputs.liveview",
         "edge.outputs.eventlog", "edge.outputs.mqtt")),
-    3: ("assembly: the pipeline and the outputs registry", ("edge.pipeline", "edge.outputs.registry")),
-    4: ("settings from the TOML and from the command line", ("edge.config", "edge.cli")),
-    5: ("applications", ("edge.analyze", "edge.api", "edge.check", "edge.daemon", "edge.bench.row",
+    3: ("assembly: the pipeline, the outputs registry and its pre-flight checks", (
+        "edge.pipeline", "edge.outputs.registry", "edge.outputs.preflight")),
+    4: ("settings from the TOML and from the command line", ("edge.config", "edge.cli", "edge.quickstart")),
+    5: ("applications", ("edge.analyze", "edge.api", "edge.check", "edge.daemon", "edge.config_command",
+                         "edge.bench.row",
                          "edge.bench.__main__", "edge.bench", "edge.bench.profile")),
     6: ("the entry point", ("edge.__main__",)),
 }

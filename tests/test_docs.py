@@ -22,7 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "edge" / "outputs" / "README.md",
         ROOT / "deploy" / "README.md", ROOT / "samples" / "README.md"]
 OURS = ("edge", "quantize", "train_host", "deploy")
-EDGE_COMMANDS = {"analyze": "edge.analyze", "bench": "edge.bench", "run": "edge.daemon", "check": "edge.daemon"}
+EDGE_COMMANDS = {"analyze": "edge.analyze", "bench": "edge.bench", "run": "edge.daemon", "check": "edge.daemon",
+                 "config": "edge.config_command"}
+TOP_LEVEL = {"--version", "-V", "--help", "-h"}  # face-emotion's own options, before any command (edge.__main__)
 PAGE_CLI = {"docs/bench.md": "edge.bench"}  # a page about one CLI: its bare flags belong to that CLI
 OTHER_TOOLS = {"--system-site-packages"}  # quoted flags of other programs (python -m venv)
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
@@ -88,7 +90,9 @@ def commands(piece: str) -> list[tuple[str, str]]:
         if module.split(".")[0] not in OURS:
             continue
         if module == "edge":
-            first = rest.split()[0] if rest.split() else ""
+            first = rest.split()[0].strip("`") if rest.split() else ""
+            if first in TOP_LEVEL:
+                continue
             module = EDGE_COMMANDS.get(first, "edge.daemon")
         found.append((module, rest))
     return found
@@ -98,8 +102,8 @@ def drift(page: Path) -> list[str]:
     """What a page quotes that the code does not have."""
     problems = []
     everything = set().union(*(options(parser_of(m)) for m in (
-        "edge.daemon", "edge.analyze", "edge.bench", "quantize", "quantize.verify", "train_host.train",
-        "train_host.evaluate", "train_host.compare", "train_host.visualize", "train_host.rebuild",
+        "edge.daemon", "edge.analyze", "edge.bench", "edge.config_command", "quantize", "quantize.verify",
+        "train_host.train", "train_host.evaluate", "train_host.compare", "train_host.visualize", "train_host.rebuild",
         "train_host.calibrate", "deploy", "deploy.pi_check", "deploy.pi_boot")))
     for piece in quoted(page.read_text()):
         invoked = commands(piece)

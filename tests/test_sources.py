@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 
 import cv2
 import numpy as np
 import pytest
 
-from edge.config import CameraSettings, Config
-from edge.daemon import make_source
 from edge.sources import (
     BadImage,
     CameraLost,
+    CameraSettings,
     ImageSource,
     OpenCVSource,
     Picamera2Source,
     SourceError,
     full_field_mode,
+    make_source,
     read_timeout_s,
 )
 
@@ -178,8 +177,8 @@ def test_the_fake_reproduces_the_hang_that_stop_before_close_had(fake_picamera2)
 def test_read_timeout_follows_the_frame_rate(fake_picamera2):
     assert read_timeout_s(15) == pytest.approx(1 + 2 / 15)
     assert read_timeout_s(0.5) == pytest.approx(5.0) and read_timeout_s(0.5, first=True) == pytest.approx(9.0)
-    config = dataclasses.replace(Config(), camera=CameraSettings(source="picamera2", fps=0.5))
-    source = make_source(config)  # one frame every 2 s: the service's fixed 1 s timeout lost it on every read
+    # one frame every 2 s: the service's fixed 1 s timeout lost it on every read
+    source = make_source(CameraSettings(source="picamera2", fps=0.5))
     source.open()
     assert fake_picamera2.INSTANCES[0].camera_config["controls"]["FrameDurationLimits"] == (2_000_000, 2_000_000)
     assert source.read().index == 0

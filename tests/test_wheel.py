@@ -108,3 +108,15 @@ def test_the_bench_runs_on_the_packaged_samples_and_writes_into_the_current_fold
     assert (work / "out" / "bench.png").stat().st_size > 0
     assert {p for p in site.parent.rglob("*") if "__pycache__" not in p.parts} <= before  # nothing new there
     print(f"$ face-emotion bench --frames 4 --warmup 1 --rounds 1 --variants int8:1:0 --baselines none\n{proc.stdout}")
+
+
+def test_the_console_command_prints_the_example_config_and_its_version(installed):
+    """The example lives inside site-packages for a wheel user: `config --example` is how they get it."""
+    env_dir, work, _ = installed
+    command = env_dir / "bin" / "face-emotion"
+    example = sh(command, "config", "--example", cwd=work).stdout
+    assert example == (ROOT / "edge" / "config.example.toml").read_text()
+    (work / "config.toml").write_text(example)
+    assert sh(command, "check", "--config", "config.toml", cwd=work).returncode == 0
+    version = sh(command, "--version", cwd=work).stdout.split()
+    assert version[0] == "face-emotion" and version[1][0].isdigit() and "installed" not in version

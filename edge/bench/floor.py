@@ -137,13 +137,14 @@ class Peak:
 
 def measure_peak(dtype: str, seconds: float = 0.3) -> Peak:
     """Time the one-op FULLY_CONNECTED model; the best of many invokes (the achievable rate)."""
-    from edge.runtime import interpreter_class
+    from edge.runtime import interpreter_class, quiet_notices
 
     rows, inputs, outputs = PEAK_SHAPE
     interpreter_cls, runtime = interpreter_class()
     try:
-        interpreter = interpreter_cls(model_content=_fc_model(dtype, rows, inputs, outputs), num_threads=1)
-        interpreter.allocate_tensors()
+        with quiet_notices():
+            interpreter = interpreter_cls(model_content=_fc_model(dtype, rows, inputs, outputs), num_threads=1)
+            interpreter.allocate_tensors()
     except FloorUnavailable:
         raise
     except Exception as exc:  # the runtime rejects a model it cannot run
