@@ -37,7 +37,8 @@ LAYERS: dict[int, tuple[str, tuple[str, ...]]] = {
     2: ("the parts of a frame's analysis and the outputs", (
         "edge.classifier", "edge.detectors.schedule", "edge.detectors.haar", "edge.detectors.blazeface",
         "edge.detectors", "edge.outputs.leds", "edge.outputs.display", "edge.outputs.liveview",
-        "edge.outputs.eventlog", "edge.outputs.mqtt")),
+        "edge.outputs.eventlog", "edge.outputs.mqtt", "edge.outputs.mqtt.settings", "edge.outputs.mqtt.discovery",
+        "edge.outputs.mqtt.connection", "edge.outputs.mqtt.output")),
     3: ("assembly: the pipeline and the outputs registry", ("edge.pipeline", "edge.outputs.registry")),
     4: ("settings from the TOML and from the command line", ("edge.config", "edge.cli")),
     5: ("applications", ("edge.analyze", "edge.api", "edge.check", "edge.daemon", "edge.bench.row",
