@@ -16,7 +16,10 @@ and checks through Home Assistant's REST and websocket APIs
 2. SIGKILL of one daemon makes its entities ``unavailable`` (the last will)
    and leaves the other Pi's alone; a restart brings them back;
 3. the cleanup (the daemon started with ``enabled = false`` and the host
-   kept) removes that Pi's entities from the states and the entity registry.
+   kept) removes that Pi's entities from the states and the entity registry;
+4. the second Pi runs with ``publish_images`` (the annotated frame): its
+   image entity has the time of an image as its state, and Home Assistant's
+   image proxy serves a JPEG that decodes.
 
 It prints one line per entity as Home Assistant shows it and the seconds
 Home Assistant took to come up; on a failure, the Home Assistant log lines
@@ -46,17 +49,20 @@ from tools.ha_core import DEFAULT_CACHE, CheckError, HomeAssistant, Mosquitto, e
 ROOT = Path(__file__).resolve().parents[1]
 VIDEO = ROOT.parent / "shared" / "media" / "videos" / "simplefr_video2_720p.mp4"  # faces in most frames
 PIS = ("ha-check-pi1", "ha-check-pi2")
+IMAGES = {"ha-check-pi2": "frame"}  # publish_images on the second Pi: its image entity shows the annotated frame
 WAIT_S = 120.0  # upper bound for Home Assistant to reflect an MQTT message on a loaded 2-core machine
 
 
-def daemon_config(video: Path, port: int, client_id: str, enabled: bool = True) -> str:
-    """The daemon's TOML: the video (or photo folder) looped at 5 fps, only the MQTT output."""
+def daemon_config(video: Path, port: int, client_id: str, enabled: bool = True, image: str = "") -> str:
+    """The daemon's TOML: the video (or photo folder) looped at 5 fps, only the MQTT output (``image``: with
+    publish_images and that image_content, one image per 2 s at most)."""
     camera = (f'source = "opencv"\ndevice = "{video}"' if video.is_file()
               else f'source = "images"\npath = "{video}"')
     return (f"[camera]\n{camera}\nloop = true\nfps = 5.0\n\n[models]\ndir = \"{ROOT / 'models'}\"\n\n"
             "[outputs.leds]\nenabled = false\n\n[outputs.event_log]\nenabled = false\n\n"
             f"[outputs.mqtt]\nenabled = {json.dumps(enabled)}\nhost = \"127.0.0.1\"\nport = {port}\n"
-            f"client_id = \"{client_id}\"\nhealth_interval_s = 2.0\n")
+            f"client_id = \"{client_id}\"\nhealth_interval_s = 2.0\n"
+            + (f'publish_images = true\nimage_content = "{image}"\nimage_interval_s = 2.0\n' if image else ""))
 
 
 class Daemon:
@@ -66,7 +72,7 @@ class Daemon:
         self.client_id = client_id
         tag = f"{client_id}{'' if enabled else '-cleanup'}"
         config = folder / f"{tag}.toml"
-        config.write_text(daemon_config(video, port, client_id, enabled))
+        config.write_text(daemon_config(video, port, client_id, enabled, IMAGES.get(client_id, "")))
         self.stderr = folder / f"{tag}.stderr"
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
         with open(self.stderr, "ab") as err:
@@ -99,7 +105,8 @@ def announced(client_id: str) -> Pi:
     from edge.outputs.mqtt import MqttSettings, Topics, discovery_configs
 
     configs = discovery_configs(Topics(MqttSettings(), client_id), {"emotion": EMOTION_LABELS,
-                                                                    "gender": GENDER_LABELS})
+                                                                    "gender": GENDER_LABELS},
+                                image=IMAGES.get(client_id, ""))
     first = next(iter(configs.values()))
     return Pi(client_id, first["device"], first["origin"], he.expected_entities(configs))
 
@@ -112,6 +119,7 @@ class Checker:
         self.pis = [announced(c) for c in PIS]
         self.daemons: dict[str, Daemon] = {}
         self.problems: list[str] = []
+        self.picture_lines: list[str] = []
 
     def start(self, client_id: str, enabled: bool = True) -> Daemon:
         daemon = Daemon(self.folder, self.video, self.mqtt_port, client_id, enabled)
@@ -139,6 +147,28 @@ class Checker:
         states = self.ha.states()
         return [p for pi in pis for p in he.state_problems(pi.expected, states, available)]
 
+    def pictures(self) -> list[str]:
+        """What Home Assistant serves for each image entity (its image proxy): a JPEG of the frame, with a time."""
+        import cv2
+        import numpy as np
+
+        problems = []
+        for pi in self.pis:
+            if pi.client_id not in IMAGES:
+                continue
+            entity_id = pi.entity_id("image")
+            if not he.is_timestamp(self.state(entity_id)):
+                problems.append(f"{entity_id}: state {self.state(entity_id)!r}, expected the time of an image")
+                continue
+            data = self.ha.get_bytes(f"/api/image_proxy/{entity_id}")
+            image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+            if image is None:
+                problems.append(f"{entity_id}: the image proxy gave {len(data)} bytes that are not a JPEG")
+            else:
+                self.picture_lines.append(f"{entity_id}: {len(data)} bytes of JPEG, {image.shape[1]}x"
+                                          f"{image.shape[0]}, state {self.state(entity_id)}")
+        return problems
+
     def devices(self) -> list[str]:
         devices, entities = self.ha.registries()
         return [p for pi in self.pis for p in he.device_problems(pi.expected, pi.device, devices, entities)]
@@ -163,6 +193,8 @@ class Checker:
             f"{entity_id}: {state}" for entity_id, state in ((pi.entity_id(k), self.state(pi.entity_id(k)))
                                                              for pi in self.pis for k in ("faces", "fps"))
             if not he.is_positive(state)])
+        self.settle("the image entity's picture, a JPEG of the annotated frame, through Home Assistant",
+                    self.pictures)
         self.snapshot = self.record("live")
         if self.problems:  # what follows builds on live entities: stop here rather than time out step by step
             return self.problems
@@ -244,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     snapshot = getattr(checker, "snapshot", None)
     rows = he.table_rows([e for pi in checker.pis for e in pi.expected], snapshot["states"]) if snapshot else []
     for line in he.table_lines(rows):
+        print(line)
+    for line in (checker.picture_lines[-1:] if checker is not None else []):
         print(line)
     total_s = time.monotonic() - started
     if args.json:

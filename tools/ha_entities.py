@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 UNAVAILABLE = "unavailable"
@@ -74,6 +75,15 @@ def by_entity_id(states: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def _is_number(text: str) -> bool:
     try:
         float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def is_timestamp(state: str) -> bool:
+    """An ISO time such as an image entity's state ("2025-04-30T10:00:00.123456+00:00"); False for "unknown"."""
+    try:
+        datetime.fromisoformat(state)
     except ValueError:
         return False
     return True
@@ -197,7 +207,7 @@ def table_lines(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-OUR_LOG = re.compile(r"face.emotion|homeassistant/(sensor|binary_sensor)/", re.I)
+OUR_LOG = re.compile(r"face.emotion|homeassistant/(sensor|binary_sensor|image)/", re.I)
 MQTT_TROUBLE = re.compile(r"\b(WARNING|ERROR|CRITICAL)\b.*components\.mqtt")
 
 

@@ -18,13 +18,17 @@ each other off the broker) under ``<topic_prefix>/<device>/``:
 * ``health`` (retained) every ``health_interval_s``: uptime, frames, fps,
   latency against the paper's 0.22 s per frame, CPU temperature (when
   ``/sys/class/thermal`` has one), messages sent/dropped, reconnects;
-* ``image``: only with ``publish_images = true``, a JPEG of the face on every
-  new track and label change (the crop is copied in the frame loop and
-  encoded by the worker). Never otherwise.
+* ``image``: only with ``publish_images = true``, a JPEG when a face appears
+  or changes label: its crop, or the whole annotated frame with
+  ``image_content = "frame"``; at most one per ``image_interval_s`` (the
+  newest waiting one goes out next), decided on the frame loop's clock. The
+  picture is copied in the frame loop, drawn and encoded by the worker.
+  Home Assistant shows the last one as an ``image`` entity. Never otherwise.
 
 Home Assistant discovery configs (retained, ``<discovery_prefix>/sensor/...``
 and ``binary_sensor/...``) describe one device with sensors for face count,
-emotion, gender, fps and latency and a binary sensor "someone in view". They
+emotion, gender, fps and latency, a binary sensor "someone in view" and, with
+``publish_images``, an image entity (``image/...``: ``image_topic``, raw JPEG). They
 are removed (empty retained payloads) on connect when ``discovery = false``,
 and, with the whole output ``enabled = false`` but a ``host`` still set, by a
 one-off background cleanup at start (:func:`start_cleanup`).

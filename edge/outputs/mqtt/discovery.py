@@ -78,14 +78,23 @@ ENTITIES: tuple[tuple[str, str, str, str, dict[str, Any]], ...] = (
       "device_class": "occupancy"}),
 )
 
-def discovery_configs(topics: Topics, labels: dict[str, tuple[str, ...]]) -> dict[str, dict[str, Any]]:
+
+# The optional image entity (publish_images): Home Assistant's MQTT image platform, raw JPEG bytes on image_topic.
+IMAGE_NAMES = {"face": "Last face", "frame": "Last frame"}
+IMAGE_ICONS = {"face": "mdi:face-recognition", "frame": "mdi:image-frame"}
+
+
+def discovery_configs(topics: Topics, labels: dict[str, tuple[str, ...]],
+                      image: str = "") -> dict[str, dict[str, Any]]:
     """topic -> Home Assistant discovery config, one device with the project's version.
 
     ``labels`` gives the ``options`` of the enum sensors (``emotion``,
     ``gender``); "none" is added for an empty scene. Entities with a
     ``json_attributes_template`` read their attributes (the label's
     confidence, the track) from the state topic; ``origin`` names this
-    project in Home Assistant's MQTT log and device info.
+    project in Home Assistant's MQTT log and device info. ``image``
+    ("face" or "frame", with ``publish_images``) adds an ``image`` entity
+    that shows the JPEGs sent to the image topic; "" leaves it out.
     """
     device = {
         "identifiers": [f"face_emotion_{topics.node}"],
@@ -95,25 +104,31 @@ def discovery_configs(topics: Topics, labels: dict[str, tuple[str, ...]]) -> dic
         "sw_version": __version__,
     }
     origin = {"name": "pi-face-emotion", "sw_version": __version__}
+
+    def entity(key: str, name: str) -> dict[str, Any]:
+        return {"name": name, "unique_id": f"face_emotion_{topics.node}_{key}",
+                "availability_topic": topics.availability, "payload_available": "online",
+                "payload_not_available": "offline", "device": device, "origin": origin}
+
     configs = {}
     for component, key, name, attr, extra in ENTITIES:
-        config: dict[str, Any] = {
-            "name": name,
-            "unique_id": f"face_emotion_{topics.node}_{key}",
-            "state_topic": getattr(topics, attr),
-            "availability_topic": topics.availability,
-            "payload_available": "online",
-            "payload_not_available": "offline",
-            "device": device,
-            "origin": origin,
-        }
-        config.update(extra)
+        config = entity(key, name) | {"state_topic": getattr(topics, attr)} | extra
         if "json_attributes_template" in config:
             config["json_attributes_topic"] = config["state_topic"]
         if key in labels:
             config["options"] = [*labels[key], "none"]
         configs[topics.discovery(component, key)] = config
+    if image:
+        configs[topics.discovery("image", "image")] = entity("image", IMAGE_NAMES[image]) | {
+            "image_topic": topics.image, "content_type": "image/jpeg", "icon": IMAGE_ICONS[image]}
     return configs
+
+
+def discovery_topics(topics: Topics) -> list[str]:
+    """Every discovery topic this device may have announced, the image entity's too: what removal empties."""
+    return [*(topics.discovery(component, key) for component, key, *_ in ENTITIES),
+            topics.discovery("image", "image")]
+
 
 def read_stripped(path: Path) -> str:
     """The file's text without surrounding white space; "" when it cannot be read (no such file, no permission)."""

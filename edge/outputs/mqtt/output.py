@@ -17,6 +17,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,10 +26,17 @@ import cv2
 import numpy as np
 
 from edge import __version__
+from edge.annotate import annotate
 from edge.outputs.base import Output, OutputError
 from edge.outputs.eventlog import EventLogOutput, EventLogSettings
 from edge.outputs.mqtt.connection import Connection, import_paho, read_password, tls_context
-from edge.outputs.mqtt.discovery import Topics, default_client_id, discovery_configs, read_stripped
+from edge.outputs.mqtt.discovery import (
+    Topics,
+    default_client_id,
+    discovery_configs,
+    discovery_topics,
+    read_stripped,
+)
 from edge.outputs.mqtt.settings import MqttSettings
 from edge.results import FaceResult, FrameResult
 from edge.stats import PAPER_SECONDS_PER_FRAME, LatencyStats
@@ -42,6 +50,8 @@ START_WAIT_S = 5.0  # start() waits this long for the first outcome, so a refuse
 FLUSH_S = 2.0  # close(): time to get the last events and "offline" out
 CONFIDENCE_STEP = 0.05  # state is re-sent when a confidence moves to another 0.05 step
 STATS_WINDOW = 100
+IMAGE_EVENTS = ("track_new", "label_change")  # what makes a new image (with publish_images)
+JPEG_QUALITY = 85
 THERMAL = Path("/sys/class/thermal")
 
 
@@ -54,6 +64,21 @@ def cpu_temperature(root: Path = THERMAL) -> float | None:
         if text and text.lstrip("-").isdigit():
             return round(int(text) / 1000.0, 1)
     return None
+
+
+@dataclass(frozen=True)
+class Picture:
+    """An image waiting for the worker: a face crop, or a frame with the result to draw on it (annotated there)."""
+
+    image: np.ndarray
+    result: FrameResult | None = None
+
+    def jpeg(self) -> bytes | None:
+        """The JPEG to publish (the overlay drawn first for a frame); None if OpenCV cannot encode it."""
+        image = annotate(self.image, self.result) if self.result is not None else self.image
+        ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        return data.tobytes() if ok else None
+
 
 class _EventTap(EventLogOutput):
     """The event log's bookkeeping of tracks, with each event handed to a callback instead of written."""
@@ -87,11 +112,13 @@ class MqttOutput(Output):
         self.thermal = thermal
         self.client_id = settings.client_id or default_client_id()
         self.topics = Topics(settings, self.client_id)
-        self.configs = discovery_configs(self.topics, {"emotion": EMOTION_LABELS, "gender": GENDER_LABELS})
+        self.configs = discovery_configs(self.topics, {"emotion": EMOTION_LABELS, "gender": GENDER_LABELS},
+                                         image=settings.image_content if settings.publish_images else "")
+        self.discovery_topics = discovery_topics(self.topics)  # those not in configs are emptied on connect
         self.started = clock()
         self.stats = LatencyStats(STATS_WINDOW)
         self.lock = threading.Lock()
-        self.queue: deque[tuple[str, bytes | np.ndarray]] = deque(maxlen=settings.queue_size)  # ndarray: a face
+        self.queue: deque[tuple[str, bytes | Picture]] = deque(maxlen=settings.queue_size)
         self.state: dict[str, Any] | None = None  # latest state, picked up by the worker
         self.state_key: tuple | None = None
         self.perf: tuple[float, float | None] = (0.0, None)  # fps, median ms per frame (pipeline)
@@ -104,7 +131,9 @@ class MqttOutput(Output):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._events = _EventTap(self._on_event, clock)
-        self._frame: np.ndarray | None = None
+        self._frame: tuple[np.ndarray, FrameResult] | None = None  # during update(), for the image of an event
+        self._picture: Picture | None = None  # the newest image waiting for image_interval_s to pass
+        self._image_due = float("-inf")  # when the next image may go out (the frame loop's clock)
         self._password: str | None = None
         self._context: ssl.SSLContext | None = None
 
@@ -128,9 +157,12 @@ class MqttOutput(Output):
         self.stats.add(result.timings_ms, stamp=now)
         median = self.stats.median("total")  # here, not in the worker: the deques change only in this thread
         self.perf = (round(self.stats.fps(), 2), round(median, 1) if median is not None else None)
-        self._frame = frame
+        self._frame = (frame, result)
         self._events.update(frame, result)
         self._frame = None
+        if self._picture is not None and now >= self._image_due:
+            self._enqueue(self.topics.image, self._picture)  # JPEG-encoded (and annotated) by the worker, not here
+            self._picture, self._image_due = None, now + self.settings.image_interval_s
         face = result.largest
         key = (len(result.faces), face and face.emotion, face and face.gender,
                face and round(face.emotion_confidence / CONFIDENCE_STEP),
@@ -149,16 +181,24 @@ class MqttOutput(Output):
                 self.state, self.state_key = state, key
 
     def _on_event(self, record: dict[str, Any], face: FaceResult) -> None:
-        """From the event tap (in update): queue the event, and the face's JPEG when opted in."""
-        self._enqueue(self.topics.events, json.dumps(record).encode())
-        frame = self._frame
-        if self.settings.publish_images and frame is not None and record["event"] in ("track_new", "label_change"):
-            x, y, w, h = (int(v) for v in face.box)
-            crop = frame[max(0, y):y + h, max(0, x):x + w]
-            if crop.size:
-                self._enqueue(self.topics.image, crop.copy())  # JPEG-encoded by the worker, not here
+        """From the event tap (in update): queue the event; with publish_images, make it the waiting image.
 
-    def _enqueue(self, topic: str, payload: bytes | np.ndarray) -> None:
+        The image goes out at the end of update() if ``image_interval_s`` has passed since the last one,
+        else later, unless a newer event replaces it first: at most one image per interval, the newest.
+        """
+        self._enqueue(self.topics.events, json.dumps(record).encode())
+        if not self.settings.publish_images or self._frame is None or record["event"] not in IMAGE_EVENTS:
+            return
+        frame, result = self._frame
+        if self.settings.image_content == "frame":
+            self._picture = Picture(frame.copy(), result)
+            return
+        x, y, w, h = (int(v) for v in face.box)
+        crop = frame[max(0, y):y + h, max(0, x):x + w]
+        if crop.size:
+            self._picture = Picture(crop.copy())
+
+    def _enqueue(self, topic: str, payload: bytes | Picture) -> None:
         with self.lock:
             if len(self.queue) == self.queue.maxlen:
                 self.dropped += 1  # deque(maxlen) drops the oldest
@@ -265,8 +305,9 @@ class MqttOutput(Output):
         """Publish while connected. Returns "" after close() flushed, else why the connection went."""
         s = self.settings
         conn.publish(self.topics.availability, "online", retain=True)
-        for topic, config in self.configs.items():  # re-sent on every connect: a broker restart may lose them
-            conn.publish(topic, json.dumps(config) if s.discovery else "", retain=True)
+        for topic in self.discovery_topics:  # re-sent on every connect: a broker restart may lose them
+            config = self.configs.get(topic) if s.discovery else None  # "" removes an entity (the image one when off)
+            conn.publish(topic, json.dumps(config) if config else "", retain=True)
         with self.lock:
             self.state_key = None  # re-send the state after a reconnect
         next_state = next_health = time.monotonic()
@@ -302,11 +343,11 @@ class MqttOutput(Output):
                 if not self.queue:
                     return
                 topic, payload = self.queue.popleft()
-            if isinstance(payload, np.ndarray):
-                ok, jpeg = cv2.imencode(".jpg", payload, [cv2.IMWRITE_JPEG_QUALITY, 85])
-                if not ok:
+            if isinstance(payload, Picture):
+                jpeg = payload.jpeg()
+                if jpeg is None:
                     continue
-                payload = jpeg.tobytes()
+                payload = jpeg
             if conn.publish(topic, payload):
                 self.sent += 1
                 continue
@@ -324,8 +365,6 @@ def remove_discovery(settings: MqttSettings, client_id: str | None = None) -> st
     What Home Assistant needs to delete the entities, and what keeps a broker
     from handing stale retained state to new subscribers. Returns one line saying what happened.
     """
-    from edge.labels import EMOTION_LABELS, GENDER_LABELS
-
     client_id = client_id or settings.client_id or default_client_id()
     topics = Topics(settings, client_id)
     stop = threading.Event()
@@ -337,8 +376,7 @@ def remove_discovery(settings: MqttSettings, client_id: str | None = None) -> st
     failure = conn.open(stop)
     if failure is not None:
         return f"{failure[0]}; the Home Assistant entities were not removed"
-    configs = discovery_configs(topics, {"emotion": EMOTION_LABELS, "gender": GENDER_LABELS})
-    for topic in [*configs, topics.state, topics.health, topics.availability]:
+    for topic in [*discovery_topics(topics), topics.state, topics.health, topics.availability]:
         conn.publish(topic, "", retain=True)
     conn.flush(time.monotonic() + FLUSH_S)
     conn.close()

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from edge.settings import ConfigError
 
+IMAGE_CONTENTS = ("face", "frame")  # what publish_images sends: a face crop or the whole annotated frame
 MAX_NAME_BYTES = 128  # topic_prefix, discovery_prefix, client_id: a 70,000-character prefix was retried forever
 
 @dataclass(frozen=True)
@@ -34,7 +35,9 @@ class MqttSettings:
     max_state_rate: float = 2.0  # state messages per second at most (only sent when faces or labels change)
     health_interval_s: float = 15.0
     queue_size: int = 1000  # events waiting while the broker is away; the oldest are dropped (and counted)
-    publish_images: bool = False  # opt-in: a JPEG of the face on every new track and label change (.../image)
+    publish_images: bool = False  # opt-in: JPEGs on .../image and a Home Assistant image entity (faces leave the Pi)
+    image_content: str = "face"  # "face": the crop of the face that appeared or changed label; "frame": annotated
+    image_interval_s: float = 10.0  # one image per this many seconds at most; the newest waiting one goes next
     discovery: bool = True  # Home Assistant discovery configs (retained); false removes them on connect
     discovery_prefix: str = "homeassistant"
     discovery_cleanup: bool = True  # with enabled = false and a host: remove this device's entities at start
@@ -81,3 +84,7 @@ class MqttSettings:
             raise ConfigError(f"health_interval_s: {self.health_interval_s} is outside 1..3600")
         if not 10 <= self.queue_size <= 100000:
             raise ConfigError(f"queue_size: {self.queue_size} is outside 10..100000")
+        if self.image_content not in IMAGE_CONTENTS:
+            raise ConfigError(f"image_content: {self.image_content!r} is not one of {', '.join(IMAGE_CONTENTS)}")
+        if not 1 <= self.image_interval_s <= 86400:
+            raise ConfigError(f"image_interval_s: {self.image_interval_s} is outside 1..86400")
