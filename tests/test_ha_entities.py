@@ -140,3 +140,21 @@ def test_repairs_of_the_mqtt_integration_are_reported():
     ("face-emotion kitchen.pi Someone in view", "face_emotion_kitchen_pi_someone_in_view")])
 def test_slugify_as_home_assistant_derives_entity_ids(text, slug):
     assert he.slugify(text) == slug
+
+
+def test_the_docs_dashboard_card_names_only_entities_our_discovery_announces():
+    """docs/home-assistant.md's card, for its example client id and for ha-check's second Pi (make ha-check
+    --card-screenshot renders it in Home Assistant): a renamed entity would show "Entity not available"."""
+    from edge.labels import EMOTION_LABELS, GENDER_LABELS
+    from edge.outputs.mqtt import MqttSettings, Topics, discovery_configs
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "home-assistant.md").read_text()
+    card = he.dashboard_card(page)
+    labels = {"emotion": EMOTION_LABELS, "gender": GENDER_LABELS}
+    kitchen = he.expected_entities(discovery_configs(Topics(MqttSettings(), "kitchen"), labels, image="face"))
+    assert he.card_problems(card, kitchen) == []
+    assert "image.face_emotion_kitchen_last_face" in card and "sensor.face_emotion_kitchen_emotion" in card
+    assert he.card_problems(card.replace("_someone_in_view", "_someone"), kitchen) == [
+        "the card names binary_sensor.face_emotion_kitchen_someone, which our discovery does not announce"]
+    pi2 = announced("ha-check-pi2")
+    assert he.card_problems(he.dashboard_card(page, "ha-check-pi2", "frame"), pi2.expected) == []

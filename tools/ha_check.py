@@ -1,6 +1,6 @@
 """``make ha-check``: our MQTT discovery read by a real Home Assistant core, and what it shows checked.
 
-    python -m tools.ha_check [--video PATH] [--screenshot PNG] [--json OUT] [--keep DIR]
+    python -m tools.ha_check [--video PATH] [--screenshot PNG] [--card-screenshot PNG] [--json OUT] [--keep DIR]
 
 Starts Mosquitto and Home Assistant (tools/ha_core.py: its own cached Python
 3.13 venv, no onboarding, the MQTT broker added through the config flow) on
@@ -24,7 +24,9 @@ and checks through Home Assistant's REST and websocket APIs
 It prints one line per entity as Home Assistant shows it and the seconds
 Home Assistant took to come up; on a failure, the Home Assistant log lines
 about our configs. ``--screenshot`` saves Home Assistant's default dashboard
-(headless Chromium) with both Pis' entities. Exit 0 when everything holds, 1
+(headless Chromium) with both Pis' entities; ``--card-screenshot`` then makes the dashboard card of
+docs/home-assistant.md (for the second Pi) the dashboard and saves it, once
+Home Assistant renders every row of it (no "Entity not available"). Exit 0 when everything holds, 1
 when a check fails, 2 when something it needs is missing.
 """
 
@@ -50,6 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 VIDEO = ROOT.parent / "shared" / "media" / "videos" / "simplefr_video2_720p.mp4"  # faces in most frames
 PIS = ("ha-check-pi1", "ha-check-pi2")
 IMAGES = {"ha-check-pi2": "frame"}  # publish_images on the second Pi: its image entity shows the annotated frame
+CARD_DOC = ROOT / "docs" / "home-assistant.md"  # its first YAML block: the dashboard card
 WAIT_S = 120.0  # upper bound for Home Assistant to reflect an MQTT message on a loaded 2-core machine
 
 
@@ -114,8 +117,9 @@ def announced(client_id: str) -> Pi:
 class Checker:
     """The scenario of the module docstring against one Home Assistant, failures kept as lines."""
 
-    def __init__(self, ha: HomeAssistant, folder: Path, video: Path, mqtt_port: int):
+    def __init__(self, ha: HomeAssistant, folder: Path, video: Path, mqtt_port: int, python: Path):
         self.ha, self.folder, self.video, self.mqtt_port = ha, folder, video, mqtt_port
+        self.python = python  # Home Assistant's venv: it has PyYAML, for the docs' card
         self.pis = [announced(c) for c in PIS]
         self.daemons: dict[str, Daemon] = {}
         self.problems: list[str] = []
@@ -177,7 +181,25 @@ class Checker:
         devices, entities = self.ha.registries()
         return he.removed_problems(pi.expected, self.ha.states(), entities, devices)
 
-    def run(self, screenshot: Path | None) -> list[str]:
+    def show_card(self, out: Path) -> None:
+        """docs/home-assistant.md's dashboard card, for the second Pi, as Home Assistant's dashboard; a PNG."""
+        from tools.ha_screenshot import dashboard_screenshot
+
+        client_id = PIS[1]
+        card = he.dashboard_card(CARD_DOC.read_text(), client_id, IMAGES[client_id])
+        problems = he.card_problems(card, announced(client_id).expected)
+        if problems:
+            self.problems += [f"{CARD_DOC.name}: {p}" for p in problems]
+            return
+        as_json = subprocess.run([str(self.python), "-c", "import json, sys, yaml; "
+                                  "print(json.dumps(yaml.safe_load(sys.stdin.read())))"],
+                                 input=card, capture_output=True, text=True, check=True).stdout
+        view = {"title": client_id, "cards": [json.loads(as_json)]}
+        self.ha.ws({"type": "lovelace/config/save", "config": {"title": "face-emotion", "views": [view]}})
+        print(dashboard_screenshot(self.ha.url, out, ["In view", "Emotion confidence", "Gender confidence"],
+                                   refuse=("not available", "not found", "Configuration error")))
+
+    def run(self, screenshot: Path | None, card_screenshot: Path | None = None) -> list[str]:
         for pi in self.pis:
             self.start(pi.client_id)
         first, second = self.pis
@@ -202,6 +224,8 @@ class Checker:
             from tools.ha_screenshot import dashboard_screenshot
 
             print(dashboard_screenshot(self.ha.url, screenshot, [pi.device["name"] for pi in self.pis]))
+        if card_screenshot is not None:
+            self.show_card(card_screenshot)
         self.daemons[first.client_id].kill()
         self.settle(f"{first.client_id} unavailable after SIGKILL (last will)",
                     lambda: self.live([first], available=False))
@@ -234,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="video or photo folder the daemons loop (default: ../shared's simplefr clip, "
                              "else samples/)")
     parser.add_argument("--screenshot", type=Path, metavar="PNG", help="save the default dashboard here")
+    parser.add_argument("--card-screenshot", type=Path, metavar="PNG",
+                        help="save docs/home-assistant.md's dashboard card, for the second Pi, here")
     parser.add_argument("--json", type=Path, metavar="OUT", help="write the entity table and timings as JSON")
     parser.add_argument("--keep", type=Path, metavar="DIR", help="keep Home Assistant's folder and logs here")
     parser.add_argument("--cache", type=Path, default=Path(os.environ.get("HA_CHECK_CACHE") or DEFAULT_CACHE),
@@ -254,14 +280,15 @@ def main(argv: list[str] | None = None) -> int:
     up_s, version = None, None
     try:
         broker = Mosquitto(folder)
-        ha = HomeAssistant(python, folder / "config", frontend=args.screenshot is not None)
+        ha = HomeAssistant(python, folder / "config", frontend=args.screenshot is not None or
+                           args.card_screenshot is not None)
         up_s = ha.wait_running()
         version = ha.request("GET", "/api/config")["version"]
         print(f"ha-check: Home Assistant {version} up in {up_s:.1f} s "
               f"({ha.url}); venv {'cached' if not install_s else f'made in {install_s:.0f} s'}", flush=True)
         ha.add_mqtt(broker.port)
-        checker = Checker(ha, folder, args.video, broker.port)
-        problems = checker.run(args.screenshot)
+        checker = Checker(ha, folder, args.video, broker.port, python)
+        problems = checker.run(args.screenshot, args.card_screenshot)
     except CheckError as exc:
         problems = [str(exc)]
     except OSError as exc:  # Home Assistant's API went away mid-check (it crashed or was killed)

@@ -19,7 +19,7 @@ each other off the broker) under ``<topic_prefix>/<device>/``:
   latency against the paper's 0.22 s per frame, CPU temperature (when
   ``/sys/class/thermal`` has one), messages sent/dropped, reconnects;
 * ``image``: only with ``publish_images = true``, a JPEG when a face appears
-  or changes label: its crop, or the whole annotated frame with
+  (a new track, or any face of a source without tracking) or changes label: its crop, or the whole annotated frame with
   ``image_content = "frame"``; at most one per ``image_interval_s`` (the
   newest waiting one goes out next), decided on the frame loop's clock. The
   picture is copied in the frame loop, drawn and encoded by the worker.

@@ -50,7 +50,9 @@ START_WAIT_S = 5.0  # start() waits this long for the first outcome, so a refuse
 FLUSH_S = 2.0  # close(): time to get the last events and "offline" out
 CONFIDENCE_STEP = 0.05  # state is re-sent when a confidence moves to another 0.05 step
 STATS_WINDOW = 100
-IMAGE_EVENTS = ("track_new", "label_change")  # what makes a new image (with publish_images)
+# what makes a new image (with publish_images): a new track, a label change, or a face without a track (a source
+# without tracking, such as a photo folder: every face there is news; the interval still bounds the rate)
+IMAGE_EVENTS = ("track_new", "label_change", "face")
 JPEG_QUALITY = 85
 THERMAL = Path("/sys/class/thermal")
 
