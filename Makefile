@@ -8,7 +8,7 @@ ANCHORS ?= ../shared/anchors/oarriaga
 PI ?=
 DEPLOY_ARGS ?=
 
-.PHONY: demo test lint eval compare compare-quick bench docs-figures deploy rollback status pi-check pi-boot ha-check clean
+.PHONY: demo test wheel lint eval compare compare-quick bench docs-figures deploy rollback status pi-check pi-boot ha-check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,15 @@ demo: $(VENV)/.edge-installed
 
 test: $(VENV)/.dev-installed
 	$(PY) -m pytest
+
+# The wheel (edge + models + a few samples) into dist/, built as `make deploy` builds it (deploy/bundle.py: from
+# a copy of the sources, so no stale build/ leaks in) and with no network once .venv has setuptools 77+ (the
+# SPDX licence; the venv `make demo` makes has 65.5, and pip's isolated build would download one). The first
+# run installs it from PyPI or pip's cache; offline: make wheel WHEEL_PIP_ARGS="--no-index --find-links DIR".
+WHEEL_PIP_ARGS ?=
+wheel: $(VENV)/.edge-installed
+	$(PY) -m pip install -q $(WHEEL_PIP_ARGS) 'setuptools>=77'
+	$(PY) -c 'from pathlib import Path; from deploy.bundle import build_wheel; print(build_wheel(Path("."), Path("dist")))'
 
 # Accuracy of the shipped models on the real datasets, against what models/manifest.json promises.
 eval: $(VENV)/.dev-installed

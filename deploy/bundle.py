@@ -79,16 +79,18 @@ def _copy_sources(repo: Path, dest: Path) -> None:
 
 
 def _can_build_wheels() -> bool:
-    """Whether this Python's setuptools can build a wheel without pip's isolated build environment."""
-    if importlib.util.find_spec("wheel") is not None:
-        return True
+    """Whether this Python's setuptools can build our wheel without pip's isolated build environment.
+
+    setuptools 77 reads the licence as an SPDX expression (``license = "MIT"`` in pyproject.toml); older ones
+    refuse that pyproject.toml, with or without the ``wheel`` package (which 70.1 and later no longer need).
+    """
     try:
         from importlib.metadata import version
 
-        major, minor = (int(x) for x in version("setuptools").split(".")[:2])
+        major = int(version("setuptools").split(".")[0])
     except (ValueError, ImportError):
         return False
-    return (major, minor) >= (70, 1)
+    return major >= 77
 
 
 def build_wheel(repo: Path, out_dir: Path) -> Path:
@@ -98,8 +100,7 @@ def build_wheel(repo: Path, out_dir: Path) -> Path:
     if importlib.util.find_spec("pip") is None:
         raise DeployError(f"{sys.executable} has no pip: install python3-pip, or pass a built wheel with --wheel")
     cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check", "-q", "-w", str(out_dir)]
-    # Without setuptools here, let pip fetch it into an isolated build environment. setuptools before 70.1
-    # builds wheels only with the separate `wheel` package ("invalid command 'bdist_wheel'" without it).
+    # Without setuptools 77 here, let pip fetch it into an isolated build environment (the SPDX licence).
     if importlib.util.find_spec("setuptools") is not None and _can_build_wheels():
         cmd.append("--no-build-isolation")
     with tempfile.TemporaryDirectory(prefix="face-emotion-src-") as src:

@@ -37,7 +37,11 @@ LAYERS: dict[int, tuple[str, tuple[str, ...]]] = {
     2: ("the parts of a frame's analysis and the outputs", (
         "edge.classifier", "edge.detectors.schedule", "edge.detectors.haar", "edge.detectors.blazeface",
         "edge.detectors", "edge.outputs.leds", "edge.outputs.display", "edge.outputs.liveview",
-        "edge.outputs.eventlog", "edge.outputs.mqtt")),
+        "edge.outputs.liveview.settings", "edge.outputs.liveview.auth", "edge.outputs.liveview.page",
+        "edge.outputs.liveview.hub", "edge.outputs.liveview.server", "edge.outputs.liveview.handler",
+        "edge.outputs.liveview.output",
+        "edge.outputs.eventlog", "edge.outputs.mqtt", "edge.outputs.mqtt.settings", "edge.outputs.mqtt.discovery",
+        "edge.outputs.mqtt.connection", "edge.outputs.mqtt.output")),
     3: ("assembly: the pipeline, the outputs registry and its pre-flight checks", (
         "edge.pipeline", "edge.outputs.registry", "edge.outputs.preflight")),
     4: ("settings from the TOML and from the command line", ("edge.config", "edge.cli", "edge.quickstart")),

@@ -26,7 +26,7 @@ EDGE_COMMANDS = {"analyze": "edge.analyze", "bench": "edge.bench", "run": "edge.
                  "config": "edge.config_command"}
 TOP_LEVEL = {"--version", "-V", "--help", "-h"}  # face-emotion's own options, before any command (edge.__main__)
 PAGE_CLI = {"docs/bench.md": "edge.bench"}  # a page about one CLI: its bare flags belong to that CLI
-OTHER_TOOLS = {"--system-site-packages"}  # quoted flags of other programs (python -m venv)
+OTHER_TOOLS = {"--system-site-packages", "--no-build-isolation"}  # quoted flags of other programs (venv, pip)
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 COMMAND = re.compile(r"(?:python3? -m|\.venv/bin/python -m|\$\(PY\) -m) ([\w.]+)|face-emotion\b(?![/-])")
 

@@ -41,9 +41,19 @@ def test_our_discovery_matches_what_home_assistant_showed(pis):
         assert he.state_problems(pi.expected, live["states"]) == []
         assert he.device_problems(pi.expected, pi.device, live["devices"], live["entities"]) == []
     ids = {e.entity_id for pi in pis for e in pi.expected}
-    assert len(ids) == 12 and ids <= {s["entity_id"] for s in live["states"]}
+    assert len(ids) == 13 and ids <= {s["entity_id"] for s in live["states"]}
     emotion = he.by_entity_id(live["states"])[pis[0].entity_id("emotion")]
     assert set(emotion["attributes"]) >= {"confidence", "track", "options"}
+
+
+def test_the_second_pi_has_an_image_entity_whose_state_is_the_time_of_its_last_image(pis):
+    """make ha-check runs ha-check-pi2 with publish_images (the annotated frame); the first Pi has no image."""
+    live = he.by_entity_id(recorded("live")["states"])
+    image = live[pis[1].entity_id("image")]
+    assert image["entity_id"] == "image.face_emotion_ha_check_pi2_last_frame"
+    assert he.is_timestamp(image["state"]) and not he.is_timestamp("unknown")
+    assert image["attributes"]["entity_picture"].startswith("/api/image_proxy/image.face_emotion_ha_check_pi2_")
+    assert not [e for e in pis[0].expected if e.entity_id.startswith("image.")]
 
 
 def test_a_renamed_entity_a_wrong_state_and_a_lost_attribute_are_named(pis):
@@ -69,7 +79,7 @@ def test_the_last_will_makes_one_pi_unavailable_and_leaves_the_other(pis):
     assert he.state_problems(first.expected, killed, available=False) == []
     assert he.state_problems(second.expected, killed) == []
     still = he.state_problems(second.expected, killed, available=False)
-    assert len(still) == 6 and all("expected unavailable" in line for line in still)
+    assert len(still) == 7 and all("expected unavailable" in line for line in still)
     live_says = he.state_problems(first.expected, recorded("live")["states"], available=False)
     assert len(live_says) == 6
 
@@ -103,7 +113,7 @@ def test_the_origin_is_found_in_the_log_and_a_refused_one_is_shown(pis):
     refused = (RECORDED / "refused-origin.log").read_text()
     for pi in pis:
         assert he.origin_problems(pi.expected, pi.origin, accepted) == []
-        assert len(he.origin_problems(pi.expected, pi.origin, refused)) == 6
+        assert len(he.origin_problems(pi.expected, pi.origin, refused)) == len(pi.expected)  # 6, 7 with the image
     lines = he.log_lines_about_us(refused)
     assert len(lines) == 12 and all("Unable to parse origin information" in line for line in lines)
     assert not any("aiohttp_fast_zlib" in line for line in lines)
@@ -130,3 +140,21 @@ def test_repairs_of_the_mqtt_integration_are_reported():
     ("face-emotion kitchen.pi Someone in view", "face_emotion_kitchen_pi_someone_in_view")])
 def test_slugify_as_home_assistant_derives_entity_ids(text, slug):
     assert he.slugify(text) == slug
+
+
+def test_the_docs_dashboard_card_names_only_entities_our_discovery_announces():
+    """docs/home-assistant.md's card, for its example client id and for ha-check's second Pi (make ha-check
+    --card-screenshot renders it in Home Assistant): a renamed entity would show "Entity not available"."""
+    from edge.labels import EMOTION_LABELS, GENDER_LABELS
+    from edge.outputs.mqtt import MqttSettings, Topics, discovery_configs
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "home-assistant.md").read_text()
+    card = he.dashboard_card(page)
+    labels = {"emotion": EMOTION_LABELS, "gender": GENDER_LABELS}
+    kitchen = he.expected_entities(discovery_configs(Topics(MqttSettings(), "kitchen"), labels, image="face"))
+    assert he.card_problems(card, kitchen) == []
+    assert "image.face_emotion_kitchen_last_face" in card and "sensor.face_emotion_kitchen_emotion" in card
+    assert he.card_problems(card.replace("_someone_in_view", "_someone"), kitchen) == [
+        "the card names binary_sensor.face_emotion_kitchen_someone, which our discovery does not announce"]
+    pi2 = announced("ha-check-pi2")
+    assert he.card_problems(he.dashboard_card(page, "ha-check-pi2", "frame"), pi2.expected) == []

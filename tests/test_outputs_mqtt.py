@@ -55,6 +55,10 @@ HA_COMMON = {
 HA_SENSOR = HA_COMMON | {"last_reset_value_template", "options", "suggested_display_precision", "state_class",
                          "unit_of_measurement"}
 HA_BINARY_SENSOR = HA_COMMON | {"off_delay", "payload_off", "payload_on"}
+# "MQTT Image" (home-assistant.io/integrations/image.mqtt/; homeassistant/components/mqtt/image.py 2025.4):
+# no state topic; raw image bytes on image_topic (image_encoding only for "b64"), content_type defaults to image/jpeg
+HA_IMAGE = (HA_COMMON - {"state_topic", "value_template", "device_class", "expire_after", "force_update"}) | {
+    "content_type", "image_encoding", "image_topic", "url_template", "url_topic"}
 HA_ORIGIN = {"name", "sw_version", "support_url"}  # the discovery "origin" map (name required)
 HA_DEVICE = {"configuration_url", "connections", "hw_version", "identifiers", "manufacturer", "model", "model_id",
              "name", "serial_number", "suggested_area", "sw_version", "via_device"}
@@ -274,6 +278,8 @@ def real_results(pipeline_factory, samples):
     (dict(topic_prefix="home\nx"), r"topic_prefix: 'home\\nx' has control characters"),
     (dict(qos=3), "qos: 3 is not 0, 1 or 2"),
     (dict(max_state_rate=0.0), "max_state_rate: 0.0 is outside"),
+    (dict(image_content="crop"), "image_content: 'crop' is not one of face, frame"),
+    (dict(image_interval_s=0.1), "image_interval_s: 0.1 is outside 1..86400"),
 ])
 def test_bad_settings_are_one_line_naming_the_key(settings, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
@@ -313,6 +319,7 @@ def test_discovery_configs_use_only_the_fields_home_assistant_documents():
             assert "options" in config and "unit_of_measurement" not in config and "state_class" not in config
         unique_ids.add(config["unique_id"])
     assert len(unique_ids) == len(configs)
+    assert len(configs) == 6  # no image entity unless publish_images
     assert by_key["someone"][0].split("/")[1] == "binary_sensor"
     assert set(by_key["emotion"][1]["options"]) == {*EMOTION_LABELS, "none"}
     assert by_key["latency"][1]["unit_of_measurement"] == "ms"  # a unit HA accepts for device_class duration
@@ -321,6 +328,27 @@ def test_discovery_configs_use_only_the_fields_home_assistant_documents():
         config = by_key[key][1]
         assert config["json_attributes_topic"] == config["state_topic"] == "face-emotion/kitchen.pi/state"
         assert f"'confidence': value_json.{score}" in config["json_attributes_template"]
+
+
+def test_the_image_entity_uses_home_assistants_image_keys_and_is_removable():
+    from edge.labels import EMOTION_LABELS, GENDER_LABELS
+    from edge.outputs.mqtt import Topics, discovery_configs
+    from edge.outputs.mqtt.discovery import discovery_topics
+
+    topics = Topics(MqttSettings(), "kitchen.pi")
+    labels = {"emotion": EMOTION_LABELS, "gender": GENDER_LABELS}
+    plain = discovery_configs(topics, labels)
+    for content, name in (("face", "Last face"), ("frame", "Last frame")):
+        configs = discovery_configs(topics, labels, image=content)
+        extra = {t: c for t, c in configs.items() if t not in plain}
+        assert list(extra) == ["homeassistant/image/kitchen_pi/image/config"]
+        config = extra["homeassistant/image/kitchen_pi/image/config"]
+        assert set(config) <= HA_IMAGE | {"origin"}, set(config) - HA_IMAGE
+        assert config["image_topic"] == "face-emotion/kitchen.pi/image" and config["content_type"] == "image/jpeg"
+        assert "image_encoding" not in config  # raw JPEG bytes, as the output publishes them
+        assert config["name"] == name and config["device"] == plain[next(iter(plain))]["device"]
+    # removal (discovery = false, the cleanup) empties the image entity's config too, whatever the settings
+    assert set(discovery_topics(topics)) == set(plain) | {"homeassistant/image/kitchen_pi/image/config"}
 
 
 def test_cpu_temperature_reads_the_cpu_zone(tmp_path):
@@ -371,23 +399,70 @@ def test_state_events_rate_and_no_images_unless_asked(broker, subscribe, pipelin
     wait_for(lambda: sub.on("/rate/availability")[-1:] == [b"offline"], "offline on a clean close")
     assert any(e["event"] == "track_lost" for e in sub.json_on("/rate/events"))
     assert not sub.on("/rate/image")  # no face image unless publish_images = true
+    assert sub.on("homeassistant/image/rate/image/config") == [b""]  # nor an image entity (a stale one removed)
+
+
+def _face_arrivals(pairs, frames: int, step_s: float):
+    """(clock, image, result): the two faces, then the cat, ``step_s`` apart, so both faces are lost (event log:
+    after 1 s) and come back as new tracks on every second frame; frame numbers keep rising."""
+    (people, with_faces), (cat, empty) = pairs[0], pairs[-1]
+    return [(i * step_s, *((people, with_faces) if i % 2 == 0 else (cat, empty))) for i in range(frames)]
 
 
 @needs_broker
 @needs_paho
-def test_publish_images_sends_a_jpeg_per_new_track(broker, subscribe, pipeline_factory, samples):
+@pytest.mark.parametrize("interval_s, expected", [(10.0, 4), (1.0, 12)])
+def test_publish_images_sends_at_most_one_jpeg_per_interval_and_the_image_entity(
+        broker, subscribe, pipeline_factory, samples, interval_s, expected):
+    """24 frames 1.5 s apart on a fake clock: new faces on 12 of them (t = 0, 3, ... 33 s). At most one image per
+    ``image_interval_s``, the newest waiting one next: with 10 s, at t = 0, 10.5 (the one waiting since 9),
+    21 and 31.5 (waiting since 30): 4 images; with 1 s, one per arrival: 12."""
     from edge.outputs.mqtt import MqttOutput
 
     pairs = real_results(pipeline_factory, samples)
+    now = [0.0]
     sub = subscribe(broker.port)
-    with MqttOutput(MqttSettings(enabled=True, host="127.0.0.1", port=broker.port, client_id="img",
-                                 publish_images=True)) as output:
-        output.update(*pairs[0])
-        images = wait_for(lambda: len(sub.on("/img/image")) >= 2 and sub.on("/img/image"), "face images")
-    face = pairs[0][1].faces[0]
-    decoded = cv2.imdecode(__import__("numpy").frombuffer(images[0], "uint8"), cv2.IMREAD_COLOR)
-    assert decoded is not None and decoded.shape[1] in {f.box[2] for f in pairs[0][1].faces}
-    assert face.box[2] > 0
+    settings = MqttSettings(enabled=True, host="127.0.0.1", port=broker.port, client_id="img", publish_images=True,
+                            image_interval_s=interval_s)
+    with MqttOutput(settings, clock=lambda: now[0]) as output:
+        for i, (clock, image, result) in enumerate(_face_arrivals(pairs, 24, 1.5)):
+            now[0] = clock
+            output.update(image, dataclasses.replace(result, index=i))
+    images = wait_for(lambda: len(sub.on("/img/image")) >= expected and sub.on("/img/image"), "the images")
+    time.sleep(0.5)  # anything more would have come with them: close() flushed the queue
+    images = sub.on("/img/image")
+    print(f"{len(images)} images for 12 face arrivals over 34.5 s at image_interval_s = {interval_s:g}")
+    assert len(images) == expected
+    widths = {int(f.box[2]) for f in pairs[0][1].faces}
+    for jpeg in images:
+        decoded = cv2.imdecode(__import__("numpy").frombuffer(jpeg, "uint8"), cv2.IMREAD_COLOR)
+        assert decoded is not None and decoded.shape[1] in widths  # a face crop, JPEG
+    config = json.loads(sub.on("homeassistant/image/img/image/config")[-1])
+    assert config["image_topic"] == "face-emotion/img/image" and config["name"] == "Last face"
+
+
+@needs_broker
+@needs_paho
+def test_the_image_can_be_the_annotated_frame(broker, subscribe, pipeline_factory, samples):
+    """Of a photo folder's frame too: its faces have no track (no track_new), each is a "face" event."""
+    from edge.annotate import annotate
+    from edge.outputs.mqtt import MqttOutput
+
+    image, result = real_results(pipeline_factory, samples)[0]
+    result = dataclasses.replace(result, faces=[dataclasses.replace(f, track=None) for f in result.faces])
+    sub = subscribe(broker.port)
+    with MqttOutput(MqttSettings(enabled=True, host="127.0.0.1", port=broker.port, client_id="frame",
+                                 publish_images=True, image_content="frame")) as output:
+        output.update(image, result)
+        jpeg = wait_for(lambda: sub.on("/frame/image"), "the frame image")[0]
+    decoded = cv2.imdecode(__import__("numpy").frombuffer(jpeg, "uint8"), cv2.IMREAD_COLOR).astype(float)
+    assert decoded.shape == image.shape
+    drawn = annotate(image, result).astype(float)
+    overlay = abs(drawn - image).max(axis=2) > 60  # the boxes and labels
+    assert overlay.sum() > 1000
+    # where the overlay is, the JPEG shows it: far closer to the annotated frame than to the camera's
+    assert abs(decoded - drawn)[overlay].mean() < abs(decoded - image)[overlay].mean() / 3
+    assert json.loads(sub.on("homeassistant/image/frame/image/config")[-1])["name"] == "Last frame"
 
 
 @needs_paho

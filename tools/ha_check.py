@@ -1,6 +1,6 @@
 """``make ha-check``: our MQTT discovery read by a real Home Assistant core, and what it shows checked.
 
-    python -m tools.ha_check [--video PATH] [--screenshot PNG] [--json OUT] [--keep DIR]
+    python -m tools.ha_check [--video PATH] [--screenshot PNG] [--card-screenshot PNG] [--json OUT] [--keep DIR]
 
 Starts Mosquitto and Home Assistant (tools/ha_core.py: its own cached Python
 3.13 venv, no onboarding, the MQTT broker added through the config flow) on
@@ -16,12 +16,17 @@ and checks through Home Assistant's REST and websocket APIs
 2. SIGKILL of one daemon makes its entities ``unavailable`` (the last will)
    and leaves the other Pi's alone; a restart brings them back;
 3. the cleanup (the daemon started with ``enabled = false`` and the host
-   kept) removes that Pi's entities from the states and the entity registry.
+   kept) removes that Pi's entities from the states and the entity registry;
+4. the second Pi runs with ``publish_images`` (the annotated frame): its
+   image entity has the time of an image as its state, and Home Assistant's
+   image proxy serves a JPEG that decodes.
 
 It prints one line per entity as Home Assistant shows it and the seconds
 Home Assistant took to come up; on a failure, the Home Assistant log lines
 about our configs. ``--screenshot`` saves Home Assistant's default dashboard
-(headless Chromium) with both Pis' entities. Exit 0 when everything holds, 1
+(headless Chromium) with both Pis' entities; ``--card-screenshot`` then makes the dashboard card of
+docs/home-assistant.md (for the second Pi) the dashboard and saves it, once
+Home Assistant renders every row of it (no "Entity not available"). Exit 0 when everything holds, 1
 when a check fails, 2 when something it needs is missing.
 """
 
@@ -46,17 +51,21 @@ from tools.ha_core import DEFAULT_CACHE, CheckError, HomeAssistant, Mosquitto, e
 ROOT = Path(__file__).resolve().parents[1]
 VIDEO = ROOT.parent / "shared" / "media" / "videos" / "simplefr_video2_720p.mp4"  # faces in most frames
 PIS = ("ha-check-pi1", "ha-check-pi2")
+IMAGES = {"ha-check-pi2": "frame"}  # publish_images on the second Pi: its image entity shows the annotated frame
+CARD_DOC = ROOT / "docs" / "home-assistant.md"  # its first YAML block: the dashboard card
 WAIT_S = 120.0  # upper bound for Home Assistant to reflect an MQTT message on a loaded 2-core machine
 
 
-def daemon_config(video: Path, port: int, client_id: str, enabled: bool = True) -> str:
-    """The daemon's TOML: the video (or photo folder) looped at 5 fps, only the MQTT output."""
+def daemon_config(video: Path, port: int, client_id: str, enabled: bool = True, image: str = "") -> str:
+    """The daemon's TOML: the video (or photo folder) looped at 5 fps, only the MQTT output (``image``: with
+    publish_images and that image_content, one image per 2 s at most)."""
     camera = (f'source = "opencv"\ndevice = "{video}"' if video.is_file()
               else f'source = "images"\npath = "{video}"')
     return (f"[camera]\n{camera}\nloop = true\nfps = 5.0\n\n[models]\ndir = \"{ROOT / 'models'}\"\n\n"
             "[outputs.leds]\nenabled = false\n\n[outputs.event_log]\nenabled = false\n\n"
             f"[outputs.mqtt]\nenabled = {json.dumps(enabled)}\nhost = \"127.0.0.1\"\nport = {port}\n"
-            f"client_id = \"{client_id}\"\nhealth_interval_s = 2.0\n")
+            f"client_id = \"{client_id}\"\nhealth_interval_s = 2.0\n"
+            + (f'publish_images = true\nimage_content = "{image}"\nimage_interval_s = 2.0\n' if image else ""))
 
 
 class Daemon:
@@ -66,7 +75,7 @@ class Daemon:
         self.client_id = client_id
         tag = f"{client_id}{'' if enabled else '-cleanup'}"
         config = folder / f"{tag}.toml"
-        config.write_text(daemon_config(video, port, client_id, enabled))
+        config.write_text(daemon_config(video, port, client_id, enabled, IMAGES.get(client_id, "")))
         self.stderr = folder / f"{tag}.stderr"
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
         with open(self.stderr, "ab") as err:
@@ -99,7 +108,8 @@ def announced(client_id: str) -> Pi:
     from edge.outputs.mqtt import MqttSettings, Topics, discovery_configs
 
     configs = discovery_configs(Topics(MqttSettings(), client_id), {"emotion": EMOTION_LABELS,
-                                                                    "gender": GENDER_LABELS})
+                                                                    "gender": GENDER_LABELS},
+                                image=IMAGES.get(client_id, ""))
     first = next(iter(configs.values()))
     return Pi(client_id, first["device"], first["origin"], he.expected_entities(configs))
 
@@ -107,11 +117,13 @@ def announced(client_id: str) -> Pi:
 class Checker:
     """The scenario of the module docstring against one Home Assistant, failures kept as lines."""
 
-    def __init__(self, ha: HomeAssistant, folder: Path, video: Path, mqtt_port: int):
+    def __init__(self, ha: HomeAssistant, folder: Path, video: Path, mqtt_port: int, python: Path):
         self.ha, self.folder, self.video, self.mqtt_port = ha, folder, video, mqtt_port
+        self.python = python  # Home Assistant's venv: it has PyYAML, for the docs' card
         self.pis = [announced(c) for c in PIS]
         self.daemons: dict[str, Daemon] = {}
         self.problems: list[str] = []
+        self.picture_lines: list[str] = []
 
     def start(self, client_id: str, enabled: bool = True) -> Daemon:
         daemon = Daemon(self.folder, self.video, self.mqtt_port, client_id, enabled)
@@ -139,6 +151,28 @@ class Checker:
         states = self.ha.states()
         return [p for pi in pis for p in he.state_problems(pi.expected, states, available)]
 
+    def pictures(self) -> list[str]:
+        """What Home Assistant serves for each image entity (its image proxy): a JPEG of the frame, with a time."""
+        import cv2
+        import numpy as np
+
+        problems = []
+        for pi in self.pis:
+            if pi.client_id not in IMAGES:
+                continue
+            entity_id = pi.entity_id("image")
+            if not he.is_timestamp(self.state(entity_id)):
+                problems.append(f"{entity_id}: state {self.state(entity_id)!r}, expected the time of an image")
+                continue
+            data = self.ha.get_bytes(f"/api/image_proxy/{entity_id}")
+            image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+            if image is None:
+                problems.append(f"{entity_id}: the image proxy gave {len(data)} bytes that are not a JPEG")
+            else:
+                self.picture_lines.append(f"{entity_id}: {len(data)} bytes of JPEG, {image.shape[1]}x"
+                                          f"{image.shape[0]}, state {self.state(entity_id)}")
+        return problems
+
     def devices(self) -> list[str]:
         devices, entities = self.ha.registries()
         return [p for pi in self.pis for p in he.device_problems(pi.expected, pi.device, devices, entities)]
@@ -147,7 +181,25 @@ class Checker:
         devices, entities = self.ha.registries()
         return he.removed_problems(pi.expected, self.ha.states(), entities, devices)
 
-    def run(self, screenshot: Path | None) -> list[str]:
+    def show_card(self, out: Path) -> None:
+        """docs/home-assistant.md's dashboard card, for the second Pi, as Home Assistant's dashboard; a PNG."""
+        from tools.ha_screenshot import dashboard_screenshot
+
+        client_id = PIS[1]
+        card = he.dashboard_card(CARD_DOC.read_text(), client_id, IMAGES[client_id])
+        problems = he.card_problems(card, announced(client_id).expected)
+        if problems:
+            self.problems += [f"{CARD_DOC.name}: {p}" for p in problems]
+            return
+        as_json = subprocess.run([str(self.python), "-c", "import json, sys, yaml; "
+                                  "print(json.dumps(yaml.safe_load(sys.stdin.read())))"],
+                                 input=card, capture_output=True, text=True, check=True).stdout
+        view = {"title": client_id, "cards": [json.loads(as_json)]}
+        self.ha.ws({"type": "lovelace/config/save", "config": {"title": "face-emotion", "views": [view]}})
+        print(dashboard_screenshot(self.ha.url, out, ["In view", "Emotion confidence", "Gender confidence"],
+                                   refuse=("not available", "not found", "Configuration error")))
+
+    def run(self, screenshot: Path | None, card_screenshot: Path | None = None) -> list[str]:
         for pi in self.pis:
             self.start(pi.client_id)
         first, second = self.pis
@@ -163,6 +215,8 @@ class Checker:
             f"{entity_id}: {state}" for entity_id, state in ((pi.entity_id(k), self.state(pi.entity_id(k)))
                                                              for pi in self.pis for k in ("faces", "fps"))
             if not he.is_positive(state)])
+        self.settle("the image entity's picture, a JPEG of the annotated frame, through Home Assistant",
+                    self.pictures)
         self.snapshot = self.record("live")
         if self.problems:  # what follows builds on live entities: stop here rather than time out step by step
             return self.problems
@@ -170,6 +224,8 @@ class Checker:
             from tools.ha_screenshot import dashboard_screenshot
 
             print(dashboard_screenshot(self.ha.url, screenshot, [pi.device["name"] for pi in self.pis]))
+        if card_screenshot is not None:
+            self.show_card(card_screenshot)
         self.daemons[first.client_id].kill()
         self.settle(f"{first.client_id} unavailable after SIGKILL (last will)",
                     lambda: self.live([first], available=False))
@@ -202,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="video or photo folder the daemons loop (default: ../shared's simplefr clip, "
                              "else samples/)")
     parser.add_argument("--screenshot", type=Path, metavar="PNG", help="save the default dashboard here")
+    parser.add_argument("--card-screenshot", type=Path, metavar="PNG",
+                        help="save docs/home-assistant.md's dashboard card, for the second Pi, here")
     parser.add_argument("--json", type=Path, metavar="OUT", help="write the entity table and timings as JSON")
     parser.add_argument("--keep", type=Path, metavar="DIR", help="keep Home Assistant's folder and logs here")
     parser.add_argument("--cache", type=Path, default=Path(os.environ.get("HA_CHECK_CACHE") or DEFAULT_CACHE),
@@ -222,14 +280,15 @@ def main(argv: list[str] | None = None) -> int:
     up_s, version = None, None
     try:
         broker = Mosquitto(folder)
-        ha = HomeAssistant(python, folder / "config", frontend=args.screenshot is not None)
+        ha = HomeAssistant(python, folder / "config", frontend=args.screenshot is not None or
+                           args.card_screenshot is not None)
         up_s = ha.wait_running()
         version = ha.request("GET", "/api/config")["version"]
         print(f"ha-check: Home Assistant {version} up in {up_s:.1f} s "
               f"({ha.url}); venv {'cached' if not install_s else f'made in {install_s:.0f} s'}", flush=True)
         ha.add_mqtt(broker.port)
-        checker = Checker(ha, folder, args.video, broker.port)
-        problems = checker.run(args.screenshot)
+        checker = Checker(ha, folder, args.video, broker.port, python)
+        problems = checker.run(args.screenshot, args.card_screenshot)
     except CheckError as exc:
         problems = [str(exc)]
     except OSError as exc:  # Home Assistant's API went away mid-check (it crashed or was killed)
@@ -244,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     snapshot = getattr(checker, "snapshot", None)
     rows = he.table_rows([e for pi in checker.pis for e in pi.expected], snapshot["states"]) if snapshot else []
     for line in he.table_lines(rows):
+        print(line)
+    for line in (checker.picture_lines[-1:] if checker is not None else []):
         print(line)
     total_s = time.monotonic() - started
     if args.json:

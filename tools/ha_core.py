@@ -266,6 +266,12 @@ class HomeAssistant:
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.load(response)
 
+    def get_bytes(self, path: str) -> bytes:
+        """A GET whose answer is not JSON (an image), with the token."""
+        request = urllib.request.Request(f"{self.url}{path}", headers={"Authorization": f"Bearer {self.token}"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.read()
+
     def wait_running(self, timeout: float = 300) -> float:
         """Seconds from the start until ``/api/config`` says RUNNING (the API answers our token)."""
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 UNAVAILABLE = "unavailable"
@@ -74,6 +75,15 @@ def by_entity_id(states: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def _is_number(text: str) -> bool:
     try:
         float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def is_timestamp(state: str) -> bool:
+    """An ISO time such as an image entity's state ("2025-04-30T10:00:00.123456+00:00"); False for "unknown"."""
+    try:
+        datetime.fromisoformat(state)
     except ValueError:
         return False
     return True
@@ -197,7 +207,25 @@ def table_lines(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-OUR_LOG = re.compile(r"face.emotion|homeassistant/(sensor|binary_sensor)/", re.I)
+def dashboard_card(page: str, client_id: str = "kitchen", image: str = "face") -> str:
+    """The first YAML block of docs/home-assistant.md (the dashboard card) with its entity ids made those of
+    ``client_id`` (the page's example is "kitchen") and its image entity that of ``image`` ("face"/"frame")."""
+    block = re.search(r"```yaml\n(.*?)```", page, re.S)
+    if block is None:
+        raise ValueError("no ```yaml block (the dashboard card)")
+    card = block.group(1).replace("face_emotion_kitchen_", f"{slugify('face-emotion ' + client_id)}_")
+    return card.replace("_last_face", f"_last_{image}")
+
+
+def card_problems(card: str, expected: list[Expected]) -> list[str]:
+    """Entity ids the card names that our discovery does not announce (a card that would show "not found")."""
+    ours = {e.entity_id for e in expected}
+    named = list(dict.fromkeys(re.findall(r"\b(?:sensor|binary_sensor|image)\.[a-z0-9_]+", card)))
+    return [f"the card names {entity_id}, which our discovery does not announce" for entity_id in named
+            if entity_id not in ours] + ([] if named else ["the card names no entity"])
+
+
+OUR_LOG = re.compile(r"face.emotion|homeassistant/(sensor|binary_sensor|image)/", re.I)
 MQTT_TROUBLE = re.compile(r"\b(WARNING|ERROR|CRITICAL)\b.*components\.mqtt")
 
 

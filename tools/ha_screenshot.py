@@ -31,8 +31,10 @@ DEEP_TEXT = """(() => { const out = []; const walk = (node) => {
 }; walk(document.documentElement); return out.join("\\n"); })()"""
 
 
-def dashboard_screenshot(url: str, out: Path, names: list[str], wait_s: float = 120) -> str:
-    """Save the dashboard at ``url`` once its text shows each of ``names``; one line saying what was written."""
+def dashboard_screenshot(url: str, out: Path, names: list[str], wait_s: float = 120,
+                         refuse: tuple[str, ...] = ()) -> str:
+    """Save the dashboard at ``url`` once its text shows each of ``names`` and none of ``refuse`` (such as Home
+    Assistant's "Entity not available"); one line saying what was written."""
     from PIL import Image
 
     from tests.test_outputs_liveview import DevTools, chromium_binary
@@ -62,7 +64,7 @@ def dashboard_screenshot(url: str, out: Path, names: list[str], wait_s: float = 
             def shown() -> bool:
                 nonlocal text
                 text = page.evaluate(DEEP_TEXT) or ""
-                return all(name in text for name in names)
+                return all(name in text for name in names) and not any(bad in text for bad in refuse)
 
             try:
                 wait_for(shown, "the dashboard to show our devices", wait_s, 1.0)

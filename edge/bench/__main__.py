@@ -243,6 +243,8 @@ def run_all(variants: list[Variant], args: argparse.Namespace, frames_file: Path
     for name in args.baseline_names:
         if name.startswith("paper") and args.paper_models is None:
             skipped[name] = f"no paper models: {DEFAULT_PAPER_MODELS} is absent; give --paper-models DIR"
+        elif not (ROOT / "train_host").is_dir():  # the wheel ships edge only
+            skipped[name] = "the TensorFlow baselines run from a checkout (train_host/, with the host extra)"
         else:
             jobs.append((labels[name], baseline_command(name, args, frames_file, cascade, stream)))
     results = iter(run_rows(jobs, args.frames, args.rounds, _env(), ROOT))

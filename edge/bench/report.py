@@ -182,7 +182,7 @@ def write_chart(report: dict[str, Any], path: Path) -> str | None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        return "chart skipped: matplotlib is not installed (pip install matplotlib)"
+        return "chart skipped: matplotlib is not installed (pip install 'pi-face-emotion[chart]')"
     rows = [r for r in all_rows(report) if r.get("available", True) and not r.get("error") and r.get("stages")]
     if not rows:
         return "chart skipped: no row has timings"
