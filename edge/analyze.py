@@ -10,7 +10,6 @@ red = woman) and labels.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 from collections import defaultdict
@@ -87,7 +86,7 @@ class Analyzer:
             result = self.pipeline.process_frame(frame)
             self._record(result)
             reported = result.in_size(*frame.original) if frame.original else result  # the photo's own pixels
-            print(json.dumps(reported.to_json(frame.path)) if self.as_json else describe(reported, str(frame.path)))
+            print(reported.to_json(frame.path) if self.as_json else describe(reported, str(frame.path)))
             if self.annotate_to is not None:
                 out = self._out_path(Path(str(frame.path)), ".png" if Path(str(frame.path)).suffix.lower()
                                      in (".pgm", ".ppm", ".tif", ".tiff") else None)
@@ -136,7 +135,7 @@ class Analyzer:
                     last[face.track] = face.emotion
                     track_frames[face.track] += 1
                 if self.as_json:
-                    print(json.dumps(result.to_json(str(path))))
+                    print(result.to_json(str(path)))
                 if self.annotate_to is not None and writer is not False:
                     image = annotate(frame.image, result)
                     if writer is None:

@@ -19,7 +19,7 @@ from edge.classifier import Classifier
 from edge.detectors import Detector, DetectorSettings, ScanSchedule, crop_box, make_detector
 from edge.manifest import Manifest, ModelEntry, default_models_dir
 from edge.preprocess import crop_face, to_bgr, to_gray
-from edge.results import FaceResult, FrameResult
+from edge.results import Face, FrameResult
 from edge.settings import ConfigError
 from edge.sources import Frame
 from edge.tracking import SmoothingSettings, Tracker
@@ -59,7 +59,7 @@ def clip_box(box: tuple[int, int, int, int], width: int, height: int) -> tuple[i
     x, y, w, h = box
     x0, y0 = min(max(x, 0), width - 1), min(max(y, 0), height - 1)
     x1, y1 = max(min(x + w, width), x0 + 1), max(min(y + h, height), y0 + 1)
-    return x0, y0, x1 - x0, y1 - y0
+    return int(x0), int(y0), int(x1 - x0), int(y1 - y0)  # plain ints, whatever the detector's type
 
 
 def _now() -> float:
@@ -149,7 +149,7 @@ class Pipeline:
         return self.schedule.scan(image, tracked)
 
     def _label(self, boxes, emotion_probs, gender_probs, now, box_scale, independent, width: int,
-               height: int) -> list[FaceResult]:
+               height: int) -> list[Face]:
         e_labels, g_labels = self.emotion.labels, self.gender.labels
         tracking = self.tracker is not None and not independent
         tracks = self.tracker.assign(boxes, now) if tracking else [None] * len(boxes)
@@ -164,7 +164,7 @@ class Pipeline:
             shown = box if box_scale == (1.0, 1.0) else (
                 int(round(box[0] * sx)), int(round(box[1] * sy)), int(round(box[2] * sx)), int(round(box[3] * sy)))
             shown = clip_box(shown, width, height)
-            faces.append(FaceResult(
+            faces.append(Face(
                 box=shown, track=None if track is None else track.id,
                 emotion=e_labels[e_index], emotion_scores=dict(zip(e_labels, map(float, e_probs))),
                 gender=g_labels[g_index], gender_scores=dict(zip(g_labels, map(float, g_probs))),

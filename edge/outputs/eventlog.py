@@ -42,7 +42,7 @@ import numpy as np
 
 from edge.outputs.appendlog import AppendLog
 from edge.outputs.base import Output, OutputError
-from edge.results import FaceResult, FrameResult
+from edge.results import Face, FrameResult
 from edge.settings import ConfigError
 
 
@@ -88,7 +88,7 @@ class _Seen:
     gender: str
     first_seen: float
     last_seen: float
-    face: FaceResult
+    face: Face
 
 
 class EventLogOutput(Output):
@@ -175,7 +175,7 @@ class EventLogOutput(Output):
 
     # -- writing -------------------------------------------------------------------------------------
 
-    def event(self, kind: str, face: FaceResult, now: float, index: int, **extra: Any) -> dict[str, Any]:
+    def event(self, kind: str, face: Face, now: float, index: int, **extra: Any) -> dict[str, Any]:
         """The JSON object for one event."""
         record: dict[str, Any] = {
             "event": kind,
@@ -192,7 +192,7 @@ class EventLogOutput(Output):
         record.update(extra)
         return record
 
-    def emit(self, kind: str, face: FaceResult, now: float, index: int, **extra: Any) -> None:
+    def emit(self, kind: str, face: Face, now: float, index: int, **extra: Any) -> None:
         record = self.event(kind, face, now, index, **extra)
         if self._out is not None:
             try:
@@ -213,7 +213,7 @@ class EventLogOutput(Output):
             log.warning("event log: journal send failed (%s); not sending any more", exc)
             self.journal = None
 
-    def _save_face(self, frame: np.ndarray, face: FaceResult, why: str) -> None:
+    def _save_face(self, frame: np.ndarray, face: Face, why: str) -> None:
         """The opt-in face crop, on a new track or a label change only."""
         if self._save_dir is None:
             return
