@@ -36,7 +36,7 @@ from edge.commands import COMMANDS
 from edge.config import DEFAULT_CONFIG, Config, load_config
 from edge.logthrottle import Throttle
 from edge.manifest import ModelError
-from edge.notify import Notifier
+from edge.notify import SYSLOG_IDENTIFIER, Notifier, load_journal
 from edge.outputs.base import Output
 from edge.outputs.group import Outputs
 from edge.outputs.registry import build_outputs
@@ -75,15 +75,11 @@ def make_source(config: Config) -> FrameSource:
 
 def setup_logging(level: str) -> None:
     """Journal under systemd (when systemd-python is there), stderr otherwise."""
-    handler: logging.Handler | None = None
-    if os.environ.get("JOURNAL_STREAM") or os.environ.get("INVOCATION_ID"):
-        try:
-            from systemd.journal import JournalHandler  # type: ignore[import-not-found]
-
-            handler = JournalHandler(SYSLOG_IDENTIFIER="face-emotion")
-        except ImportError:
-            handler = None
-    if handler is None:
+    journal = load_journal(os.environ)
+    handler: logging.Handler
+    if journal is not None:
+        handler = journal.JournalHandler(SYSLOG_IDENTIFIER=SYSLOG_IDENTIFIER)
+    else:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     root = logging.getLogger()

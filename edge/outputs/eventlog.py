@@ -40,6 +40,7 @@ from typing import Any, TextIO
 import cv2
 import numpy as np
 
+from edge.notify import SYSLOG_IDENTIFIER, load_journal
 from edge.outputs.appendlog import AppendLog
 from edge.outputs.base import Output, OutputError
 from edge.results import Face, FrameResult
@@ -61,23 +62,6 @@ class EventLogSettings:
             raise ConfigError(f"lost_after_s: {self.lost_after_s} must not be negative")
 
 log = logging.getLogger(__name__)
-SYSLOG_IDENTIFIER = "face-emotion"
-
-
-def under_systemd(env: Mapping[str, str]) -> bool:
-    """True when systemd started us (it sets INVOCATION_ID, and JOURNAL_STREAM for journal-bound stdio)."""
-    return bool(env.get("INVOCATION_ID") or env.get("JOURNAL_STREAM"))
-
-
-def load_journal(env: Mapping[str, str]) -> Any:
-    """``systemd.journal`` when running under systemd and python3-systemd is installed, else None."""
-    if not under_systemd(env):
-        return None
-    try:
-        import systemd.journal  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    return systemd.journal
 
 
 @dataclass
