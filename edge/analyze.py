@@ -25,6 +25,7 @@ from edge.pipeline import Pipeline
 from edge.results import FrameResult
 from edge.runtime import RuntimeMissing
 from edge.sources import BadImage, ImageSource, OpenCVSource, SourceError, expand_paths, is_video
+from edge.stats import ANALYSIS_STAGES, PIPELINE_STAGES
 from edge.tracking import SmoothingSettings
 
 # Photos larger than this are decoded reduced (JPEG: libjpeg DCT scaling) and scaled to fit, so a 108-megapixel
@@ -38,7 +39,7 @@ def describe(result: FrameResult, path: str) -> str:
         f"[{', '.join(map(str, f.box))}] {f.emotion} {f.emotion_confidence:.2f}, {f.gender} {f.gender_confidence:.2f}"
         for f in result.faces) or "no face"
     t = result.timings_ms
-    timing = " ".join(f"{k} {t[k]:.1f}" for k in ("detect", "crop", "emotion", "gender", "total"))
+    timing = " ".join(f"{k} {t[k]:.1f}" for k in (*ANALYSIS_STAGES, "total"))
     return f"{path}: {len(result.faces)} face(s): {faces}  | ms: {timing}"
 
 
@@ -192,7 +193,7 @@ class Analyzer:
         print(f"error: {message}", file=sys.stderr)
 
     def summary(self) -> str:
-        keys = [k for k in ("convert", "detect", "crop", "emotion", "gender", "track", "total") if self.timings.get(k)]
+        keys = [k for k in (*PIPELINE_STAGES, "total") if self.timings.get(k)]
         parts = [f"{k} {statistics.median(self.timings[k]):.2f}" for k in keys]
         return f"median ms per frame over {len(self.timings.get('total', []))} frame(s): " + ", ".join(parts)
 

@@ -22,6 +22,7 @@ from edge.preprocess import crop_face, to_bgr, to_gray
 from edge.results import Face, FrameResult
 from edge.settings import ConfigError
 from edge.sources import Frame
+from edge.stats import PIPELINE_STAGES
 from edge.tracking import SmoothingSettings, Tracker
 
 
@@ -111,29 +112,26 @@ class Pipeline:
         display frame's. ``now`` (seconds) drives smoothing; it defaults to the
         clock. ``independent`` marks an unrelated photo: no track, raw labels.
         """
-        t0 = _now()
+        stamps = [_now()]  # one after each of PIPELINE_STAGES
         if gray is None:
             gray = to_gray(frame)
-        t1 = _now()
+        stamps.append(_now())
         boxes, detection = self._detect(frame, gray, independent)
-        t2 = _now()
+        stamps.append(_now())
         emotion_faces = [crop_face(gray, crop_box(box, "emotion"), self.emotion.crop) for box in boxes]
         gender_faces = [crop_face(gray, crop_box(box, "gender"), self.gender.crop) for box in boxes]
-        t3 = _now()
+        stamps.append(_now())
         emotion_probs = self.emotion.predict(emotion_faces)
-        t4 = _now()
+        stamps.append(_now())
         gender_probs = self.gender.predict(gender_faces)
-        t5 = _now()
+        stamps.append(_now())
         width, height = int(round(gray.shape[1] * box_scale[0])), int(round(gray.shape[0] * box_scale[1]))
-        faces = self._label(boxes, emotion_probs, gender_probs, t5 if now is None else now, box_scale, independent,
-                            width, height)
-        t6 = _now()
-        result = FrameResult(
-            index=self._index, width=width, height=height, faces=faces, detection=detection,
-            timings_ms={"convert": (t1 - t0) * 1e3, "detect": (t2 - t1) * 1e3, "crop": (t3 - t2) * 1e3,
-                        "emotion": (t4 - t3) * 1e3, "gender": (t5 - t4) * 1e3, "track": (t6 - t5) * 1e3,
-                        "total": (t6 - t0) * 1e3},
-        )
+        faces = self._label(boxes, emotion_probs, gender_probs, stamps[-1] if now is None else now, box_scale,
+                            independent, width, height)
+        stamps.append(_now())
+        timings = {stage: (end - start) * 1e3 for stage, start, end in zip(PIPELINE_STAGES, stamps, stamps[1:])}
+        result = FrameResult(index=self._index, width=width, height=height, faces=faces, detection=detection,
+                             timings_ms=timings | {"total": (stamps[-1] - stamps[0]) * 1e3})
         self._index += 1
         return result
 

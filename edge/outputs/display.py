@@ -30,7 +30,7 @@ from edge.annotate import annotate
 from edge.outputs.base import Output, OutputError
 from edge.results import FrameResult
 from edge.settings import ConfigError
-from edge.stats import LatencyStats
+from edge.stats import LatencyStats, stats_text
 
 
 @dataclass(frozen=True)
@@ -49,12 +49,6 @@ class DisplaySettings:
 
 STATS_REFRESH_S = 0.5  # the fps/latency text changes at most this often: readable, and fewer overlay redraws
 LIVE_VIEW_HINT = "enable [outputs.live_view] to watch from a browser instead"
-
-
-def stats_text(stats: LatencyStats) -> str:
-    """The corner text: frame rate and median pipeline latency, e.g. ``"14.8 fps  38 ms"``."""
-    total = stats.median("total")
-    return f"{stats.fps():.1f} fps  {total:.0f} ms" if total is not None else f"{stats.fps():.1f} fps"
 
 
 class StatsText:
