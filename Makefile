@@ -8,7 +8,7 @@ ANCHORS ?= ../shared/anchors/oarriaga
 PI ?=
 DEPLOY_ARGS ?=
 
-.PHONY: demo test lint eval compare compare-quick bench docs-figures deploy rollback status pi-check pi-boot ha-check clean
+.PHONY: demo test typecheck lint eval compare compare-quick bench docs-figures deploy rollback status pi-check pi-boot ha-check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,12 @@ $(VENV)/.dev-installed: pyproject.toml | $(PY)
 demo: $(VENV)/.edge-installed
 	$(PY) -m edge analyze samples --annotate out/demo
 
-test: $(VENV)/.dev-installed
+test: $(VENV)/.dev-installed typecheck
 	$(PY) -m pytest
+
+# The type hints checked: mypy on edge/ ([tool.mypy] in pyproject.toml); make test runs it first.
+typecheck: $(VENV)/.dev-installed
+	$(PY) -m mypy
 
 # Accuracy of the shipped models on the real datasets, against what models/manifest.json promises.
 eval: $(VENV)/.dev-installed

@@ -14,8 +14,10 @@ import statistics
 import sys
 from collections import defaultdict
 from pathlib import Path
+from typing import Literal
 
 import cv2
+import numpy as np
 
 from edge.annotate import annotate
 from edge.cli import add_settings_options, settings_from
@@ -94,7 +96,7 @@ class Analyzer:
                 if out is not None:
                     self._write_picture(out, annotate(frame.image, result))
 
-    def _write_picture(self, out: Path, image) -> None:
+    def _write_picture(self, out: Path, image: np.ndarray) -> None:
         try:
             written = cv2.imwrite(str(out), image)
         except cv2.error:  # e.g. an extension OpenCV has no writer for
@@ -159,12 +161,12 @@ class Analyzer:
             print(f"{path}: {frames} frames, {faces} faces, {len(last)} tracks, {changes} emotion label changes "
                   f"({rate:.2f} per track-second)")
 
-    def _open_writer(self, path: Path, fps: float, shape: tuple[int, ...]):
+    def _open_writer(self, path: Path, fps: float, shape: tuple[int, ...]) -> cv2.VideoWriter | Literal[False]:
         """An opened VideoWriter for the annotated copy, or False (after one error line) when there is none."""
         out = self._out_path(path, ".mp4")
         if out is None:
             return False
-        writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, (shape[1], shape[0]))
+        writer = cv2.VideoWriter(str(out), cv2.VideoWriter.fourcc(*"mp4v"), fps, (shape[1], shape[0]))
         if not writer.isOpened():
             writer.release()
             self.error(f"{out}: cannot open a video writer there; {path} is analysed without its annotated copy")

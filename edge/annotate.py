@@ -138,7 +138,7 @@ def layout(result: FrameResult, frame: tuple[int, int], stats: str | None = None
         text = label_text(face)
         bold = face.emotion_confidence >= BOLD_FROM
         scale = _fit_scale(text, base_scale, width, bold)
-        rect = place_label(_text_size(text, scale, bold), tuple(int(v) for v in face.box), frame,
+        rect = place_label(_text_size(text, scale, bold), face.box, frame,
                            [t.rect for t in tags])
         tags.append(Tag(text, rect, scale, GENDER_COLORS_BGR.get(face.gender, UNKNOWN_COLOR_BGR),
                         label_alpha(face.emotion_confidence), bold))

@@ -26,11 +26,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from edge.detectors import DetectorSettings
+from edge.detectors.settings import Backend
 from edge.imagefile import ANALYZE_FIT, ImageFileError, read_image_sized
 from edge.pipeline import ModelSettings, Pipeline
 from edge.results import Face, FrameResult, frame_dict
@@ -111,7 +112,7 @@ class FaceAnalyzer:
         self._settings = ModelSettings(dir=str(models) if models else "", variant=variant, threads=threads)
         self._settings.validate()
         if backend is not None:  # the detector backend by name ("haar", "blazeface"), other settings as given
-            detector = replace(detector or DetectorSettings(), backend=backend)
+            detector = replace(detector or DetectorSettings(), backend=cast(Backend, backend))  # checked next line
             detector.validate()
         self._detector = detector
         self.smoothing = smoothing or SmoothingSettings()

@@ -32,6 +32,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from edge.commands import COMMANDS
 from edge.config import DEFAULT_CONFIG, Config, load_config
 from edge.logthrottle import Throttle
@@ -42,6 +44,7 @@ from edge.outputs.group import Outputs
 from edge.outputs.registry import build_outputs
 from edge.picamera2_version import picamera2_problem
 from edge.pipeline import Pipeline
+from edge.results import FrameResult
 from edge.runtime import RuntimeMissing
 from edge.settings import ConfigError
 from edge.sources import (
@@ -203,7 +206,7 @@ class Daemon:
 
         assert self.pipeline is not None
         detector = self.config.detector
-        backend = detector.backend
+        backend: str = detector.backend
         if backend == "blazeface":
             words = {"full": "full range, int8", "full_float32": "full range, float32", "short": "short range"}
             small = ", small faces" if detector.blazeface.small_faces else ""
@@ -290,7 +293,7 @@ class Daemon:
                 self.stop_event.wait(max(0.0, pace - (time.perf_counter() - started)))
         return EXIT_OK
 
-    def _update_outputs(self, image, result) -> None:
+    def _update_outputs(self, image: np.ndarray, result: FrameResult) -> None:
         if self.outputs is not None:
             self.outputs.update(image, result)
 

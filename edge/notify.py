@@ -32,7 +32,7 @@ def load_journal(env: Mapping[str, str]) -> Any:
     if not under_systemd(env):
         return None
     try:
-        import systemd.journal  # type: ignore[import-not-found]
+        import systemd.journal
     except ImportError:
         return None
     return systemd.journal
@@ -40,10 +40,11 @@ def load_journal(env: Mapping[str, str]) -> Any:
 
 def _systemd_notify() -> Callable[[str], bool] | None:
     try:
-        from systemd import daemon  # type: ignore[import-not-found]
+        import systemd.daemon  # (not `from systemd import daemon`: mypy reads the repo's systemd/ folder as it)
     except ImportError:
         return None
-    return daemon.notify
+    notify: Callable[[str], bool] = systemd.daemon.notify
+    return notify
 
 
 class Notifier:

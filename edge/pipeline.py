@@ -23,7 +23,7 @@ from edge.results import Face, FrameResult
 from edge.settings import ConfigError
 from edge.sources import Frame
 from edge.stats import PIPELINE_STAGES
-from edge.tracking import SmoothingSettings, Tracker
+from edge.tracking import Box, SmoothingSettings, Track, Tracker
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,7 @@ class Pipeline:
         self._index += 1
         return result
 
-    def _detect(self, frame: np.ndarray, gray: np.ndarray, independent: bool) -> tuple[list, str]:
+    def _detect(self, frame: np.ndarray, gray: np.ndarray, independent: bool) -> tuple[list[Box], str]:
         """Boxes in ``gray``'s coordinates, by :class:`~edge.detectors.schedule.ScanSchedule` (full scan or search).
 
         A detector that wants colour gets the BGR frame when it has ``gray``'s
@@ -146,11 +146,11 @@ class Pipeline:
         tracked = None if independent or self.tracker is None else [t.box for t in self.tracker.tracks]
         return self.schedule.scan(image, tracked)
 
-    def _label(self, boxes, emotion_probs, gender_probs, now, box_scale, independent, width: int,
-               height: int) -> list[Face]:
+    def _label(self, boxes: list[Box], emotion_probs: np.ndarray, gender_probs: np.ndarray, now: float,
+               box_scale: tuple[float, float], independent: bool, width: int, height: int) -> list[Face]:
         e_labels, g_labels = self.emotion.labels, self.gender.labels
-        tracking = self.tracker is not None and not independent
-        tracks = self.tracker.assign(boxes, now) if tracking else [None] * len(boxes)
+        tracker = None if independent else self.tracker
+        tracks: list[Track] | list[None] = tracker.assign(boxes, now) if tracker is not None else [None] * len(boxes)
         faces = []
         for box, e_raw, g_raw, track in zip(boxes, emotion_probs, gender_probs, tracks):
             e_index, e_probs = int(np.argmax(e_raw)), e_raw

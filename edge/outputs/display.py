@@ -111,7 +111,7 @@ class DisplayOutput(Output):
             self._start_window()
 
     def _start_overlay(self) -> None:
-        kind = self.settings.preview
+        kind: str = self.settings.preview
         if kind == "auto":
             kind = "qtgl" if self._desktop() else "drm" if self._drm() else ""
         if not kind:
@@ -123,7 +123,7 @@ class DisplayOutput(Output):
         if kind == "drm" and not self._drm():
             raise OutputError(f'display: preview "drm" needs a DRM device ({self.dri_dir}/card*); {LIVE_VIEW_HINT}')
         try:
-            from picamera2 import Preview  # type: ignore[import-not-found]
+            from picamera2 import Preview
         except ImportError:
             raise OutputError("display: picamera2 is not installed (on a Pi: sudo apt install python3-picamera2)") \
                 from None
