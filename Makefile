@@ -28,7 +28,8 @@ demo: $(VENV)/.edge-installed
 test: $(VENV)/.dev-installed typecheck
 	$(PY) -m pytest
 
-# The type hints checked: mypy on edge/ ([tool.mypy] in pyproject.toml); make test runs it first.
+# The type hints checked: mypy on edge/ (strict), train_host/ and quantize/ ([tool.mypy] in pyproject.toml);
+# make test runs it first.
 typecheck: $(VENV)/.dev-installed
 	$(PY) -m mypy
 
@@ -101,4 +102,4 @@ ha-check: $(VENV)/.dev-installed
 	$(PY) -m tools.ha_check $(HA_CHECK_ARGS)
 
 clean:
-	rm -rf out .pytest_cache .ruff_cache
+	rm -rf out .pytest_cache .ruff_cache .mypy_cache
