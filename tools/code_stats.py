@@ -25,6 +25,7 @@ from tests.test_architecture import PACKAGES, cycles, graph, module_name, upward
 
 def functions(path: Path) -> list[tuple[int, str]]:
     """(lines, ``module:qualified.name``) of every function and method in ``path``."""
+    path = path.resolve()
     tree = ast.parse(path.read_text())
     found: list[tuple[int, str]] = []
 
