@@ -8,7 +8,7 @@ ANCHORS ?= ../shared/anchors/oarriaga
 PI ?=
 DEPLOY_ARGS ?=
 
-.PHONY: demo test wheel lint eval compare compare-quick bench docs-figures deploy rollback status pi-check pi-boot ha-check clean
+.PHONY: demo test typecheck wheel lint eval compare compare-quick bench docs-figures deploy rollback status pi-check pi-boot ha-check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ $(VENV)/.dev-installed: pyproject.toml | $(PY)
 demo: $(VENV)/.edge-installed
 	$(PY) -m edge analyze samples --annotate out/demo
 
-test: $(VENV)/.dev-installed
+test: $(VENV)/.dev-installed typecheck
 	$(PY) -m pytest
 
 # The wheel (edge + models + a few samples) into dist/, built as `make deploy` builds it (deploy/bundle.py: from
@@ -36,6 +36,11 @@ WHEEL_PIP_ARGS ?=
 wheel: $(VENV)/.edge-installed
 	$(PY) -m pip install -q $(WHEEL_PIP_ARGS) 'setuptools>=77'
 	$(PY) -c 'from pathlib import Path; from deploy.bundle import build_wheel; print(build_wheel(Path("."), Path("dist")))'
+
+# The type hints checked: mypy on edge/ (strict), train_host/ and quantize/ ([tool.mypy] in pyproject.toml);
+# make test runs it first.
+typecheck: $(VENV)/.dev-installed
+	$(PY) -m mypy
 
 # Accuracy of the shipped models on the real datasets, against what models/manifest.json promises.
 eval: $(VENV)/.dev-installed
@@ -106,4 +111,4 @@ ha-check: $(VENV)/.dev-installed
 	$(PY) -m tools.ha_check $(HA_CHECK_ARGS)
 
 clean:
-	rm -rf out .pytest_cache .ruff_cache
+	rm -rf out .pytest_cache .ruff_cache .mypy_cache

@@ -11,16 +11,16 @@ stderr when that is a terminal, never in a pipe or a log, nor with ``-q``.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import Literal, TextIO
 
 import cv2
+import numpy as np
 
 from edge.annotate import annotate
 from edge.cli import add_settings_options, settings_from
@@ -30,8 +30,18 @@ from edge.pipeline import Pipeline
 from edge.results import FrameResult
 from edge.runtime import RuntimeMissing
 from edge.sources import BadImage, ImageSource, OpenCVSource, SourceError, expand_paths, is_video
+from edge.stats import ANALYSIS_STAGES, PIPELINE_STAGES
 from edge.tracking import SmoothingSettings
-from edge.videowriter import CODECS, NO_H264, VideoFormat, VideoWriterError, choose_format, h264_available, open_writer
+from edge.videowriter import (
+    CODECS,
+    NO_H264,
+    VideoFormat,
+    VideoWriterError,
+    Writer,
+    choose_format,
+    h264_available,
+    open_writer,
+)
 
 # Photos larger than this are decoded reduced (JPEG: libjpeg DCT scaling) and scaled to fit, so a 108-megapixel
 # photo never needs its full-size pixels in memory; boxes are printed in the photo's own pixels.
@@ -44,7 +54,7 @@ def describe(result: FrameResult, path: str) -> str:
         f"[{', '.join(map(str, f.box))}] {f.emotion} {f.emotion_confidence:.2f}, {f.gender} {f.gender_confidence:.2f}"
         for f in result.faces) or "no face"
     t = result.timings_ms
-    timing = " ".join(f"{k} {t[k]:.1f}" for k in ("detect", "crop", "emotion", "gender", "total"))
+    timing = " ".join(f"{k} {t[k]:.1f}" for k in (*ANALYSIS_STAGES, "total"))
     return f"{path}: {len(result.faces)} face(s): {faces}  | ms: {timing}"
 
 
@@ -134,14 +144,14 @@ class Analyzer:
             result = self.pipeline.process_frame(frame)
             self._record(result)
             reported = result.in_size(*frame.original) if frame.original else result  # the photo's own pixels
-            print(json.dumps(reported.to_json(frame.path)) if self.as_json else describe(reported, str(frame.path)))
+            print(reported.to_json(frame.path) if self.as_json else describe(reported, str(frame.path)))
             if self.annotate_to is not None:
                 out = self._out_path(Path(str(frame.path)), ".png" if Path(str(frame.path)).suffix.lower()
                                      in (".pgm", ".ppm", ".tif", ".tiff") else None)
                 if out is not None:
                     self._write_picture(out, annotate(frame.image, result))
 
-    def _write_picture(self, out: Path, image) -> None:
+    def _write_picture(self, out: Path, image: np.ndarray) -> None:
         try:
             written = cv2.imwrite(str(out), image)
         except cv2.error:  # e.g. an extension OpenCV has no writer for
@@ -185,7 +195,7 @@ class Analyzer:
                     last[face.track] = face.emotion
                     track_frames[face.track] += 1
                 if self.as_json:
-                    print(json.dumps(result.to_json(str(path))))
+                    print(result.to_json(str(path)))
                 if self.annotate_to is not None and writer is not False:
                     image = annotate(frame.image, result)
                     if writer is None:
@@ -211,7 +221,7 @@ class Analyzer:
             print(f"{path}: {frames} frames, {faces} faces, {len(last)} tracks, {changes} emotion label changes "
                   f"({rate:.2f} per track-second)")
 
-    def _open_writer(self, path: Path, fps: float, shape: tuple[int, ...]):
+    def _open_writer(self, path: Path, fps: float, shape: tuple[int, ...]) -> Writer | Literal[False]:
         """An opened writer for the annotated copy (see :mod:`edge.videowriter`), or False after one error line."""
         named = None if self._to_folder() else self.annotate_to.suffix if self.annotate_to else None
         try:
@@ -258,7 +268,7 @@ class Analyzer:
         print(f"error: {message}", file=sys.stderr)
 
     def summary(self) -> str:
-        keys = [k for k in ("convert", "detect", "crop", "emotion", "gender", "track", "total") if self.timings.get(k)]
+        keys = [k for k in (*PIPELINE_STAGES, "total") if self.timings.get(k)]
         parts = [f"{k} {statistics.median(self.timings[k]):.2f}" for k in keys]
         return f"median ms per frame over {len(self.timings.get('total', []))} frame(s): " + ", ".join(parts)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edge.results import FaceResult, FrameResult
+from edge.results import Face, FrameResult
 
 GENDER_COLORS_BGR = {"man": (255, 0, 0), "woman": (0, 0, 255)}
 UNKNOWN_COLOR_BGR = (0, 200, 0)
@@ -42,7 +42,7 @@ def label_alpha(confidence: float) -> float:
     return MIN_ALPHA + (1.0 - MIN_ALPHA) * min(1.0, max(0.0, float(confidence)))
 
 
-def label_text(face: FaceResult) -> str:
+def label_text(face: Face) -> str:
     track = f"#{face.track} " if face.track is not None else ""
     return f"{track}{face.emotion} {face.emotion_confidence:.2f} / {face.gender}"
 
@@ -138,7 +138,7 @@ def layout(result: FrameResult, frame: tuple[int, int], stats: str | None = None
         text = label_text(face)
         bold = face.emotion_confidence >= BOLD_FROM
         scale = _fit_scale(text, base_scale, width, bold)
-        rect = place_label(_text_size(text, scale, bold), tuple(int(v) for v in face.box), frame,
+        rect = place_label(_text_size(text, scale, bold), face.box, frame,
                            [t.rect for t in tags])
         tags.append(Tag(text, rect, scale, GENDER_COLORS_BGR.get(face.gender, UNKNOWN_COLOR_BGR),
                         label_alpha(face.emotion_confidence), bold))

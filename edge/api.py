@@ -14,7 +14,8 @@ track ids across frames and smooths the labels, as the service does.
 
 This module is a thin layer over :class:`edge.pipeline.Pipeline`; the results
 are plain dataclasses whose ``to_dict()`` is the object ``python -m edge
-analyze --json`` prints for the same picture.
+analyze --json`` prints for the same picture. Their faces are the pipeline's
+own :class:`edge.results.Face` (re-exported here), so there is one face type.
 """
 
 from __future__ import annotations
@@ -25,68 +26,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from edge.detectors import DetectorSettings
+from edge.detectors.settings import Backend
 from edge.imagefile import ANALYZE_FIT, ImageFileError, read_image_sized
 from edge.pipeline import ModelSettings, Pipeline
-from edge.results import FaceResult, FrameResult
+from edge.results import Face, FrameResult, frame_dict
 from edge.settings import from_mapping
 from edge.sources import BadImage, OpenCVSource, checked_frame
 from edge.tracking import SmoothingSettings
 
 __all__ = ["BadImage", "Face", "FaceAnalyzer", "ImageResult", "Stream", "analyze_image"]
-
-
-@dataclass(frozen=True)
-class Face:
-    """One face: where it is, what the models say, and (in a stream) which track it belongs to.
-
-    ``box`` is ``(x, y, width, height)`` in the image's pixels. ``emotion`` and
-    ``gender`` are the labels shown; their ``*_scores`` map every label to a
-    probability. In a stream they are the smoothed values and ``track`` is a
-    stable id; for a photo they are the models' raw output and ``track`` is None.
-    """
-
-    box: tuple[int, int, int, int]
-    emotion: str
-    emotion_scores: dict[str, float]
-    gender: str
-    gender_scores: dict[str, float]
-    track: int | None = None
-
-    @property
-    def emotion_confidence(self) -> float:
-        """Probability of the emotion label shown (0..1)."""
-        return float(self.emotion_scores.get(self.emotion, 0.0))
-
-    @property
-    def gender_confidence(self) -> float:
-        """Probability of the gender label shown (0..1)."""
-        return float(self.gender_scores.get(self.gender, 0.0))
-
-    @staticmethod
-    def from_result(face: FaceResult) -> Face:
-        return Face(box=tuple(int(v) for v in face.box), emotion=face.emotion,  # type: ignore[arg-type]
-                    emotion_scores=dict(face.emotion_scores), gender=face.gender,
-                    gender_scores=dict(face.gender_scores), track=face.track)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain types only (lists, floats rounded to 4 places), ready for ``json.dumps``."""
-        return {
-            "box": list(self.box),
-            "track": self.track,
-            "emotion": self.emotion,
-            "emotion_scores": {k: round(float(v), 4) for k, v in self.emotion_scores.items()},
-            "gender": self.gender,
-            "gender_scores": {k: round(float(v), 4) for k, v in self.gender_scores.items()},
-        }
-
-    def to_json(self, **dumps: Any) -> str:
-        """``to_dict()`` as a JSON string; keyword arguments go to :func:`json.dumps` (e.g. ``indent=2``)."""
-        return json.dumps(self.to_dict(), **dumps)
 
 
 @dataclass(frozen=True)
@@ -112,20 +65,12 @@ class ImageResult:
 
     @staticmethod
     def from_result(result: FrameResult, path: str | None = None, frame: int | None = None) -> ImageResult:
-        return ImageResult(faces=[Face.from_result(f) for f in result.faces], width=result.width,
-                           height=result.height, path=path, frame=result.index if frame is None else frame,
-                           timings_ms=dict(result.timings_ms))
+        return ImageResult(faces=list(result.faces), width=result.width, height=result.height, path=path,
+                           frame=result.index if frame is None else frame, timings_ms=dict(result.timings_ms))
 
     def to_dict(self) -> dict[str, Any]:
-        """The same object ``python -m edge analyze --json`` prints for this image, plus its size."""
-        return {
-            "path": self.path,
-            "frame": self.frame,
-            "width": self.width,
-            "height": self.height,
-            "faces": [face.to_dict() for face in self.faces],
-            "timings_ms": {k: round(float(v), 3) for k, v in self.timings_ms.items()},
-        }
+        """The same object ``python -m edge analyze --json`` prints for this image (its size included)."""
+        return frame_dict(self.path, self.frame, self.width, self.height, self.faces, self.timings_ms)
 
     def to_json(self, **dumps: Any) -> str:
         """``to_dict()`` as a JSON string; keyword arguments go to :func:`json.dumps`."""
@@ -169,7 +114,7 @@ class FaceAnalyzer:
         self._settings = from_mapping(ModelSettings, {"dir": str(models) if models else "", "variant": variant,
                                                       "threads": threads, "flip_average": flip_average}, "models")
         if backend is not None:  # the detector backend by name ("haar", "blazeface"), other settings as given
-            detector = replace(detector or DetectorSettings(), backend=backend)
+            detector = replace(detector or DetectorSettings(), backend=cast(Backend, backend))  # checked next line
             detector.validate()
         self._detector = detector
         self.smoothing = smoothing or SmoothingSettings()

@@ -60,7 +60,7 @@ def detector_line(config: Config, manifest: Manifest) -> str:
     settings = config.detector
     backend = settings.backend
     if backend == "haar":
-        file = manifest.cascade_path()
+        file = str(manifest.cascade_path())
         knobs = f"scale {settings.scale_factor}, min_neighbors {settings.min_neighbors}, min_size {settings.min_size}"
     else:  # blazeface: the whole-frame model, plus the short-range one for searches near faces and fallback
         blaze = settings.blazeface

@@ -74,7 +74,7 @@ def _options(cls: type, key: str, instance: Any) -> list[Option]:
     out: list[Option] = []
     for f in dataclasses.fields(cls):
         tp, default, sub = hints[f.name], getattr(instance, f.name), f"{key}.{f.name}"
-        if dataclasses.is_dataclass(tp):
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             out += _options(tp, sub, default)
         else:
             out.append(Option(sub, _flag(sub), tp, default))

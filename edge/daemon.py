@@ -33,17 +33,20 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from edge.commands import COMMANDS
 from edge.config import ENV_VAR, Config, find_config, load_config
 from edge.logthrottle import Throttle
 from edge.manifest import ModelError
-from edge.notify import Notifier
+from edge.notify import SYSLOG_IDENTIFIER, Notifier, load_journal
 from edge.outputs.base import Output
 from edge.outputs.group import Outputs
 from edge.outputs.registry import build_outputs
 from edge.picamera2_version import picamera2_problem
 from edge.pipeline import Pipeline
 from edge.quickstart import add_quickstart_options, apply, browser_url, wanted
+from edge.results import FrameResult
 from edge.runtime import RuntimeMissing
 from edge.settings import ConfigError
 from edge.sources import BadImage, CameraLost, FrameSource, SourceError, make_source
@@ -59,15 +62,11 @@ OPEN_ALLOWANCE_S = 30.0
 
 def setup_logging(level: str) -> None:
     """Journal under systemd (when systemd-python is there), stderr otherwise."""
-    handler: logging.Handler | None = None
-    if os.environ.get("JOURNAL_STREAM") or os.environ.get("INVOCATION_ID"):
-        try:
-            from systemd.journal import JournalHandler  # type: ignore[import-not-found]
-
-            handler = JournalHandler(SYSLOG_IDENTIFIER="face-emotion")
-        except ImportError:
-            handler = None
-    if handler is None:
+    journal = load_journal(os.environ)
+    handler: logging.Handler
+    if journal is not None:
+        handler = journal.JournalHandler(SYSLOG_IDENTIFIER=SYSLOG_IDENTIFIER)
+    else:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     root = logging.getLogger()
@@ -204,7 +203,7 @@ class Daemon:
 
         assert self.pipeline is not None
         detector = self.config.detector
-        backend = detector.backend
+        backend: str = detector.backend
         if backend == "blazeface":
             words = {"full": "full range, int8", "full_float32": "full range, float32", "short": "short range"}
             small = ", small faces" if detector.blazeface.small_faces else ""
@@ -291,7 +290,7 @@ class Daemon:
                 self.stop_event.wait(max(0.0, pace - (time.perf_counter() - started)))
         return EXIT_OK
 
-    def _update_outputs(self, image, result) -> None:
+    def _update_outputs(self, image: np.ndarray, result: FrameResult) -> None:
         if self.outputs is not None:
             self.outputs.update(image, result)
 

@@ -12,15 +12,39 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
+
+SYSLOG_IDENTIFIER = "face-emotion"  # the journal's name for the service's log lines and face events
+
+
+def under_systemd(env: Mapping[str, str]) -> bool:
+    """True when systemd started us (it sets INVOCATION_ID, and JOURNAL_STREAM for journal-bound stdio)."""
+    return bool(env.get("INVOCATION_ID") or env.get("JOURNAL_STREAM"))
+
+
+def load_journal(env: Mapping[str, str]) -> Any:
+    """``systemd.journal`` when running under systemd and python3-systemd is installed, else None.
+
+    The one place that decides: the service's log handler (:func:`edge.daemon.setup_logging`) and the
+    event log's structured entries (:mod:`edge.outputs.eventlog`) both ask here.
+    """
+    if not under_systemd(env):
+        return None
+    try:
+        import systemd.journal
+    except ImportError:
+        return None
+    return systemd.journal
 
 
 def _systemd_notify() -> Callable[[str], bool] | None:
     try:
-        from systemd import daemon  # type: ignore[import-not-found]
+        import systemd.daemon  # (not `from systemd import daemon`: mypy reads the repo's systemd/ folder as it)
     except ImportError:
         return None
-    return daemon.notify
+    notify: Callable[[str], bool] = systemd.daemon.notify
+    return notify
 
 
 class Notifier:

@@ -61,7 +61,7 @@ def picamera2_problem() -> str | None:
             return None
         found = f"picamera2 {version}"
     else:
-        from picamera2 import Picamera2  # type: ignore[import-not-found]
+        from picamera2 import Picamera2
 
         capture = getattr(Picamera2, "captured_request", None)
         has_wait = capture is not None and "wait" in inspect.signature(capture).parameters

@@ -19,10 +19,11 @@ from edge.classifier import Classifier
 from edge.detectors import Detector, DetectorSettings, ScanSchedule, crop_box, make_detector
 from edge.manifest import Manifest, ModelEntry, default_models_dir
 from edge.preprocess import crop_face, to_bgr, to_gray
-from edge.results import FaceResult, FrameResult
+from edge.results import Face, FrameResult
 from edge.settings import ConfigError
 from edge.sources import Frame
-from edge.tracking import SmoothingSettings, Tracker
+from edge.stats import PIPELINE_STAGES
+from edge.tracking import Box, SmoothingSettings, Track, Tracker
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def clip_box(box: tuple[int, int, int, int], width: int, height: int) -> tuple[i
     x, y, w, h = box
     x0, y0 = min(max(x, 0), width - 1), min(max(y, 0), height - 1)
     x1, y1 = max(min(x + w, width), x0 + 1), max(min(y + h, height), y0 + 1)
-    return x0, y0, x1 - x0, y1 - y0
+    return int(x0), int(y0), int(x1 - x0), int(y1 - y0)  # plain ints, whatever the detector's type
 
 
 def _now() -> float:
@@ -111,33 +112,30 @@ class Pipeline:
         display frame's. ``now`` (seconds) drives smoothing; it defaults to the
         clock. ``independent`` marks an unrelated photo: no track, raw labels.
         """
-        t0 = _now()
+        stamps = [_now()]  # one after each of PIPELINE_STAGES
         if gray is None:
             gray = to_gray(frame)
-        t1 = _now()
+        stamps.append(_now())
         boxes, detection = self._detect(frame, gray, independent)
-        t2 = _now()
+        stamps.append(_now())
         emotion_faces = [crop_face(gray, crop_box(box, "emotion"), self.emotion.crop) for box in boxes]
         gender_faces = [crop_face(gray, crop_box(box, "gender"), self.gender.crop) for box in boxes]
-        t3 = _now()
+        stamps.append(_now())
         emotion_probs = self.emotion.predict(emotion_faces)
-        t4 = _now()
+        stamps.append(_now())
         gender_probs = self.gender.predict(gender_faces)
-        t5 = _now()
+        stamps.append(_now())
         width, height = int(round(gray.shape[1] * box_scale[0])), int(round(gray.shape[0] * box_scale[1]))
-        faces = self._label(boxes, emotion_probs, gender_probs, t5 if now is None else now, box_scale, independent,
-                            width, height)
-        t6 = _now()
-        result = FrameResult(
-            index=self._index, width=width, height=height, faces=faces, detection=detection,
-            timings_ms={"convert": (t1 - t0) * 1e3, "detect": (t2 - t1) * 1e3, "crop": (t3 - t2) * 1e3,
-                        "emotion": (t4 - t3) * 1e3, "gender": (t5 - t4) * 1e3, "track": (t6 - t5) * 1e3,
-                        "total": (t6 - t0) * 1e3},
-        )
+        faces = self._label(boxes, emotion_probs, gender_probs, stamps[-1] if now is None else now, box_scale,
+                            independent, width, height)
+        stamps.append(_now())
+        timings = {stage: (end - start) * 1e3 for stage, start, end in zip(PIPELINE_STAGES, stamps, stamps[1:])}
+        result = FrameResult(index=self._index, width=width, height=height, faces=faces, detection=detection,
+                             timings_ms=timings | {"total": (stamps[-1] - stamps[0]) * 1e3})
         self._index += 1
         return result
 
-    def _detect(self, frame: np.ndarray, gray: np.ndarray, independent: bool) -> tuple[list, str]:
+    def _detect(self, frame: np.ndarray, gray: np.ndarray, independent: bool) -> tuple[list[Box], str]:
         """Boxes in ``gray``'s coordinates, by :class:`~edge.detectors.schedule.ScanSchedule` (full scan or search).
 
         A detector that wants colour gets the BGR frame when it has ``gray``'s
@@ -148,11 +146,11 @@ class Pipeline:
         tracked = None if independent or self.tracker is None else [t.box for t in self.tracker.tracks]
         return self.schedule.scan(image, tracked)
 
-    def _label(self, boxes, emotion_probs, gender_probs, now, box_scale, independent, width: int,
-               height: int) -> list[FaceResult]:
+    def _label(self, boxes: list[Box], emotion_probs: np.ndarray, gender_probs: np.ndarray, now: float,
+               box_scale: tuple[float, float], independent: bool, width: int, height: int) -> list[Face]:
         e_labels, g_labels = self.emotion.labels, self.gender.labels
-        tracking = self.tracker is not None and not independent
-        tracks = self.tracker.assign(boxes, now) if tracking else [None] * len(boxes)
+        tracker = None if independent else self.tracker
+        tracks: list[Track] | list[None] = tracker.assign(boxes, now) if tracker is not None else [None] * len(boxes)
         faces = []
         for box, e_raw, g_raw, track in zip(boxes, emotion_probs, gender_probs, tracks):
             e_index, e_probs = int(np.argmax(e_raw)), e_raw
@@ -164,7 +162,7 @@ class Pipeline:
             shown = box if box_scale == (1.0, 1.0) else (
                 int(round(box[0] * sx)), int(round(box[1] * sy)), int(round(box[2] * sx)), int(round(box[3] * sy)))
             shown = clip_box(shown, width, height)
-            faces.append(FaceResult(
+            faces.append(Face(
                 box=shown, track=None if track is None else track.id,
                 emotion=e_labels[e_index], emotion_scores=dict(zip(e_labels, map(float, e_probs))),
                 gender=g_labels[g_index], gender_scores=dict(zip(g_labels, map(float, g_probs))),

@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 
-@dataclass
-class FaceResult:
-    """One face in one frame.
+@dataclass(frozen=True)
+class Face:
+    """One face: where it is, what the models say, and (in a stream) which track it belongs to.
 
-    ``emotion``/``gender`` and their scores are the smoothed values when the
-    pipeline tracks (video, camera) and the raw model output otherwise.
+    The one face type: the pipeline returns it, the outputs read it and the
+    Python API (:mod:`edge.api`) hands it to callers. ``box`` is ``(x, y,
+    width, height)`` in the frame's pixels. ``emotion``/``gender`` are the
+    labels shown and their ``*_scores`` map every label to a probability: the
+    smoothed values when the pipeline tracks (video, camera; ``track`` is then
+    a stable id) and the models' raw output otherwise (``track`` None).
     """
 
-    box: tuple[int, int, int, int]  # x, y, w, h in frame pixels
-    track: int | None
+    box: tuple[int, int, int, int]
     emotion: str
     emotion_scores: dict[str, float]
     gender: str
     gender_scores: dict[str, float]
+    track: int | None = None
 
     @property
     def area(self) -> int:
@@ -27,14 +33,16 @@ class FaceResult:
 
     @property
     def emotion_confidence(self) -> float:
+        """Probability of the emotion label shown (0..1)."""
         return float(self.emotion_scores.get(self.emotion, 0.0))
 
     @property
     def gender_confidence(self) -> float:
+        """Probability of the gender label shown (0..1)."""
         return float(self.gender_scores.get(self.gender, 0.0))
 
-    def to_json(self) -> dict:
-        """The face as the CLI's ``--json`` prints it."""
+    def to_dict(self) -> dict[str, Any]:
+        """The face as ``python -m edge analyze --json`` prints it: plain types, scores rounded to 4 places."""
         return {
             "box": [int(v) for v in self.box],
             "track": self.track,
@@ -44,6 +52,27 @@ class FaceResult:
             "gender_scores": {k: round(float(v), 4) for k, v in self.gender_scores.items()},
         }
 
+    def to_json(self, **dumps: Any) -> str:
+        """``to_dict()`` as a JSON string; keyword arguments go to :func:`json.dumps` (e.g. ``indent=2``)."""
+        return json.dumps(self.to_dict(), **dumps)
+
+
+# The name the outputs have imported so far; the same class, kept while they move (issue 31).
+FaceResult = Face
+
+
+def frame_dict(path: str | None, frame: int, width: int, height: int, faces: list[Face],
+               timings_ms: dict[str, float]) -> dict[str, Any]:
+    """One JSON object per frame, as ``python -m edge analyze --json`` prints it (boxes in its width x height)."""
+    return {
+        "path": path,
+        "frame": frame,
+        "width": width,
+        "height": height,
+        "faces": [face.to_dict() for face in faces],
+        "timings_ms": {k: round(float(v), 3) for k, v in timings_ms.items()},
+    }
+
 
 @dataclass
 class FrameResult:
@@ -52,12 +81,12 @@ class FrameResult:
     index: int
     width: int
     height: int
-    faces: list[FaceResult] = field(default_factory=list)
+    faces: list[Face] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
     detection: str = "full"  # "full" scan, "roi" (around tracked faces) or "skip" (nobody tracked)
 
     @property
-    def largest(self) -> FaceResult | None:
+    def largest(self) -> Face | None:
         """The face with the largest box (the one LEDs show), or None."""
         return max(self.faces, key=lambda f: f.area, default=None)
 
@@ -76,13 +105,10 @@ class FrameResult:
         faces = [replace(face, box=scaled(face.box)) for face in self.faces]
         return replace(self, width=width, height=height, faces=faces)
 
-    def to_json(self, path: str | None = None) -> dict:
-        """One JSON object per frame, as ``python -m edge analyze --json`` prints it (boxes in its width x height)."""
-        return {
-            "path": path,
-            "frame": self.index,
-            "width": self.width,
-            "height": self.height,
-            "faces": [face.to_json() for face in self.faces],
-            "timings_ms": {k: round(float(v), 3) for k, v in self.timings_ms.items()},
-        }
+    def to_dict(self, path: str | None = None) -> dict[str, Any]:
+        """The frame as ``python -m edge analyze --json`` prints it, ``path`` naming the picture or video."""
+        return frame_dict(path, self.index, self.width, self.height, self.faces, self.timings_ms)
+
+    def to_json(self, path: str | None = None, **dumps: Any) -> str:
+        """``to_dict(path)`` as a JSON string; keyword arguments go to :func:`json.dumps`."""
+        return json.dumps(self.to_dict(path), **dumps)

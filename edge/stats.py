@@ -12,7 +12,13 @@ import time
 from collections import defaultdict, deque
 
 PAPER_SECONDS_PER_FRAME = 0.22
-STAGES = ("capture", "convert", "detect", "crop", "emotion", "gender", "track", "outputs", "frame")
+# Every stage name, declared once and imported by the pipeline, analyze, the bench's tables and the service.
+# Where a frame's analysis spends its time: the detector, the face crops and the two classifiers.
+ANALYSIS_STAGES = ("detect", "crop", "emotion", "gender")
+# What Pipeline.process times, in order (``convert`` to gray before, ``track`` after); ``total`` is their sum.
+PIPELINE_STAGES = ("convert", *ANALYSIS_STAGES, "track")
+# The service's frame: the camera read before the pipeline, the outputs after; ``frame`` is the whole of it.
+STAGES = ("capture", *PIPELINE_STAGES, "outputs", "frame")
 
 
 class LatencyStats:
@@ -57,3 +63,10 @@ class LatencyStats:
         factor = self.paper_factor()
         return (f"{self.fps():.1f} fps, {frame:.0f} ms/frame"
                 + (f", {factor:.0f}x the paper's i5 speed" if factor else ""))
+
+
+def stats_text(stats: LatencyStats) -> str:
+    """The corner text of the screen and the live view: frame rate and median pipeline latency, e.g.
+    ``"14.8 fps  38 ms"``."""
+    total = stats.median("total")
+    return f"{stats.fps():.1f} fps  {total:.0f} ms" if total is not None else f"{stats.fps():.1f} fps"

@@ -24,6 +24,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -108,6 +109,16 @@ def choose_format(codec: str, named_suffix: str | None, h264_available: bool) ->
     return FORMATS[wanted]
 
 
+class Writer(Protocol):
+    """OpenCV's ``VideoWriter`` calls that the annotated-video writer uses; :class:`FfmpegWriter` has them too."""
+
+    def isOpened(self) -> bool: ...  # noqa: N802 - OpenCV's name
+
+    def write(self, image: np.ndarray) -> None: ...
+
+    def release(self) -> None: ...
+
+
 class FfmpegWriter:
     """OpenCV's ``VideoWriter`` calls (``write``, ``release``, ``isOpened``) over an ffmpeg process's stdin.
 
@@ -158,16 +169,16 @@ class FfmpegWriter:
             self.failed = True
 
 
-def open_writer(path: Path, fmt: VideoFormat, fps: float, size: tuple[int, int]):
+def open_writer(path: Path, fmt: VideoFormat, fps: float, size: tuple[int, int]) -> Writer:
     """An opened writer for ``fmt`` at ``path`` (OpenCV's interface), or raise :class:`VideoWriterError`."""
     if fmt.codec == "h264":
         binary = ffmpeg_binary()
         encoder = h264_encoder(binary)
         if binary is None or encoder is None:
             raise VideoWriterError(NO_H264)
-        writer = FfmpegWriter(binary, encoder, path, fps, size)
+        writer: Writer = FfmpegWriter(binary, encoder, path, fps, size)
     else:
-        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*FOURCC[fmt.codec]), fps, size)
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*FOURCC[fmt.codec]), fps, size)
     if not writer.isOpened():
         writer.release()
         raise VideoWriterError(f"{path}: cannot open a {fmt.description} writer there")

@@ -117,7 +117,9 @@ def worse_than_published(out: Path, name: str, figures: dict) -> list[str]:
     worse = []
     for variant in figures["accuracy"]:
         entry = current.get(f"{name}_{variant}")
-        for published in [] if entry is None else entry.accuracy:
+        if entry is None:
+            continue
+        for published in entry.accuracy:
             if published.get("file") != file or published.get("subset", "all") != "all":
                 continue
             flip = bool(published.get("flip_average", False))  # like with like: single invoke or mirror-averaged

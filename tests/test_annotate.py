@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edge.annotate import GENDER_COLORS_BGR, annotate, label_alpha, layout, place_label
-from edge.results import FaceResult, FrameResult
+from edge.results import Face, FrameResult
 
 
 def inside(rect, frame) -> bool:
@@ -77,7 +77,7 @@ def test_a_doubtful_label_is_fainter_than_a_sure_one():
 
     def face(x, confidence):
         scores = {"happy": confidence, "sad": 1 - confidence}
-        return FaceResult((x, 100, 80, 80), None, "happy", scores, "man", {"man": 0.9, "woman": 0.1})
+        return Face((x, 100, 80, 80), "happy", scores, "man", {"man": 0.9, "woman": 0.1})
 
     result = FrameResult(0, 480, 240, [face(40, 0.3), face(300, 0.95)])
     drawn = annotate(gray, result)

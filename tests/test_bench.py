@@ -19,6 +19,7 @@ from edge.bench.__main__ import BenchError, Variant, parse_variants
 from edge.bench.floor import count_macs, op_macs
 from edge.bench.frames import leading_count, letterbox, read_manifest, recall
 from edge.detectors import DetectorSettings
+from edge.pipeline import ModelSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 PAPER_MODELS = ROOT.parent / "shared" / "anchors" / "oarriaga"
@@ -199,7 +200,7 @@ def test_helpers_count_parse_and_letterbox(models_dir):
                                            "negatives": 1, "extra_faces": 2, "images": 3}
     assert math.isclose(recall([0], [2])["recall"], 0.0)
     assert read_manifest(ROOT / "samples" / "manifest.csv")["two_people.jpg"] == 2
-    base = Variant("int8", 1, DetectorSettings())
+    base = Variant(ModelSettings(), DetectorSettings())
     assert [v.label for v in parse_variants("default", base)] == [
         "int8 t1 blazeface", "int8 t1 blazeface small", "int8 t1 haar", "int8 t1 haar sf1.3 n3 min40",
         "int8 t1 haar w320", "float32 t1 blazeface", "int8 t2 blazeface", "int8 t4 blazeface"]
@@ -208,6 +209,10 @@ def test_helpers_count_parse_and_letterbox(models_dir):
     assert [v.label for v in tuned] == ["int8 t1 haar sf1.3 n3 eq=hist", "int8 t1 blazeface"]
     assert tuned[0].detector == DetectorSettings(backend="haar", scale_factor=1.3, min_neighbors=3, equalize="hist")
     assert not tuned[0].shipped and tuned[1].shipped
+    # a spec is parsed into the settings the row's process runs: ModelSettings and DetectorSettings, no copy
+    floats = parse_variants("float32:2:320:det=haar:flip=gender", Variant(ModelSettings(dir="m"), DetectorSettings()))
+    assert floats == [Variant(ModelSettings(dir="m", variant="float32", threads=2, flip_average="gender"),
+                              DetectorSettings(backend="haar", detect_width=320))]
     small = parse_variants("int8:1:0:small=1", base)[0]
     assert small.label == "int8 t1 blazeface small" and small.detector.blazeface.small_faces and not small.shipped
     blaze = parse_variants("int8:1:0:det=blazeface", base)[0]

@@ -302,3 +302,39 @@ def test_build_outputs_starts_the_event_log_by_default(two_people, capsys, monke
     outputs[0].update(image, result)
     assert len(capsys.readouterr().out.splitlines()) == len(result.faces)
     outputs[0].close()
+
+
+def test_the_service_log_and_the_event_log_share_one_systemd_check(fake_journal, monkeypatch):
+    """One function decides "under systemd, with python3-systemd" (edge.notify.load_journal): the daemon's log
+    handler goes to the journal exactly when the event log's entries do."""
+    import logging
+
+    from edge import daemon, notify
+    from edge.outputs import eventlog
+
+    assert daemon.load_journal is eventlog.load_journal is notify.load_journal
+    made: list[dict] = []
+
+    class JournalHandler(logging.Handler):  # python3-systemd's, as far as setup_logging uses it
+        def __init__(self, **fields):
+            super().__init__()
+            made.append(fields)
+
+    monkeypatch.setattr(sys.modules["systemd.journal"], "JournalHandler", JournalHandler, raising=False)
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        for env, journal in (({"INVOCATION_ID": "abc"}, True), ({"JOURNAL_STREAM": "8:1"}, True), ({}, False)):
+            monkeypatch.delenv("INVOCATION_ID", raising=False)
+            monkeypatch.delenv("JOURNAL_STREAM", raising=False)
+            for key, value in env.items():
+                monkeypatch.setenv(key, value)
+            daemon.setup_logging("INFO")
+            assert isinstance(root.handlers[0], JournalHandler) is journal
+            events = EventLogOutput(EventLogSettings(), env=env)
+            events.start()
+            assert (events.journal is not None) is journal
+            events.close()
+        assert made == [{"SYSLOG_IDENTIFIER": "face-emotion"}] * 2
+    finally:
+        root.handlers[:], root.level = saved

@@ -25,7 +25,7 @@ from edge.outputs.leds import (  # noqa: E402
     confidence_band,
 )
 from edge.outputs.registry import OutputsSettings, build_outputs  # noqa: E402
-from edge.results import FaceResult, FrameResult  # noqa: E402
+from edge.results import Face, FrameResult  # noqa: E402
 from tests.conftest import Clock, run_photo  # noqa: E402
 
 RGB = LedSettings().rgb_pins
@@ -64,7 +64,7 @@ def started(factory, settings: LedSettings | None = None, clock: Clock | None = 
     return output
 
 
-def expected_rgb(face: FaceResult, settings: LedSettings) -> tuple[float, float, float]:
+def expected_rgb(face: Face, settings: LedSettings) -> tuple[float, float, float]:
     band = min(settings.bands, max(1, math.ceil(face.emotion_confidence * settings.bands)))
     colour = settings.colour_map()[face.emotion]
     return tuple(c * band / settings.bands for c in colour)
@@ -79,7 +79,7 @@ def history(factory, pins) -> dict[int, int]:
     return {p: len(factory.pin(p).states) for p in pins}
 
 
-def with_emotion(face: FaceResult, emotion: str, confidence: float | None = None) -> FaceResult:
+def with_emotion(face: Face, emotion: str, confidence: float | None = None) -> Face:
     """The same face (box, track, gender) labelled ``emotion`` at ``confidence`` (default: the face's own)."""
     confidence = face.emotion_confidence if confidence is None else confidence
     rest = (1.0 - confidence) / (len(EMOTION_LABELS) - 1)
@@ -87,7 +87,7 @@ def with_emotion(face: FaceResult, emotion: str, confidence: float | None = None
     return dataclasses.replace(face, emotion=emotion, emotion_scores=scores)
 
 
-def frame_with(result: FrameResult, *faces: FaceResult) -> FrameResult:
+def frame_with(result: FrameResult, *faces: Face) -> FrameResult:
     return dataclasses.replace(result, faces=list(faces))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import cv2
 import numpy as np
 import pytest
@@ -9,6 +11,7 @@ import pytest
 from edge.labels import EMOTION_LABELS, GENDER_LABELS
 from edge.preprocess import FrameError
 from edge.sources import OpenCVSource
+from edge.stats import PIPELINE_STAGES
 
 
 @pytest.fixture(scope="module")
@@ -25,12 +28,12 @@ def test_every_face_gets_both_labels_scores_and_stage_timings(pipeline, samples)
         assert abs(sum(face.emotion_scores.values()) - 1) < 1e-4
         assert face.emotion == max(face.emotion_scores, key=face.emotion_scores.get)
         assert face.track is None  # a photo is not a stream
-    assert set(result.timings_ms) >= {"detect", "crop", "emotion", "gender", "track", "total"}
+    assert list(result.timings_ms) == [*PIPELINE_STAGES, "total"]  # the stage names of edge.stats, in order
     assert result.timings_ms["total"] >= result.timings_ms["detect"]
 
 
 def test_json_matches_the_documented_shape(pipeline, samples):
-    out = pipeline.process(cv2.imread(str(samples / "astronaut.jpg")), independent=True).to_json("a.jpg")
+    out = pipeline.process(cv2.imread(str(samples / "astronaut.jpg")), independent=True).to_dict("a.jpg")
     assert set(out) == {"path", "frame", "width", "height", "faces", "timings_ms"}  # boxes are in width x height
     assert set(out["faces"][0]) == {"box", "track", "emotion", "emotion_scores", "gender", "gender_scores"}
     assert {"detect", "emotion", "gender", "total"} <= set(out["timings_ms"])
@@ -143,3 +146,19 @@ def test_with_nobody_tracked_a_stream_only_scans_every_n_frames(pipeline_factory
     empty = cv2.imread(str(samples / "chelsea.jpg"))
     modes = [pipeline.process(empty, now=i / 15).detection for i in range(6)]
     assert modes == ["full", "skip", "skip", "full", "skip", "skip"]
+
+
+def test_one_face_type_from_the_pipeline_to_the_api(pipeline, samples):
+    """The pipeline's faces are the API's ``Face`` (issue 31): one class, ``to_dict`` a dict and ``to_json`` its
+    JSON string for a face and for a frame alike, boxes in plain ints."""
+    import edge
+    from edge.results import Face
+
+    assert edge.Face is Face
+    result = pipeline.process(cv2.imread(str(samples / "two_people.jpg")), independent=True)
+    assert len(result.faces) == 2 and all(isinstance(face, Face) for face in result.faces)
+    for face in result.faces:
+        assert all(type(v) is int for v in face.box)
+        assert isinstance(face.to_json(), str) and json.loads(face.to_json()) == face.to_dict()
+    assert json.loads(result.to_json("a.jpg", indent=1)) == result.to_dict("a.jpg")
+    assert result.to_dict("a.jpg")["faces"] == [face.to_dict() for face in result.faces]

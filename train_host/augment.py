@@ -53,10 +53,10 @@ def augment_batch(x: np.ndarray, size: tuple[int, int], config: AugmentConfig, r
     count, src_h, src_w = x.shape
     out_h, out_w = size
     out = np.empty((count, out_h, out_w), dtype=np.uint8)
-    angles = rng.uniform(-config.rotation_deg, config.rotation_deg, count)
-    zooms = rng.uniform(1 - config.zoom, 1 + config.zoom, count)
+    angles = np.asarray(rng.uniform(-config.rotation_deg, config.rotation_deg, count))
+    zooms = np.asarray(rng.uniform(1 - config.zoom, 1 + config.zoom, count))
     shifts = rng.uniform(-config.shift, config.shift, (count, 2)) * (out_w, out_h)
-    flips = rng.random(count) < 0.5 if config.flip else np.zeros(count, dtype=bool)
+    flips = np.asarray(rng.random(count) < 0.5) if config.flip else np.zeros(count, dtype=bool)
     base = out_w / src_w
     for i in range(count):
         face = x[i][:, ::-1] if flips[i] else x[i]

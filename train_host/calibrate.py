@@ -27,6 +27,7 @@ import argparse
 import dataclasses
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -69,9 +70,10 @@ def calibrate_entry(manifest: Manifest, entry: ModelEntry, fit: FaceSet, fit_row
     """The fitted temperature and the record ``temperature_fit`` keeps of it."""
     probs = shipped_probs(manifest, entry, fit)
     temperature = round(fit_temperature(probs, fit.y), 4)
-    record = {"data": fit.source, "rows": fit_rows, "faces": len(fit), "flip_average": entry.flip_average,
-              "objective": "NLL of softmax(log p / T), one scalar T", "model_sha256_16": entry.sha256[:16],
-              "fit": _figures(summary(probs, fit.y), summary(probs, fit.y, temperature))}
+    record: dict[str, Any] = {
+        "data": fit.source, "rows": fit_rows, "faces": len(fit), "flip_average": entry.flip_average,
+        "objective": "NLL of softmax(log p / T), one scalar T", "model_sha256_16": entry.sha256[:16],
+        "fit": _figures(summary(probs, fit.y), summary(probs, fit.y, temperature))}
     if test is not None:
         same = test.source == fit.source and len(test) == len(fit) and np.array_equal(test.y, fit.y)
         test_probs = probs if same else shipped_probs(manifest, entry, test)

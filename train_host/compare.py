@@ -175,6 +175,7 @@ def score_task(plan: TaskPlan, cascade: Path, progress: Progress) -> list[dict]:
         if name == "chips":
             subset, count = faces, len(faces)
         elif name == "adults":
+            assert faces.age is not None  # an "adults" step is planned only for data with ages
             subset = faces.subset(faces.age >= ADULT_AGE_DEFAULT)
             count = len(subset)
         else:

@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             if model not in BLAZEFACE_MODELS or wanted.count(model) > 1:
                 raise ValueError(f"--blazeface: {'repeated' if wanted.count(model) > 1 else 'unknown'} model "
                                  f"{model!r} (known: {', '.join(BLAZEFACE_MODELS)})")
-            settings = DetectorSettings(backend="blazeface", blazeface=BlazeFaceSettings(model=model))  # type: ignore[arg-type]
+            settings = DetectorSettings(backend="blazeface", blazeface=BlazeFaceSettings(model=model))
             detectors["blazeface" if args.blazeface == "" else f"blazeface {model}"] = make_detector(settings, manifest)
     except (OSError, KeyError, ValueError, ModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -92,7 +92,7 @@ def read_gray(path: Path, size: tuple[int, int] | None) -> np.ndarray:
     if image is None:
         raise DataError(f"{path}: not a readable image")
     if image.dtype == np.uint16:
-        image = (image >> 8).astype(np.uint8)
+        image = (image.astype(np.uint16) >> 8).astype(np.uint8)
     image = _gray(image)
     return resize_face(image, size) if size else image
 
@@ -184,6 +184,7 @@ def load_image_folder(path: Path, task: str, size: tuple[int, int] | None = None
         raise DataError(f"{path}: subfolder(s) {', '.join(unknown)} are not {task} classes ({', '.join(labels)})")
     for folder in subfolders:
         label = _class_index(folder.name, labels)
+        assert label is not None  # every unknown folder was refused above
         for file in sorted(folder.iterdir()):
             if file.suffix.lower() in IMAGE_SUFFIXES:
                 xs.append(read_gray(file, size))
@@ -357,7 +358,7 @@ def random_split(faces: FaceSet, fraction: float, seed: int) -> tuple[FaceSet, F
     return faces.subset(~held), faces.subset(held)
 
 
-def load_train_val(path: str | Path, task: str, size: tuple[int, int], seed: int = 0,
+def load_train_val(path: str | Path, task: str, size: tuple[int, int] | None, seed: int = 0,
                    val_fraction: float = 0.1) -> tuple[FaceSet, FaceSet]:
     """Training and validation splits from whatever ``path`` holds.
 

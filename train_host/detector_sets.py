@@ -154,7 +154,7 @@ def reference_faces(images: list[tuple[str, np.ndarray]], haar: Detector, blazef
     for _, image in images:
         others = blazeface.detect(image)
         for box in haar.detect(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)):
-            if any(iou(tuple(box), tuple(other)) >= 0.3 for other in others):
+            if any(iou(box, other) >= 0.3 for other in others):
                 faces.append((image, tuple(int(v) for v in box)))
     return faces
 

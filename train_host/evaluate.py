@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,7 +50,7 @@ class LoadedModel:
     kind: str  # "keras" | "tflite"
     size: tuple[int, int]
     num_classes: int
-    predict: object  # Callable[[np.ndarray], np.ndarray]
+    predict: Callable[[np.ndarray], np.ndarray]
     flip_average: bool = False  # its manifest entry ships it mirror-averaged (the device's default for it)
     temperature: float = 1.0  # its manifest entry's calibration (1 for a model without one)
 

@@ -136,7 +136,8 @@ def fit_task(task: str, args: argparse.Namespace, manifest: Manifest, haar: Haar
         geo = summary(np.array([geometry(h, b) for _, h, b in rows]))
         dx, dy, geometric = geo["dx"]["median"], geo["dy"]["median"], geo["scale"]["median"]
         scales = [round(round(geometric / 0.02) * 0.02 + 0.02 * k, 2) for k in range(-STEPS, STEPS + 1)]
-        haar_crops, blaze_crops = [], {scale: [] for scale in scales}
+        haar_crops: list[np.ndarray] = []
+        blaze_crops: dict[float, list[np.ndarray]] = {scale: [] for scale in scales}
         for i, h, b in rows:
             frame = chip_frame(faces.x[i])
             haar_crops.append(crop_face(frame, h, spec))

@@ -63,12 +63,28 @@ class BenchError(RuntimeError):
 
 @dataclass(frozen=True)
 class Variant:
-    """One of our rows: model variant, classifier threads and the detector settings."""
+    """One of our rows: the settings its process builds the pipeline from, ``[models]`` and ``[detector]``.
 
-    variant: str
-    threads: int
+    The bench declares none of its own: a row is a :class:`ModelSettings` and a
+    :class:`DetectorSettings`, made from the command line's and changed by a
+    ``--variants`` spec (:func:`parse_spec`), so a new setting reaches the bench
+    without a field here.
+    """
+
+    models: ModelSettings
     detector: DetectorSettings
-    flip_average: str = "auto"  # ModelSettings.flip_average
+
+    @property
+    def variant(self) -> str:
+        return self.models.variant
+
+    @property
+    def threads(self) -> int:
+        return self.models.threads
+
+    @property
+    def flip_average(self) -> str:
+        return self.models.flip_average
 
     @property
     def detect_width(self) -> int:
@@ -97,16 +113,12 @@ class Variant:
 
     def settings(self, models_dir: str) -> tuple[ModelSettings, DetectorSettings]:
         """The row's validated settings, as its own process will build them (``from_mapping``)."""
-        return settings_of({"models": {"dir": models_dir, "variant": self.variant, "threads": self.threads,
-                                       "flip_average": self.flip_average},
-                            "detector": asdict(self.detector)})
+        return settings_of({"models": asdict(replace(self.models, dir=models_dir)), "detector": asdict(self.detector)})
 
     @property
     def shipped(self) -> bool:
-        """The settings a fresh install runs: ModelSettings() and DetectorSettings()."""
-        models = ModelSettings()
-        return (self.variant, self.threads, self.detector, self.flip_average) == (
-            models.variant, models.threads, DetectorSettings(), models.flip_average)
+        """The settings a fresh install runs: ModelSettings() and DetectorSettings() (any models folder)."""
+        return (replace(self.models, dir=""), self.detector) == (ModelSettings(), DetectorSettings())
 
 
 SPEC = re.compile(r"([\w.-]+):(\d+):(\d+)((?::\w+=[\w.]+)*)")
@@ -119,8 +131,9 @@ SPEC_HELP = ("VARIANT:THREADS:WIDTH[:sf=SCALE_FACTOR][:n=MIN_NEIGHBORS][:min=MIN
              "int8:1:0:bm=full_float32,int8:1:0:flip=emotion (WIDTH: Haar's detect width, 0 = full resolution)")
 
 
-def parse_spec(spec: str, base: DetectorSettings, flip_average: str = "auto") -> Variant:
-    """One ``--variants`` item; detector fields (and flip averaging) not given come from the command line's."""
+def parse_spec(spec: str, base: Variant) -> Variant:
+    """One ``--variants`` item, parsed into the row's settings; what it does not give comes from ``base`` (the
+    command line's row)."""
     match = SPEC.fullmatch(spec)
     if not match:
         raise BenchError(f"--variants {spec!r}: expected default, all or {SPEC_HELP}")
@@ -134,16 +147,18 @@ def parse_spec(spec: str, base: DetectorSettings, flip_average: str = "auto") ->
             changes[field] = kind(value)
         except ValueError:
             raise BenchError(f"--variants {spec!r}: {key}={value} is not a {kind.__name__}") from None
-    flip = changes.pop("flip_average", flip_average)
+    models = replace(base.models, variant=match[1], threads=int(match[2]),
+                     flip_average=changes.pop("flip_average", base.flip_average))
+    detector = base.detector
     blaze = {key: changes.pop(field) for key, field in (("model", "blazeface_model"), ("small_faces", "small_faces"))
              if field in changes}  # [detector.blazeface] keys
     if blaze:
-        if changes.get("backend", base.backend) != "blazeface":
+        if changes.get("backend", detector.backend) != "blazeface":
             raise BenchError(f"--variants {spec!r}: bm= and small= are BlazeFace keys; add det=blazeface")
         if "small_faces" in blaze:
             blaze["small_faces"] = bool(blaze["small_faces"])
-        changes["blazeface"] = replace(base.blazeface, **blaze)
-    variant = Variant(match[1], int(match[2]), replace(base, **changes), flip)
+        changes["blazeface"] = replace(detector.blazeface, **blaze)
+    variant = Variant(models, replace(detector, **changes))
     try:
         variant.settings("")
     except ConfigError as exc:
@@ -162,17 +177,18 @@ def parse_variants(text: str, base: Variant) -> list[Variant]:
         fast = replace(haar, scale_factor=1.3, min_neighbors=3, min_size=40)  # the paper code's pyramid
         wanted = [base, replace(base, detector=replace(blaze, blazeface=replace(blaze.blazeface, small_faces=True))),
                   replace(base, detector=replace(haar, detect_width=0)), replace(base, detector=fast),
-                  replace(base, detector=replace(haar, detect_width=DOWNSCALED_WIDTH)), replace(base, variant=other)]
-        wanted += [replace(base, threads=t) for t in ALL_THREADS[1:]]
+                  replace(base, detector=replace(haar, detect_width=DOWNSCALED_WIDTH)),
+                  replace(base, models=replace(base.models, variant=other))]
+        wanted += [replace(base, models=replace(base.models, threads=t)) for t in ALL_THREADS[1:]]
     elif text == "all":
         widths = sorted({0, DOWNSCALED_WIDTH, base.detect_width})
         detectors = [replace(base.detector, backend="blazeface", detect_width=0)] + [
             replace(base.detector, backend="haar", detect_width=w) for w in widths]
-        wanted = [base] + [Variant(v, t, d, base.flip_average) for v in ("int8", "float32") for t in ALL_THREADS
-                           for d in detectors]
+        wanted = [base] + [Variant(replace(base.models, variant=v, threads=t), d) for v in ("int8", "float32")
+                           for t in ALL_THREADS for d in detectors]
     else:
         specs = filter(None, (s.strip() for s in text.split(",")))
-        wanted = [parse_spec(spec, base.detector, base.flip_average) for spec in specs]
+        wanted = [parse_spec(spec, base) for spec in specs]
     unique: list[Variant] = []
     for item in wanted:
         if item not in unique:
@@ -406,7 +422,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def variants_of(args: argparse.Namespace) -> list[Variant]:
     """The rows ``--variants`` asks for, each starting from the command line's settings."""
     models, detector = settings_from(args)
-    return parse_variants(args.variants, Variant(models.variant, models.threads, detector, models.flip_average))
+    return parse_variants(args.variants, Variant(models, detector))
 
 
 def bench(args: argparse.Namespace) -> tuple[dict[str, Any], int]:

@@ -86,7 +86,8 @@ def _fc_model(dtype: str, rows: int, inputs: int, outputs: int) -> bytes:
         weights: np.ndarray = rng.integers(-127, 128, size=(outputs, inputs), dtype=np.int8)
         bias: np.ndarray = np.zeros(outputs, np.int32)
         kind, bias_kind = schema.TensorType.INT8, schema.TensorType.INT32
-        quant = [(0.02, 0), (0.01, 0), (0.0002, 0), (0.5, 0)]  # input, weights, bias (= in * w), output
+        # input, weights, bias (= in * w), output
+        quant: list[tuple[float, int] | None] = [(0.02, 0), (0.01, 0), (0.0002, 0), (0.5, 0)]
     else:
         weights = rng.standard_normal((outputs, inputs)).astype(np.float32)
         bias = np.zeros(outputs, np.float32)

@@ -149,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         for backend in backends:
             if backend == "haar":
                 haar = make_detector(DetectorSettings(backend="haar"), manifest)
+                assert isinstance(haar, HaarDetector)
                 print(f"haar (paper mode): {where}")
                 print("\n".join(profile_haar(haar, frames, args.repeat).table()))
                 continue

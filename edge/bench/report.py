@@ -10,7 +10,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-STAGES = ("capture", "convert", "detect", "crop", "emotion", "gender", "track")
+from edge.stats import PIPELINE_STAGES
+
+STAGES = ("capture", *PIPELINE_STAGES)  # a bench row reads its frames from memory: no outputs stage
 STAGE_COLOURS = ("#9e9e9e", "#bdbdbd", "#1f77b4", "#aec7e8", "#ff7f0e", "#2ca02c", "#9467bd")
 PAPER_UNIT_NOTE = ("the paper prints 0.22 \"ms\" per frame on an i5; a Haar pass plus two CNNs cannot run in "
                    "0.22 ms on a CPU, so seconds is the only sensible reading")

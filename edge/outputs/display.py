@@ -30,7 +30,7 @@ from edge.annotate import annotate
 from edge.outputs.base import Output, OutputError
 from edge.results import FrameResult
 from edge.settings import ConfigError
-from edge.stats import LatencyStats
+from edge.stats import LatencyStats, stats_text
 
 
 @dataclass(frozen=True)
@@ -49,12 +49,6 @@ class DisplaySettings:
 
 STATS_REFRESH_S = 0.5  # the fps/latency text changes at most this often: readable, and fewer overlay redraws
 LIVE_VIEW_HINT = "enable [outputs.live_view] to watch from a browser instead"
-
-
-def stats_text(stats: LatencyStats) -> str:
-    """The corner text: frame rate and median pipeline latency, e.g. ``"14.8 fps  38 ms"``."""
-    total = stats.median("total")
-    return f"{stats.fps():.1f} fps  {total:.0f} ms" if total is not None else f"{stats.fps():.1f} fps"
 
 
 class StatsText:
@@ -117,7 +111,7 @@ class DisplayOutput(Output):
             self._start_window()
 
     def _start_overlay(self) -> None:
-        kind = self.settings.preview
+        kind: str = self.settings.preview
         if kind == "auto":
             kind = "qtgl" if self._desktop() else "drm" if self._drm() else ""
         if not kind:
@@ -129,7 +123,7 @@ class DisplayOutput(Output):
         if kind == "drm" and not self._drm():
             raise OutputError(f'display: preview "drm" needs a DRM device ({self.dri_dir}/card*); {LIVE_VIEW_HINT}')
         try:
-            from picamera2 import Preview  # type: ignore[import-not-found]
+            from picamera2 import Preview
         except ImportError:
             raise OutputError("display: picamera2 is not installed (on a Pi: sudo apt install python3-picamera2)") \
                 from None

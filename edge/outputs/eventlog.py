@@ -40,9 +40,10 @@ from typing import Any, TextIO
 import cv2
 import numpy as np
 
+from edge.notify import SYSLOG_IDENTIFIER, load_journal
 from edge.outputs.appendlog import AppendLog
 from edge.outputs.base import Output, OutputError
-from edge.results import FaceResult, FrameResult
+from edge.results import Face, FrameResult
 from edge.settings import ConfigError
 
 
@@ -61,23 +62,6 @@ class EventLogSettings:
             raise ConfigError(f"lost_after_s: {self.lost_after_s} must not be negative")
 
 log = logging.getLogger(__name__)
-SYSLOG_IDENTIFIER = "face-emotion"
-
-
-def under_systemd(env: Mapping[str, str]) -> bool:
-    """True when systemd started us (it sets INVOCATION_ID, and JOURNAL_STREAM for journal-bound stdio)."""
-    return bool(env.get("INVOCATION_ID") or env.get("JOURNAL_STREAM"))
-
-
-def load_journal(env: Mapping[str, str]) -> Any:
-    """``systemd.journal`` when running under systemd and python3-systemd is installed, else None."""
-    if not under_systemd(env):
-        return None
-    try:
-        import systemd.journal  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    return systemd.journal
 
 
 @dataclass
@@ -88,7 +72,7 @@ class _Seen:
     gender: str
     first_seen: float
     last_seen: float
-    face: FaceResult
+    face: Face
 
 
 class EventLogOutput(Output):
@@ -175,7 +159,7 @@ class EventLogOutput(Output):
 
     # -- writing -------------------------------------------------------------------------------------
 
-    def event(self, kind: str, face: FaceResult, now: float, index: int, **extra: Any) -> dict[str, Any]:
+    def event(self, kind: str, face: Face, now: float, index: int, **extra: Any) -> dict[str, Any]:
         """The JSON object for one event."""
         record: dict[str, Any] = {
             "event": kind,
@@ -192,7 +176,7 @@ class EventLogOutput(Output):
         record.update(extra)
         return record
 
-    def emit(self, kind: str, face: FaceResult, now: float, index: int, **extra: Any) -> None:
+    def emit(self, kind: str, face: Face, now: float, index: int, **extra: Any) -> None:
         record = self.event(kind, face, now, index, **extra)
         if self._out is not None:
             try:
@@ -213,7 +197,7 @@ class EventLogOutput(Output):
             log.warning("event log: journal send failed (%s); not sending any more", exc)
             self.journal = None
 
-    def _save_face(self, frame: np.ndarray, face: FaceResult, why: str) -> None:
+    def _save_face(self, frame: np.ndarray, face: Face, why: str) -> None:
         """The opt-in face crop, on a new track or a label change only."""
         if self._save_dir is None:
             return

@@ -30,6 +30,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -204,10 +205,10 @@ class LedOutput(Output):
                 for emotion, pin in s.emotion_pins.items():
                     self._emotion_leds[emotion] = self._claim(
                         f"emotion_pins.{emotion}", (pin,),
-                        lambda pin=pin: gpiozero.PWMLED(pin, active_high=s.active_high, **kw))
+                        partial(gpiozero.PWMLED, pin, active_high=s.active_high, **kw))
             for gender, pin in s.gender_pins.items():
                 self._gender_leds[gender] = self._claim(
-                    f"gender_pins.{gender}", (pin,), lambda pin=pin: gpiozero.LED(pin, active_high=s.active_high, **kw))
+                    f"gender_pins.{gender}", (pin,), partial(gpiozero.LED, pin, active_high=s.active_high, **kw))
         except OutputError:
             self.close()
             raise

@@ -145,7 +145,7 @@ def display(settings: DisplaySettings, camera_source: str) -> Verdict:
     if settings.mode == "overlay" and camera_source != "picamera2":
         return Verdict("display (overlay)", 'mode "overlay" needs the picamera2 source')
     if overlay:
-        kind = settings.preview
+        kind: str = settings.preview
         if kind == "auto":
             kind = "qtgl" if probe._desktop() else "drm" if probe._drm() else ""
         what = f"display (picamera2 {kind or 'preview'} overlay)"
