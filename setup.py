@@ -6,7 +6,7 @@ models, ``manifest.json``, the Haar cascade, detector models and licences, i.e. 
 file at the top of ``models/`` but the float ``.keras`` training models, plus any file
 the manifest names elsewhere. Whatever is in ``models/`` when the wheel is built is what
 ships. Editable installs and checkouts read ``models/`` in place
-(:func:`edge.manifest.default_models_dir`), so nothing is copied into the source tree.
+(:func:`edge.frame.manifest.default_models_dir`), so nothing is copied into the source tree.
 
 A few of ``samples/`` (:data:`SHIPPED_SAMPLES`, about 390 KB, with their rows of
 ``manifest.csv``) ship as ``edge/_samples``: the default input of ``face-emotion bench``

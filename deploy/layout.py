@@ -41,7 +41,7 @@ APT_PACKAGES = (
 # The package apt cannot give us: a camera stack without it is not a camera Pi.
 CAMERA_PACKAGE = "python3-picamera2"
 # The oldest picamera2 the camera source runs with (captured_request(wait=), cancel_all_and_flush() came in
-# 0.3.20). The same floor as edge/picamera2_version.py (deploy imports nothing of edge; a test keeps them equal).
+# 0.3.20). The same floor as edge/inputs/picamera2_version.py (deploy imports nothing of edge; a test keeps them equal).
 PICAMERA2_MIN = (0, 3, 20)
 # Installed with pip into the release venv (not on apt for Raspberry Pi OS). paho-mqtt is the optional MQTT
 # output's client (pure Python, ~100 kB; Bookworm's apt has only 1.6, the output supports 1.6 and 2.x).

@@ -69,10 +69,10 @@ def dispatch(argv: list[str]) -> int:
 
         return bench(argv[1:])
     if command == "config":
-        from edge.config_command import main as config
+        from edge.service.config_command import main as config
 
         return config(argv[1:])
-    from edge.daemon import main as daemon
+    from edge.service.daemon import main as daemon
 
     if command == "check":
         return daemon([*argv[1:], "--check"], prog="face-emotion check")

@@ -22,16 +22,16 @@ from typing import Literal, TextIO
 import cv2
 import numpy as np
 
-from edge.annotate import annotate
 from edge.cli import add_settings_options, settings_from
-from edge.imagefile import ANALYZE_FIT
-from edge.manifest import ModelError
-from edge.pipeline import Pipeline
-from edge.results import FrameResult
-from edge.runtime import RuntimeMissing
-from edge.sources import BadImage, ImageSource, OpenCVSource, SourceError, expand_paths, is_video
-from edge.stats import ANALYSIS_STAGES, PIPELINE_STAGES
-from edge.tracking import SmoothingSettings
+from edge.frame.annotate import annotate
+from edge.frame.manifest import ModelError
+from edge.frame.pipeline import Pipeline
+from edge.frame.results import FrameResult
+from edge.frame.runtime import RuntimeMissing
+from edge.frame.stats import ANALYSIS_STAGES, PIPELINE_STAGES
+from edge.frame.tracking import SmoothingSettings
+from edge.inputs.imagefile import ANALYZE_FIT
+from edge.inputs.sources import BadImage, ImageSource, OpenCVSource, SourceError, expand_paths, is_video
 from edge.videowriter import (
     CODECS,
     NO_H264,

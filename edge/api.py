@@ -12,10 +12,10 @@ calls as one video stream, so an unrelated second photo could come back with
 no face). Video is a stream: ``with analyzer.stream(fps=30) as stream:`` keeps
 track ids across frames and smooths the labels, as the service does.
 
-This module is a thin layer over :class:`edge.pipeline.Pipeline`; the results
+This module is a thin layer over :class:`edge.frame.pipeline.Pipeline`; the results
 are plain dataclasses whose ``to_dict()`` is the object ``python -m edge
 analyze --json`` prints for the same picture. Their faces are the pipeline's
-own :class:`edge.results.Face` (re-exported here), so there is one face type.
+own :class:`edge.frame.results.Face` (re-exported here), so there is one face type.
 """
 
 from __future__ import annotations
@@ -32,12 +32,12 @@ import numpy as np
 
 from edge.detectors import DetectorSettings
 from edge.detectors.settings import Backend
-from edge.imagefile import ANALYZE_FIT, ImageFileError, read_image_sized
-from edge.pipeline import ModelSettings, Pipeline
-from edge.results import Face, FrameResult, frame_dict
+from edge.frame.pipeline import ModelSettings, Pipeline
+from edge.frame.results import Face, FrameResult, frame_dict
+from edge.frame.tracking import SmoothingSettings
+from edge.inputs.imagefile import ANALYZE_FIT, ImageFileError, read_image_sized
+from edge.inputs.sources import BadImage, OpenCVSource, checked_frame
 from edge.settings import from_mapping
-from edge.sources import BadImage, OpenCVSource, checked_frame
-from edge.tracking import SmoothingSettings
 
 __all__ = ["BadImage", "Face", "FaceAnalyzer", "ImageResult", "Stream", "analyze_image"]
 
@@ -102,8 +102,8 @@ class FaceAnalyzer:
     ``threads`` the classifier threads. ``backend`` picks the face detector by
     name (``"blazeface"``, the default, or ``"haar"``: paper mode); ``detector`` sets all
     its settings (:class:`edge.detectors.DetectorSettings`) and ``smoothing``
-    the label smoothing of streams (:class:`edge.tracking.SmoothingSettings`).
-    A missing or modified model raises :class:`edge.manifest.ModelError`
+    the label smoothing of streams (:class:`edge.frame.tracking.SmoothingSettings`).
+    A missing or modified model raises :class:`edge.frame.manifest.ModelError`
     naming the file; an unknown backend :class:`edge.settings.ConfigError`.
     """
 
@@ -125,7 +125,7 @@ class FaceAnalyzer:
         """Faces of one photo: a file path, or an image array (BGR as ``cv2.imread`` gives, or gray).
 
         Each call is independent of the ones before it. An unreadable file
-        raises :class:`edge.sources.BadImage` with a one-line message.
+        raises :class:`edge.inputs.sources.BadImage` with a one-line message.
         """
         frame, gray, path, original = _load(image)  # the colour frame too: a colour detector (BlazeFace) uses it
         result = self._pipeline.process(frame, gray, independent=True)
@@ -152,7 +152,7 @@ class FaceAnalyzer:
             self._idle_stream = pipeline
 
     def analyze_video(self, path: str | Path) -> Iterator[ImageResult]:
-        """Every frame of a video file as a tracked stream; :class:`edge.sources.SourceError` if unreadable."""
+        """Every frame of a video file as a tracked stream; :class:`edge.inputs.sources.SourceError` if unreadable."""
         source = OpenCVSource(str(path))
         source.open()
         try:

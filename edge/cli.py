@@ -1,6 +1,6 @@
 """Command-line options generated from the settings dataclasses, so a setting is declared once.
 
-Every field of :class:`~edge.pipeline.ModelSettings` and
+Every field of :class:`~edge.frame.pipeline.ModelSettings` and
 :class:`~edge.detectors.DetectorSettings` (its ``blazeface`` table included)
 gets a flag: ``detector.min_size`` is ``--min-size``,
 ``detector.blazeface.score_threshold`` is ``--blazeface-score-threshold``;
@@ -22,7 +22,7 @@ import typing
 from typing import Any
 
 from edge.detectors import DetectorSettings
-from edge.pipeline import ModelSettings
+from edge.frame.pipeline import ModelSettings
 from edge.settings import from_mapping
 
 SECTIONS: dict[str, type] = {"models": ModelSettings, "detector": DetectorSettings}

@@ -1,7 +1,7 @@
 """The commands of ``python -m edge``, in one table.
 
 Both the top-level help (:mod:`edge.__main__`) and the service's ``--help``
-(:mod:`edge.daemon`) list them; kept apart from both so that neither imports
+(:mod:`edge.service.daemon`) list them; kept apart from both so that neither imports
 the other (the entry point sits above the daemon, never below it).
 """
 

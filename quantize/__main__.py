@@ -21,8 +21,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from edge.labels import LABELS_BY_TASK, TASKS
-from edge.manifest import ModelError
+from edge.frame.labels import LABELS_BY_TASK, TASKS
+from edge.frame.manifest import ModelError
 
 PARITY_MAX_DROP_PP = 1.0
 PARITY_MIN_AGREEMENT = 0.97

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.preprocess import normalize
+from edge.frame.preprocess import normalize
 
 MIN_CALIBRATION = 300
 

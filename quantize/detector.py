@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.manifest import MANIFEST_NAME, Manifest, ModelError, default_models_dir, sha256_file
+from edge.frame.manifest import MANIFEST_NAME, Manifest, ModelError, default_models_dir, sha256_file
 from quantize.convert import write_atomic
 
 # TFLite builtin operator codes (tensorflow/lite/schema/schema.fbs)
@@ -214,7 +214,7 @@ def quantize(float_bytes: bytes, inputs: np.ndarray) -> bytes:
 
 def invoke_ms(path: Path, runs: int = 60) -> float:
     """Median calling-thread CPU ms per invoke at 1 thread (a rough figure; ``edge.bench`` is the real one)."""
-    from edge.runtime import make_interpreter
+    from edge.frame.runtime import make_interpreter
 
     interpreter = make_interpreter(str(path), 1)
     detail = interpreter.get_input_details()[0]

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.manifest import MANIFEST_NAME, InputSpec, Manifest, ModelEntry, ModelError, Preprocessing, sha256_file
-from edge.preprocess import PIXEL_OFFSET, PIXEL_SCALE
+from edge.frame.manifest import MANIFEST_NAME, InputSpec, Manifest, ModelEntry, ModelError, Preprocessing, sha256_file
+from edge.frame.preprocess import PIXEL_OFFSET, PIXEL_SCALE
 from quantize.convert import write_atomic
 from quantize.report import shipped_figures
 from train_host import provenance
@@ -150,7 +150,7 @@ def publish(args, out: Path, name: str, task: str, labels: Sequence[str], model,
             write_atomic(run_dir / file, source.read_bytes())
     cascade = out / CASCADE
     if not cascade.exists():
-        from edge.manifest import default_models_dir
+        from edge.frame.manifest import default_models_dir
 
         write_atomic(cascade, (default_models_dir() / CASCADE).read_bytes())
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.classifier import Classifier
-from edge.preprocess import CropSpec
-from edge.runtime import interpreter_class
+from edge.frame.classifier import Classifier
+from edge.frame.preprocess import CropSpec
+from edge.frame.runtime import interpreter_class
 from train_host.augment import resize_batch
 from train_host.data import FaceSet
 from train_host.evaluate import LoadedModel, group_breakdown, metrics, mirror_averaged

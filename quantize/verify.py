@@ -20,7 +20,7 @@ import json
 import sys
 from pathlib import Path
 
-from edge.manifest import Manifest, ModelEntry, ModelError
+from edge.frame.manifest import Manifest, ModelEntry, ModelError
 from train_host.data import ADULT_AGE_DEFAULT, DataError, find_data, load
 from train_host.evaluate import evaluate, load_model
 

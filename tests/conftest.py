@@ -52,7 +52,7 @@ def models_dir() -> Path:
 @pytest.fixture(scope="session")
 def pipeline_factory():
     """Build pipelines on the shipped models (int8 by default)."""
-    from edge.pipeline import ModelSettings, Pipeline
+    from edge.frame.pipeline import ModelSettings, Pipeline
 
     def build(**kwargs):
         models = kwargs.pop("models", ModelSettings(dir=str(MODELS)))

@@ -3,7 +3,7 @@
     python tests/mqtt_soak.py --seconds 600 --restarts 2 --down 15
     python tests/mqtt_soak.py --seconds 180 --restarts 0 --no-mqtt     # the same without the output
 
-Starts a real mosquitto on a free loopback port and the daemon (``edge.daemon.Daemon``,
+Starts a real mosquitto on a free loopback port and the daemon (``edge.service.daemon.Daemon``,
 in a thread of this process, outputs built from the config as the service does) on a
 looping pan video of ``samples/two_people.jpg`` paced to 15 fps, with only the MQTT
 output enabled. The broker is stopped ``--restarts`` times for ``--down`` seconds at
@@ -31,9 +31,9 @@ sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve
 from conftest import SAMPLES, write_pan_video  # noqa: E402
 from test_outputs_mqtt import Broker, Subscriber, mqtt_section, write_config  # noqa: E402
 
-from edge.config import load_config  # noqa: E402
-from edge.daemon import Daemon, setup_logging  # noqa: E402
-from edge.notify import Notifier  # noqa: E402
+from edge.service.config import load_config  # noqa: E402
+from edge.service.daemon import Daemon, setup_logging  # noqa: E402
+from edge.service.notify import Notifier  # noqa: E402
 
 
 def rss_mib() -> float:

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.annotate import GENDER_COLORS_BGR, annotate, label_alpha, layout, place_label
-from edge.results import Face, FrameResult
+from edge.frame.annotate import GENDER_COLORS_BGR, annotate, label_alpha, layout, place_label
+from edge.frame.results import Face, FrameResult
 
 
 def inside(rect, frame) -> bool:

@@ -15,7 +15,7 @@ import pytest
 
 from edge import FaceAnalyzer, analyze_image
 from edge.api import BadImage, Face, ImageResult
-from edge.labels import EMOTION_LABELS, GENDER_LABELS
+from edge.frame.labels import EMOTION_LABELS, GENDER_LABELS
 from edge.settings import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,7 +104,7 @@ def test_the_json_is_what_the_cli_prints_for_the_same_photo(analyzer, samples):
 def test_arrays_bgr_or_gray_give_the_same_faces_as_the_file(analyzer, samples):
     """A BGR array is the file, exactly; a gray one (BlazeFace then sees three equal channels) finds the same
     faces, boxes within a few pixels, the same gender."""
-    from edge.tracking import iou
+    from edge.frame.tracking import iou
 
     path = samples / "two_people.jpg"
     from_file = analyzer.analyze_image(path)
@@ -158,15 +158,15 @@ def test_bad_images_raise_one_clear_line(analyzer, bad, message):
 
 
 def test_a_missing_models_folder_names_it(tmp_path):
-    from edge.manifest import ModelError
+    from edge.frame.manifest import ModelError
 
     with pytest.raises(ModelError, match=str(tmp_path)):
         FaceAnalyzer(models=tmp_path)
 
 
 def test_the_detector_backend_can_be_picked_by_name(analyzer, samples):
+    from edge.frame.tracking import iou
     from edge.settings import ConfigError
-    from edge.tracking import iou
 
     haar = analyzer.analyze_image(samples / "two_people.jpg")
     blaze = FaceAnalyzer(backend="blazeface").analyze_image(samples / "two_people.jpg")

@@ -26,16 +26,17 @@ PACKAGE_ORDER = {"edge": 0, "train_host": 1, "quantize": 2}
 
 LAYERS: dict[int, tuple[str, tuple[str, ...]]] = {
     0: ("foundations: types, settings parsing, small helpers (import nothing of edge)", (
-        "edge", "edge.commands", "edge.settings", "edge.labels", "edge.results", "edge.stats", "edge.runtime",
-        "edge.logthrottle", "edge.stoppable", "edge.notify", "edge.picamera2_version", "edge.preprocess",
-        "edge.imagefile", "edge.calibration",
+        "edge", "edge.frame", "edge.inputs", "edge.service", "edge.commands", "edge.settings",
+        "edge.frame.labels", "edge.frame.results", "edge.frame.stats", "edge.frame.runtime", "edge.frame.preprocess",
+        "edge.frame.calibration", "edge.service.logthrottle", "edge.service.stoppable", "edge.service.notify",
+        "edge.inputs.picamera2_version", "edge.inputs.imagefile",
         "edge.outputs.appendlog", "edge.bench.loop", "edge.bench.workers", "edge.bench.report")),
     1: ("contracts and the frame's way in and out", (
-        "edge.manifest", "edge.tracking", "edge.sources", "edge.annotate", "edge.videowriter", "edge.outputs.base",
-        "edge.outputs.group", "edge.outputs", "edge.detectors.settings", "edge.detectors.base",
+        "edge.frame.manifest", "edge.frame.tracking", "edge.frame.annotate", "edge.inputs.sources", "edge.videowriter",
+        "edge.outputs.base", "edge.outputs.group", "edge.outputs", "edge.detectors.settings", "edge.detectors.base",
         "edge.bench.floor", "edge.bench.frames")),
     2: ("the parts of a frame's analysis and the outputs", (
-        "edge.classifier", "edge.detectors.schedule", "edge.detectors.haar", "edge.detectors.blazeface",
+        "edge.frame.classifier", "edge.detectors.schedule", "edge.detectors.haar", "edge.detectors.blazeface",
         "edge.detectors", "edge.outputs.leds", "edge.outputs.display", "edge.outputs.liveview",
         "edge.outputs.liveview.settings", "edge.outputs.liveview.auth", "edge.outputs.liveview.page",
         "edge.outputs.liveview.hub", "edge.outputs.liveview.server", "edge.outputs.liveview.handler",
@@ -43,11 +44,12 @@ LAYERS: dict[int, tuple[str, tuple[str, ...]]] = {
         "edge.outputs.eventlog", "edge.outputs.mqtt", "edge.outputs.mqtt.settings", "edge.outputs.mqtt.discovery",
         "edge.outputs.mqtt.connection", "edge.outputs.mqtt.output")),
     3: ("assembly: the pipeline, the outputs registry and its pre-flight checks", (
-        "edge.pipeline", "edge.outputs.registry", "edge.outputs.preflight")),
-    4: ("settings from the TOML and from the command line", ("edge.config", "edge.cli", "edge.quickstart")),
-    5: ("applications", ("edge.analyze", "edge.api", "edge.check", "edge.daemon", "edge.config_command",
-                         "edge.bench.row",
-                         "edge.bench.__main__", "edge.bench", "edge.bench.profile")),
+        "edge.frame.pipeline", "edge.outputs.registry", "edge.outputs.preflight")),
+    4: ("settings from the TOML and from the command line", (
+        "edge.service.config", "edge.cli", "edge.service.quickstart")),
+    5: ("applications", (
+        "edge.analyze", "edge.api", "edge.service.check", "edge.service.daemon", "edge.service.config_command",
+        "edge.bench.row", "edge.bench.__main__", "edge.bench", "edge.bench.profile")),
     6: ("the entry point", ("edge.__main__",)),
 }
 LAYER_OF = {module: level for level, (_, modules) in LAYERS.items() for module in modules}
@@ -162,11 +164,11 @@ def test_every_edge_module_has_a_layer():
 
 def test_the_checks_catch_a_circle_and_an_upward_import():
     """The two checks on a graph that breaks both rules, so a passing test above means something."""
-    edges = {"edge.settings": {"edge.pipeline"}, "edge.pipeline": {"edge.settings"}, "quantize.x": set(),
-             "edge.config": {"quantize.x"}}
-    assert cycles(edges) == [["edge.pipeline", "edge.settings"]]
-    assert upward(edges) == ["edge.config -> quantize.x (package edge is below quantize)",
-                             "edge.settings -> edge.pipeline (layer 0 -> 3)"]
+    edges = {"edge.settings": {"edge.frame.pipeline"}, "edge.frame.pipeline": {"edge.settings"}, "quantize.x": set(),
+             "edge.service.config": {"quantize.x"}}
+    assert cycles(edges) == [["edge.frame.pipeline", "edge.settings"]]
+    assert upward(edges) == ["edge.service.config -> quantize.x (package edge is below quantize)",
+                             "edge.settings -> edge.frame.pipeline (layer 0 -> 3)"]
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.preprocess import normalize
+from edge.frame.preprocess import normalize
 from tests.facecrops import varied_faces
 from train_host.augment import AugmentConfig, augment_batch, cutout_batch, mixup_batch
 from train_host.data import FaceSet

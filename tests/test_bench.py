@@ -19,7 +19,7 @@ from edge.bench.__main__ import BenchError, Variant, parse_variants
 from edge.bench.floor import count_macs, op_macs
 from edge.bench.frames import leading_count, letterbox, read_manifest, recall
 from edge.detectors import DetectorSettings
-from edge.pipeline import ModelSettings
+from edge.frame.pipeline import ModelSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 PAPER_MODELS = ROOT.parent / "shared" / "anchors" / "oarriaga"

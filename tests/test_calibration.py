@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from facecrops import varied_faces
 
-from edge.calibration import apply_temperature
-from edge.classifier import Classifier
-from edge.manifest import Manifest, ModelError
-from edge.pipeline import ModelSettings, Pipeline
+from edge.frame.calibration import apply_temperature
+from edge.frame.classifier import Classifier
+from edge.frame.manifest import Manifest, ModelError
+from edge.frame.pipeline import ModelSettings, Pipeline
 from train_host.calibration import ece, fit_temperature, nll, reliability
 
 ROOT = Path(__file__).resolve().parent.parent

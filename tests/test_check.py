@@ -145,7 +145,7 @@ def test_check_refuses_an_mqtt_topic_prefix_no_subscriber_would_see(tmp_path, pr
 
 def test_a_device_node_is_a_camera_not_a_missing_video_file(tmp_path):
     """``device = "/dev/video0"`` used to be "no such video file" (exit 2); it is a V4L2 camera, even unplugged."""
-    from edge.sources import OpenCVSource, SourceError
+    from edge.inputs.sources import OpenCVSource, SourceError
 
     missing = "/dev/video97"  # no such camera here: a warning, as for device = "97"
     proc = edge("--check", "--config", config(tmp_path, f'source = "opencv"\ndevice = "{missing}"'))
@@ -156,7 +156,7 @@ def test_a_device_node_is_a_camera_not_a_missing_video_file(tmp_path):
     assert source.live and not source.is_file  # tracking and smoothing as for a camera; no end of file
     with pytest.raises(SourceError, match=f"^cannot open camera {missing}$"):
         source.open()
-    from edge.sources import camera_index
+    from edge.inputs.sources import camera_index
 
     link = tmp_path / "by-id-usb-camera"  # as in /dev/v4l/by-id/: opened by the index it resolves to
     link.symlink_to("/dev/video5")

@@ -10,13 +10,13 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.calibration import apply_temperature
-from edge.classifier import Classifier
 from edge.detectors.haar import HaarDetector
-from edge.labels import EMOTION_LABELS, GENDER_LABELS
-from edge.manifest import Manifest, ModelError
-from edge.pipeline import ModelSettings, Pipeline
-from edge.preprocess import crop_face, to_gray
+from edge.frame.calibration import apply_temperature
+from edge.frame.classifier import Classifier
+from edge.frame.labels import EMOTION_LABELS, GENDER_LABELS
+from edge.frame.manifest import Manifest, ModelError
+from edge.frame.pipeline import ModelSettings, Pipeline
+from edge.frame.preprocess import crop_face, to_gray
 
 
 @pytest.fixture(scope="module")

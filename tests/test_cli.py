@@ -23,7 +23,7 @@ from edge.bench import __main__ as bench
 from edge.bench import row as bench_run
 from edge.cli import settings_from, settings_from_json
 from edge.detectors import DetectorSettings
-from edge.pipeline import ModelSettings
+from edge.frame.pipeline import ModelSettings
 from edge.settings import ConfigError, from_mapping
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from edge.analyze import Progress
-from edge.runtime import make_interpreter, quiet_notices
+from edge.frame.runtime import make_interpreter, quiet_notices
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -52,7 +52,7 @@ def test_the_runtime_notice_is_dropped_and_its_errors_kept(capfd, models_dir):
 def test_a_bad_model_still_says_why(tmp_path):
     bad = tmp_path / "bad.tflite"
     bad.write_bytes((ROOT / "models" / "gender_mini_xception_int8.tflite").read_bytes()[:3000])
-    code = f"from edge.runtime import make_interpreter\nmake_interpreter({str(bad)!r})"
+    code = f"from edge.frame.runtime import make_interpreter\nmake_interpreter({str(bad)!r})"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=120)
     assert proc.returncode == 1 and "not a valid Flatbuffer" in proc.stderr
 

@@ -10,9 +10,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_function_lengths_count_from_def_to_the_last_line_methods_by_class():
-    found = dict((name, lines) for lines, name in functions(ROOT / "edge" / "stats.py"))
-    assert found["edge.stats:stats_text"] == 5  # def, a two-line docstring, two statements
-    assert found["edge.stats:LatencyStats.__init__"] == 4
+    found = dict((name, lines) for lines, name in functions(ROOT / "edge" / "frame" / "stats.py"))
+    assert found["edge.frame.stats:stats_text"] == 5  # def, a two-line docstring, two statements
+    assert found["edge.frame.stats:LatencyStats.__init__"] == 4
 
 
 def test_the_report_names_circles_upward_imports_and_the_largest_pieces(capsys):

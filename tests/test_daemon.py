@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from edge.config import EXAMPLE_CONFIG, CameraSettings, Config, ServiceSettings, load_config
-from edge.daemon import EXIT_CAMERA, EXIT_CONFIG, EXIT_OK, Daemon
-from edge.notify import Notifier
+from edge.frame.pipeline import ModelSettings
+from edge.inputs.sources import CameraLost, FrameSource, ImageSource, SourceError
 from edge.outputs.eventlog import EventLogSettings
 from edge.outputs.leds import LedSettings
 from edge.outputs.registry import OutputsSettings
-from edge.pipeline import ModelSettings
-from edge.sources import CameraLost, FrameSource, ImageSource, SourceError
+from edge.service.config import EXAMPLE_CONFIG, CameraSettings, Config, ServiceSettings, load_config
+from edge.service.daemon import EXIT_CAMERA, EXIT_CONFIG, EXIT_OK, Daemon
+from edge.service.notify import Notifier
 
 ROOT = Path(__file__).resolve().parent.parent
 

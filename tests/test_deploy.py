@@ -568,7 +568,7 @@ def test_a_release_that_never_sends_ready_is_named_and_rolled_back(lab: Lab, rol
 
 def test_the_deploy_and_the_daemon_share_the_picamera2_floor() -> None:
     from deploy.layout import PICAMERA2_MIN
-    from edge.picamera2_version import MIN_PICAMERA2
+    from edge.inputs.picamera2_version import MIN_PICAMERA2
 
     assert PICAMERA2_MIN == MIN_PICAMERA2
     assert picamera2_problem("") is None and picamera2_problem("0.3.20-1") is None

@@ -8,9 +8,9 @@ import pytest
 
 from edge.detectors import DetectorSettings
 from edge.detectors.haar import HaarDetector
-from edge.manifest import ModelError
-from edge.preprocess import to_gray
-from edge.tracking import iou
+from edge.frame.manifest import ModelError
+from edge.frame.preprocess import to_gray
+from edge.frame.tracking import iou
 
 
 @pytest.fixture(scope="module")

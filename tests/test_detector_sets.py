@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from edge.detectors import DetectorSettings, make_detector
-from edge.manifest import Manifest
+from edge.frame.manifest import Manifest
 from train_host import detector_sets as sets
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,14 +13,14 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.config import load_config
 from edge.detectors import BACKENDS, BlazeFaceSettings, DetectorSettings, ScanSchedule, make_detector
 from edge.detectors.blazeface import BlazeFaceDetector, BoxMapping, ssd_anchors, weighted_nms
 from edge.detectors.haar import HaarDetector
-from edge.manifest import Manifest, ModelError, sha256_file
-from edge.pipeline import Pipeline
+from edge.frame.manifest import Manifest, ModelError, sha256_file
+from edge.frame.pipeline import Pipeline
+from edge.frame.tracking import iou
+from edge.service.config import load_config
 from edge.settings import ConfigError
-from edge.tracking import iou
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -415,7 +415,7 @@ def test_each_classifier_gets_the_crop_its_task_mapping_draws(models_dir, tmp_pa
         gx, gy, gw, _ = crop_box(box, "gender")
         assert abs((gx + gw / 2) - (box[0] + box[2] / 2)) < 0.1 * box[2]
     # the pipeline cuts the gender input from the gender crop, the emotion input from the box
-    import edge.pipeline as pipeline_module
+    import edge.frame.pipeline as pipeline_module
 
     seen: list[tuple] = []
     real = pipeline_module.crop_face

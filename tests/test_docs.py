@@ -22,8 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "edge" / "outputs" / "README.md",
         ROOT / "deploy" / "README.md", ROOT / "samples" / "README.md"]
 OURS = ("edge", "quantize", "train_host", "deploy")
-EDGE_COMMANDS = {"analyze": "edge.analyze", "bench": "edge.bench", "run": "edge.daemon", "check": "edge.daemon",
-                 "config": "edge.config_command"}
+EDGE_COMMANDS = {"analyze": "edge.analyze", "bench": "edge.bench", "run": "edge.service.daemon",
+                 "check": "edge.service.daemon",
+                 "config": "edge.service.config_command"}
 TOP_LEVEL = {"--version", "-V", "--help", "-h"}  # face-emotion's own options, before any command (edge.__main__)
 PAGE_CLI = {"docs/bench.md": "edge.bench"}  # a page about one CLI: its bare flags belong to that CLI
 OTHER_TOOLS = {"--system-site-packages", "--no-build-isolation"}  # quoted flags of other programs (venv, pip)
@@ -93,7 +94,7 @@ def commands(piece: str) -> list[tuple[str, str]]:
             first = rest.split()[0].strip("`") if rest.split() else ""
             if first in TOP_LEVEL:
                 continue
-            module = EDGE_COMMANDS.get(first, "edge.daemon")
+            module = EDGE_COMMANDS.get(first, "edge.service.daemon")
         found.append((module, rest))
     return found
 
@@ -102,7 +103,8 @@ def drift(page: Path) -> list[str]:
     """What a page quotes that the code does not have."""
     problems = []
     everything = set().union(*(options(parser_of(m)) for m in (
-        "edge.daemon", "edge.analyze", "edge.bench", "edge.config_command", "quantize", "quantize.verify",
+        "edge.service.daemon", "edge.analyze", "edge.bench", "edge.service.config_command", "quantize",
+        "quantize.verify",
         "train_host.train", "train_host.evaluate", "train_host.compare", "train_host.visualize", "train_host.rebuild",
         "train_host.calibrate", "deploy", "deploy.pi_check", "deploy.pi_boot")))
     for piece in quoted(page.read_text()):

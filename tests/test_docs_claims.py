@@ -22,7 +22,7 @@ import typing
 
 import pytest
 
-from edge.config import Config
+from edge.service.config import Config
 from tests.test_docs import DOCS, ROOT
 
 HEADING = re.compile(r"^#+ [^\n]*`\[([a-z_.]+)\]`[^\n]*$", re.M)

@@ -145,7 +145,7 @@ def test_slugify_as_home_assistant_derives_entity_ids(text, slug):
 def test_the_docs_dashboard_card_names_only_entities_our_discovery_announces():
     """docs/home-assistant.md's card, for its example client id and for ha-check's second Pi (make ha-check
     --card-screenshot renders it in Home Assistant): a renamed entity would show "Entity not available"."""
-    from edge.labels import EMOTION_LABELS, GENDER_LABELS
+    from edge.frame.labels import EMOTION_LABELS, GENDER_LABELS
     from edge.outputs.mqtt import MqttSettings, Topics, discovery_configs
 
     page = (Path(__file__).resolve().parent.parent / "docs" / "home-assistant.md").read_text()

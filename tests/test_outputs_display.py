@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.annotate import GENDER_COLORS_BGR, annotate
+from edge.frame.annotate import GENDER_COLORS_BGR, annotate
 from edge.outputs.base import OutputError
 from edge.outputs.display import DisplayOutput, DisplaySettings, overlay_rgba
 from edge.outputs.registry import OutputsSettings, build_outputs
@@ -252,13 +252,13 @@ def test_build_outputs_without_a_screen_keeps_the_other_outputs(astronaut, monke
 def test_the_overlay_follows_the_camera_through_a_reopen(drm, fake_picamera2, monkeypatch, samples, caplog):
     """A lost camera is closed and a new Picamera2 opened; the display must draw on the new one's preview."""
     import edge.outputs.display
-    from edge.config import CameraSettings, Config, ServiceSettings
-    from edge.daemon import EXIT_OK, Daemon
-    from edge.notify import Notifier
+    from edge.frame.pipeline import ModelSettings
+    from edge.inputs.sources import Picamera2Source
     from edge.outputs.eventlog import EventLogSettings
     from edge.outputs.leds import LedSettings
-    from edge.pipeline import ModelSettings
-    from edge.sources import Picamera2Source
+    from edge.service.config import CameraSettings, Config, ServiceSettings
+    from edge.service.daemon import EXIT_OK, Daemon
+    from edge.service.notify import Notifier
     from tests.conftest import MODELS
 
     class ScreenDisplay(DisplayOutput):  # the console with a DRM device, as on a Pi with a screen

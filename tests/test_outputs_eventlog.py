@@ -12,7 +12,7 @@ from datetime import datetime
 import cv2
 import pytest
 
-from edge.labels import EMOTION_LABELS, GENDER_LABELS
+from edge.frame.labels import EMOTION_LABELS, GENDER_LABELS
 from edge.outputs.base import OutputError
 from edge.outputs.eventlog import EventLogOutput, EventLogSettings
 from edge.outputs.registry import OutputsSettings, build_outputs
@@ -305,7 +305,7 @@ def test_build_outputs_starts_the_event_log_by_default(two_people, capsys, monke
 
 
 def test_the_service_log_and_the_event_log_share_one_systemd_check(fake_journal, monkeypatch):
-    """One function decides "under systemd, with python3-systemd" (edge.notify.load_journal): the daemon's log
+    """One function decides "under systemd, with python3-systemd" (edge.service.notify.load_journal): the daemon's log
     handler goes to the journal exactly when the event log's entries do."""
     import logging
 

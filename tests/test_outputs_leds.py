@@ -16,7 +16,8 @@ import pytest
 gpiozero = pytest.importorskip("gpiozero")
 from gpiozero.pins.mock import MockFactory, MockPWMPin  # noqa: E402
 
-from edge.labels import EMOTION_LABELS, GENDER_LABELS  # noqa: E402
+from edge.frame.labels import EMOTION_LABELS, GENDER_LABELS  # noqa: E402
+from edge.frame.results import Face, FrameResult  # noqa: E402
 from edge.outputs.base import OutputError  # noqa: E402
 from edge.outputs.leds import (  # noqa: E402
     BAND_MARGIN,
@@ -25,7 +26,6 @@ from edge.outputs.leds import (  # noqa: E402
     confidence_band,
 )
 from edge.outputs.registry import OutputsSettings, build_outputs  # noqa: E402
-from edge.results import Face, FrameResult  # noqa: E402
 from tests.conftest import Clock, run_photo  # noqa: E402
 
 RGB = LedSettings().rgb_pins

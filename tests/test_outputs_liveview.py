@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.annotate import GENDER_COLORS_BGR, annotate, label_text
+from edge.frame.annotate import GENDER_COLORS_BGR, annotate, label_text
 from edge.outputs.base import OutputError
 from edge.outputs.liveview import LiveViewOutput, LiveViewSettings
 from tests.chromium import chromium_binary
@@ -214,14 +214,14 @@ def test_a_new_page_or_one_from_before_a_restart_gets_the_next_frame_not_an_old_
 
 def test_the_daemon_tells_the_page_what_it_runs(samples):
     """The real daemon on the committed photos: source, model files and detector reach /status.json."""
-    from edge.config import CameraSettings, Config
-    from edge.daemon import Daemon
     from edge.detectors import DetectorSettings
-    from edge.notify import Notifier
+    from edge.frame.pipeline import ModelSettings
     from edge.outputs.eventlog import EventLogSettings
     from edge.outputs.leds import LedSettings
     from edge.outputs.registry import OutputsSettings
-    from edge.pipeline import ModelSettings
+    from edge.service.config import CameraSettings, Config
+    from edge.service.daemon import Daemon
+    from edge.service.notify import Notifier
 
     root = Path(__file__).resolve().parents[1]
     config = Config(camera=CameraSettings(source="images", path=str(samples)),

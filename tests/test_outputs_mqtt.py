@@ -288,7 +288,7 @@ def test_bad_settings_are_one_line_naming_the_key(settings, message):
 
 def test_discovery_configs_use_only_the_fields_home_assistant_documents():
     from edge import __version__
-    from edge.labels import EMOTION_LABELS, GENDER_LABELS
+    from edge.frame.labels import EMOTION_LABELS, GENDER_LABELS
     from edge.outputs.mqtt import Topics, discovery_configs
 
     topics = Topics(MqttSettings(), "kitchen.pi")
@@ -331,7 +331,7 @@ def test_discovery_configs_use_only_the_fields_home_assistant_documents():
 
 
 def test_the_image_entity_uses_home_assistants_image_keys_and_is_removable():
-    from edge.labels import EMOTION_LABELS, GENDER_LABELS
+    from edge.frame.labels import EMOTION_LABELS, GENDER_LABELS
     from edge.outputs.mqtt import Topics, discovery_configs
     from edge.outputs.mqtt.discovery import discovery_topics
 
@@ -445,7 +445,7 @@ def test_publish_images_sends_at_most_one_jpeg_per_interval_and_the_image_entity
 @needs_paho
 def test_the_image_can_be_the_annotated_frame(broker, subscribe, pipeline_factory, samples):
     """Of a photo folder's frame too: its faces have no track (no track_new), each is a "face" event."""
-    from edge.annotate import annotate
+    from edge.frame.annotate import annotate
     from edge.outputs.mqtt import MqttOutput
 
     image, result = real_results(pipeline_factory, samples)[0]
@@ -635,9 +635,9 @@ def test_a_broker_restart_is_survived_and_the_frame_loop_never_waits(tmp_path, b
     wait_for(lambda: sub.json_on("testpi/health"), "health before the restart")
     broker.stop()
     sub.close()
-    before = edge.notify.pings()
+    before = edge.service.notify.pings()
     time.sleep(4.0)  # the broker is away: the daemon keeps processing frames and pinging the watchdog
-    during = edge.notify.pings() - before
+    during = edge.service.notify.pings() - before
     broker.start()
     sub = subscribe(broker.port)
     health = wait_for(lambda: [h for h in sub.json_on("testpi/health") if h["reconnects"] >= 1], "health after")
@@ -661,7 +661,7 @@ def test_the_daemon_keeps_running_without_the_output_after_a_refused_login(tmp_p
                               mqtt_section(broker.port, username="pi", password="wrong"))
         edge = edge_process(config)
         edge.ready()
-        wait_for(lambda: edge.notify.pings() >= 10, "frames without the output")
+        wait_for(lambda: edge.service.notify.pings() >= 10, "frames without the output")
         lines = [line for line in edge.stderr.splitlines() if "mqtt" in line.lower()]
         assert len(lines) == 1, lines
         assert f"the broker 127.0.0.1:{broker.port} refused the login" in lines[0]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from deploy.layout import APT_PACKAGES
 from deploy.pi_boot import GUEST_APT, LIVE_PORT, guest_config
-from edge.config import load_config
+from edge.service.config import load_config
 
 
 def test_the_guest_config_loads_as_the_daemon_loads_it(tmp_path: Path) -> None:

@@ -72,7 +72,7 @@ def test_a_different_label_or_a_missing_face_fails(rows) -> None:
 
 
 def test_the_daemon_config_is_a_valid_service_config(tmp_path) -> None:
-    from edge.config import load_config
+    from edge.service.config import load_config
 
     path = tmp_path / "config.toml"
     path.write_text(daemon_config("/root/pi-check/pan.avi"))

@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.labels import EMOTION_LABELS, GENDER_LABELS
-from edge.preprocess import FrameError
-from edge.sources import OpenCVSource
-from edge.stats import PIPELINE_STAGES
+from edge.frame.labels import EMOTION_LABELS, GENDER_LABELS
+from edge.frame.preprocess import FrameError
+from edge.frame.stats import PIPELINE_STAGES
+from edge.inputs.sources import OpenCVSource
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def test_every_face_gets_both_labels_scores_and_stage_timings(pipeline, samples)
         assert abs(sum(face.emotion_scores.values()) - 1) < 1e-4
         assert face.emotion == max(face.emotion_scores, key=face.emotion_scores.get)
         assert face.track is None  # a photo is not a stream
-    assert list(result.timings_ms) == [*PIPELINE_STAGES, "total"]  # the stage names of edge.stats, in order
+    assert list(result.timings_ms) == [*PIPELINE_STAGES, "total"]  # the stage names of edge.frame.stats, in order
     assert result.timings_ms["total"] >= result.timings_ms["detect"]
 
 
@@ -152,7 +152,7 @@ def test_one_face_type_from_the_pipeline_to_the_api(pipeline, samples):
     """The pipeline's faces are the API's ``Face`` (issue 31): one class, ``to_dict`` a dict and ``to_json`` its
     JSON string for a face and for a frame alike, boxes in plain ints."""
     import edge
-    from edge.results import Face
+    from edge.frame.results import Face
 
     assert edge.Face is Face
     result = pipeline.process(cv2.imread(str(samples / "two_people.jpg")), independent=True)

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.preprocess import (
+from edge.frame.preprocess import (
     CropSpec,
     FrameError,
     crop_face,

@@ -51,7 +51,7 @@ def converted(inputs) -> Path:
 
 
 def test_int8_model_has_int8_io_and_the_expected_quantization(converted):
-    from edge.runtime import make_interpreter
+    from edge.frame.runtime import make_interpreter
 
     interpreter = make_interpreter(str(converted / "emotion_tiny_int8.tflite"))
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
@@ -68,7 +68,7 @@ def test_int8_model_has_int8_io_and_the_expected_quantization(converted):
 
 
 def test_manifest_records_what_the_device_checks(converted):
-    from edge.manifest import Manifest, sha256_file
+    from edge.frame.manifest import Manifest, sha256_file
 
     manifest = Manifest.load(converted)
     entry = manifest.select("emotion", "int8")
@@ -90,8 +90,8 @@ def test_manifest_records_what_the_device_checks(converted):
 def test_the_device_refuses_a_tampered_converted_model(converted, tmp_path):
     import shutil
 
-    from edge.classifier import Classifier
-    from edge.manifest import Manifest, ModelError
+    from edge.frame.classifier import Classifier
+    from edge.frame.manifest import Manifest, ModelError
 
     copy = tmp_path / "m"
     shutil.copytree(converted, copy)
@@ -205,7 +205,7 @@ def test_a_warm_started_run_records_the_run_it_started_from(tmp_path):
     parent = info["init_run"]
     assert parent["command"] == "train second" and parent["init_run"]["command"] == "train first"
     assert "init_run" not in parent["init_run"]
-    from edge.manifest import sha256_file
+    from edge.frame.manifest import sha256_file
 
     assert parent["sha256"] == sha256_file(second / "last.keras")
 
@@ -214,7 +214,7 @@ def test_a_run_started_from_a_shipped_model_records_that_model_s_training(tmp_pa
     """Warm-starting from models/*.keras: the shipped entry's own training run is carried over."""
     import shutil
 
-    from edge.manifest import Manifest
+    from edge.frame.manifest import Manifest
     from quantize.publish import _run_info
 
     shipped = tmp_path / "models"
@@ -259,7 +259,7 @@ def test_percentile_ranges_give_finer_int8_steps_than_min_max(inputs):
 
 
 def test_flip_average_ships_the_mirror_averaged_figures(inputs, tmp_path):
-    from edge.manifest import Manifest
+    from edge.frame.manifest import Manifest
 
     out = tmp_path / "models"
     proc = run(str(inputs["model"]), "--calib", str(inputs["calib"]), "--test", str(inputs["test"]), "--out",

@@ -12,9 +12,9 @@ import pytest
 
 from edge.bench.frames import letterbox
 from edge.detectors.blazeface import BlazeFaceModel, BoxMapping
-from edge.manifest import Manifest, sha256_file
-from edge.runtime import make_interpreter
-from edge.tracking import iou
+from edge.frame.manifest import Manifest, sha256_file
+from edge.frame.runtime import make_interpreter
+from edge.frame.tracking import iou
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
@@ -27,7 +27,7 @@ def op_names(path: Path) -> list[str]:
 
 
 def xywh(box: np.ndarray) -> tuple[float, float, float, float]:
-    """(x0, y0, x1, y1) -> (x, y, w, h), as :func:`edge.tracking.iou` takes boxes."""
+    """(x0, y0, x1, y1) -> (x, y, w, h), as :func:`edge.frame.tracking.iou` takes boxes."""
     return float(box[0]), float(box[1]), float(box[2] - box[0]), float(box[3] - box[1])
 
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from edge.config import DEFAULT_CONFIG, EXAMPLE_CONFIG, Config, find_config, load_config, user_config
-from edge.quickstart import browser_url, camera_from, live_view_from, mqtt_from
+from edge.inputs.sources import CameraSettings
+from edge.service.config import DEFAULT_CONFIG, EXAMPLE_CONFIG, Config, find_config, load_config, user_config
+from edge.service.quickstart import browser_url, camera_from, live_view_from, mqtt_from
 from edge.settings import ConfigError
-from edge.sources import CameraSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 SYSTEM_CONFIG = DEFAULT_CONFIG.exists()  # a machine with the service installed: the last fallback is there
@@ -117,7 +117,7 @@ def test_flags_override_a_config_file(samples, tmp_path, pan_video):
 # -- where the config file is looked for ----------------------------------------------------------------------
 
 def test_the_search_order(tmp_path, monkeypatch):
-    monkeypatch.setattr("edge.config.DEFAULT_CONFIG", tmp_path / "etc" / "config.toml")
+    monkeypatch.setattr("edge.service.config.DEFAULT_CONFIG", tmp_path / "etc" / "config.toml")
     home, xdg = tmp_path / "home", tmp_path / "xdg"
     env = {"HOME": str(home)}
     with pytest.raises(ConfigError) as none:

@@ -27,8 +27,8 @@ import pytest
 from conftest import SAMPLES, write_pan_video
 from test_daemon import NotifySocket
 
-from edge.daemon import EXIT_CAMERA, EXIT_OK
-from edge.sources import BadImage, ImageSource, OpenCVSource
+from edge.inputs.sources import BadImage, ImageSource, OpenCVSource
+from edge.service.daemon import EXIT_CAMERA, EXIT_OK
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "models"
@@ -420,7 +420,7 @@ def test_a_huge_jpeg_is_decoded_reduced_to_the_configured_frame_size(huge_jpeg):
     source = ImageSource([huge_jpeg], fit=(640, 480))
     frame = source.read()
     assert frame.image.shape == (480, 640, 3) and frame.gray.shape == (480, 640)
-    script = (f"import sys, time; sys.path.insert(0, {str(ROOT)!r}); from edge.imagefile import read_image; "
+    script = (f"import sys, time; sys.path.insert(0, {str(ROOT)!r}); from edge.inputs.imagefile import read_image; "
               "peak = lambda: int(open('/proc/self/status').read().split('VmHWM:')[1].split()[0]) // 1024; "
               "before = peak(); "
               f"started = time.perf_counter(); image = read_image({str(huge_jpeg)!r}, (640, 480)); "

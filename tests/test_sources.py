@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.sources import (
+from edge.inputs.sources import (
     BadImage,
     CameraLost,
     CameraSettings,
@@ -57,11 +57,11 @@ def test_a_video_gives_the_same_faces_however_fast_it_is_processed(pan_video, pi
     with wall-clock timestamps the slow run dropped tracks after 2 missed frames instead of 10, and
     with them the search near those faces, so other faces were found.
     """
-    import edge.pipeline
+    import edge.frame.pipeline
 
     def faces(seconds_per_clock_read: float) -> list:
         clock = iter(np.arange(1, 100_000) * seconds_per_clock_read)
-        monkeypatch.setattr(edge.pipeline, "_now", lambda: float(next(clock)))
+        monkeypatch.setattr(edge.frame.pipeline, "_now", lambda: float(next(clock)))
         source = OpenCVSource(str(pan_video))
         source.open()
         pipeline = pipeline_factory()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from edge.bench import report
-from edge.stats import PIPELINE_STAGES, STAGES, LatencyStats, stats_text
+from edge.frame.stats import PIPELINE_STAGES, STAGES, LatencyStats, stats_text
 
 
 def test_stats_text_lives_with_the_stats():

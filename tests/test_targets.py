@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.labels import LABELS_BY_TASK
+from edge.frame.labels import LABELS_BY_TASK
 from train_host.data import DataError, FaceSet
 from train_host.targets import class_balance_weights, ferplus_distribution, training_targets
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.tracking import LabelSmoother, SmoothingSettings, Tracker, iou
+from edge.frame.tracking import LabelSmoother, SmoothingSettings, Tracker, iou
 
 
 def test_iou_of_identical_disjoint_and_half_overlapping_boxes():

@@ -89,7 +89,7 @@ def test_the_wheel_holds_only_the_device_package_its_data_and_an_spdx_licence(in
 def test_the_installed_package_resolves_its_own_models(installed):
     env_dir, work, _ = installed
     proc = sh(env_dir / "bin" / "python", "-c",
-              "import edge, edge.manifest; print(edge.__file__); print(edge.manifest.default_models_dir())", cwd=work)
+              "import edge, edge.frame.manifest as m; print(edge.__file__); print(m.default_models_dir())", cwd=work)
     package, models = proc.stdout.split()
     assert package.startswith(str(env_dir)) and models == str(Path(package).parent / "_models")
 

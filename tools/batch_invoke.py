@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.runtime import make_interpreter
+from edge.frame.runtime import make_interpreter
 
 
 def measure(model: Path, rounds: int, threads: int, seed: int = 0) -> dict:

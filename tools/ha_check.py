@@ -104,7 +104,7 @@ class Pi:
 
 def announced(client_id: str) -> Pi:
     """What our discovery announces for this client id: the same function the daemon publishes with."""
-    from edge.labels import EMOTION_LABELS, GENDER_LABELS
+    from edge.frame.labels import EMOTION_LABELS, GENDER_LABELS
     from edge.outputs.mqtt import MqttSettings, Topics, discovery_configs
 
     configs = discovery_configs(Topics(MqttSettings(), client_id), {"emotion": EMOTION_LABELS,

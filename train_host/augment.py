@@ -2,7 +2,7 @@
 
 Each face goes from its stored size to the model's input size through one
 random affine warp (rotation, zoom, shift, horizontal flip as in the paper) with
-edge-replicating borders, the same border rule as ``edge.preprocess.crop_padded``.
+edge-replicating borders, the same border rule as ``edge.frame.preprocess.crop_padded``.
 The zoom and shift ranges cover the spread of Haar boxes around a face, so the
 model sees the crops the Pi will feed it, not only perfectly centred chips.
 
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edge.preprocess import resize_face
+from edge.frame.preprocess import resize_face
 
 
 @dataclass(frozen=True)

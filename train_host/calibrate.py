@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from edge.calibration import apply_temperature
-from edge.labels import TASKS
-from edge.manifest import Manifest, ModelEntry, ModelError
+from edge.frame.calibration import apply_temperature
+from edge.frame.labels import TASKS
+from edge.frame.manifest import Manifest, ModelEntry, ModelError
 from train_host import provenance
 from train_host.calibration import apply_class_vector, ece, fit_class_vector, fit_temperature, nll, summary
 from train_host.data import DataError, FaceSet, load, random_split

@@ -3,7 +3,7 @@
 ECE (expected calibration error) uses 10 equal-width bins on the top class's
 probability: the face-weighted mean of |accuracy - mean confidence| per bin.
 NLL is the mean negative log-probability of the true class. Both are computed
-on the probabilities the device prints (``edge.calibration.apply_temperature``
+on the probabilities the device prints (``edge.frame.calibration.apply_temperature``
 after mirror averaging), which is what a user reads.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.calibration import apply_temperature
+from edge.frame.calibration import apply_temperature
 
 BINS = 10
 # int8 outputs round small probabilities to exactly 0; the log is floored here so one such face cannot make

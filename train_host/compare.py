@@ -35,8 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from edge.labels import LABELS_BY_TASK
-from edge.manifest import Manifest, ModelError
+from edge.frame.labels import LABELS_BY_TASK
+from edge.frame.manifest import Manifest, ModelError
 from train_host.data import ADULT_AGE_DEFAULT, DataError, FaceSet, find_data, load
 from train_host.evaluate import evaluate, load_model
 

@@ -24,8 +24,8 @@ import cv2
 from edge.bench.frames import letterbox
 from edge.detectors import BlazeFaceSettings, DetectorSettings, make_detector
 from edge.detectors.settings import BLAZEFACE_MODELS
-from edge.manifest import Manifest, ModelError, default_models_dir
-from edge.preprocess import to_gray
+from edge.frame.manifest import Manifest, ModelError, default_models_dir
+from edge.frame.preprocess import to_gray
 
 SIZES = ("native", "640x480")
 

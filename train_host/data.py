@@ -1,7 +1,7 @@
 """Dataset loaders for the formats users actually have.
 
 Every loader returns a :class:`FaceSet`: 8-bit grayscale faces ``x`` (N, H, W),
-integer labels ``y`` in the project's label order (``edge.labels``) and, when
+integer labels ``y`` in the project's label order (``edge.frame.labels``) and, when
 the source has them, ``age`` and ``race`` for per-group breakdowns.
 
 Formats:
@@ -23,8 +23,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.labels import LABELS_BY_TASK
-from edge.preprocess import resize_face
+from edge.frame.labels import LABELS_BY_TASK
+from edge.frame.preprocess import resize_face
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".pgm", ".tif", ".tiff")
 UNKNOWN_RACE = 255

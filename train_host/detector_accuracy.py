@@ -27,9 +27,9 @@ import numpy as np
 
 from edge.detectors import BlazeFaceSettings, crop_box
 from edge.detectors.settings import BLAZEFACE_MODELS
-from edge.labels import LABELS_BY_TASK
-from edge.manifest import Manifest, ModelError, default_models_dir, sha256_file
-from edge.preprocess import CropSpec, crop_face
+from edge.frame.labels import LABELS_BY_TASK
+from edge.frame.manifest import Manifest, ModelError, default_models_dir, sha256_file
+from edge.frame.preprocess import CropSpec, crop_face
 from train_host.data import DataError, load
 from train_host.evaluate import load_model
 from train_host.through_detector import chip_faces, chip_frame, device_detector

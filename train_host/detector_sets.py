@@ -48,9 +48,9 @@ import numpy as np
 
 from edge.bench.frames import every_nth_frame, letterbox
 from edge.detectors import BlazeFaceSettings, Detector, DetectorSettings, make_detector
-from edge.manifest import Manifest, ModelError, default_models_dir
+from edge.frame.manifest import Manifest, ModelError, default_models_dir
+from edge.frame.tracking import iou
 from edge.settings import ConfigError
-from edge.tracking import iou
 
 FRAME = (640, 480)
 SIZES = (24, 30, 36, 44, 54, 66, 80, 100, 120)  # face (Haar box) width in a 640x480 frame, px

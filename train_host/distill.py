@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.manifest import ModelError
+from edge.frame.manifest import ModelError
 from train_host.data import DataError, FaceSet
 
 # The paper's published files (see train_host.compare.PAPER_MODELS): never a teacher.

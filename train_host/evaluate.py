@@ -13,7 +13,7 @@ device prints: mirror-averaged and read through the manifest's temperature
 (``--temperature 1`` gives the uncalibrated figures); ``--plots`` adds a
 reliability diagram.
 
-TFLite models are run through the device's own classifier (``edge.classifier``),
+TFLite models are run through the device's own classifier (``edge.frame.classifier``),
 so the figure is what the Pi computes, including the int8 input table.
 """
 
@@ -28,10 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.calibration import apply_temperature, valid_temperature
-from edge.labels import LABELS_BY_TASK, TASKS
-from edge.manifest import Manifest, ModelError
-from edge.preprocess import PIXEL_OFFSET, PIXEL_SCALE, CropSpec, normalize
+from edge.frame.calibration import apply_temperature, valid_temperature
+from edge.frame.labels import LABELS_BY_TASK, TASKS
+from edge.frame.manifest import Manifest, ModelError
+from edge.frame.preprocess import PIXEL_OFFSET, PIXEL_SCALE, CropSpec, normalize
 from train_host.augment import resize_batch
 from train_host.calibration import ece, nll, reliability
 from train_host.data import ADULT_AGE_DEFAULT, RACE_NAMES, DataError, FaceSet, load
@@ -97,7 +97,7 @@ def load_model(path: str | Path, labels: Sequence[str] | None = None, margin: fl
 
 
 def _load_tflite(path: Path, labels: Sequence[str] | None) -> LoadedModel:
-    from edge.classifier import Classifier
+    from edge.frame.classifier import Classifier
 
     crop = CropSpec(scale=PIXEL_SCALE, offset=PIXEL_OFFSET)
     flip, temperature = False, 1.0
@@ -120,7 +120,7 @@ def _load_tflite(path: Path, labels: Sequence[str] | None) -> LoadedModel:
 
 
 def _tflite_classes(path: Path) -> int:
-    from edge.runtime import make_interpreter
+    from edge.frame.runtime import make_interpreter
 
     try:
         return int(make_interpreter(str(path)).get_output_details()[0]["shape"][-1])

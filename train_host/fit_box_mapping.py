@@ -46,11 +46,11 @@ import numpy as np
 from edge.detectors import DetectorSettings
 from edge.detectors.blazeface import BoxMapping, load_model
 from edge.detectors.haar import HaarDetector
-from edge.labels import LABELS_BY_TASK
-from edge.manifest import MANIFEST_NAME, Manifest, ModelError, default_models_dir, sha256_file
-from edge.preprocess import CropSpec, crop_face
-from edge.sources import IMAGE_SUFFIXES
-from edge.tracking import iou
+from edge.frame.labels import LABELS_BY_TASK
+from edge.frame.manifest import MANIFEST_NAME, Manifest, ModelError, default_models_dir, sha256_file
+from edge.frame.preprocess import CropSpec, crop_face
+from edge.frame.tracking import iou
+from edge.inputs.sources import IMAGE_SUFFIXES
 from train_host.data import DataError, load
 from train_host.evaluate import load_model as load_classifier
 from train_host.through_detector import UPSCALE, chip_frame

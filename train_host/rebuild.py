@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from edge.manifest import ModelError
+from edge.frame.manifest import ModelError
 
 
 def blur_sigma_of(model) -> float:

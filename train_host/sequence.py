@@ -9,7 +9,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from edge.preprocess import normalize
+from edge.frame.preprocess import normalize
 from train_host.augment import AugmentConfig, augment_batch, gaussian_blur, mixup_batch, resize_batch
 from train_host.data import FaceSet
 

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.labels import LABELS_BY_TASK
+from edge.frame.labels import LABELS_BY_TASK
 from train_host.data import DataError, FaceSet
 
-# For each emotion label of ours (edge.labels order), its column in the FER+ vote array.
+# For each emotion label of ours (edge.frame.labels order), its column in the FER+ vote array.
 FERPLUS_COLUMN = {"angry": 4, "disgust": 5, "fear": 6, "happy": 1, "sad": 3, "surprise": 2, "neutral": 0}
 FERPLUS_MISSING = 255
 

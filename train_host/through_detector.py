@@ -6,7 +6,7 @@ to that difference (the paper's gender model: 62% on UTKFace chips as given,
 85% with 40% padding). This module upsamples each chip, pads it with its edge
 pixels so a box near the border can be cut, runs the device's detector (Haar
 or BlazeFace, with the shipped ``[detector]`` defaults) and cuts the largest
-face with ``edge.preprocess.crop_face``, so evaluation measures the device
+face with ``edge.frame.preprocess.crop_face``, so evaluation measures the device
 path. Chips where the detector finds no face are counted, not guessed.
 """
 
@@ -19,8 +19,8 @@ import numpy as np
 
 from edge.detectors import BlazeFaceSettings, Box, Detector, DetectorSettings, crop_box, make_detector
 from edge.detectors.haar import HaarDetector
-from edge.manifest import Manifest, default_models_dir
-from edge.preprocess import CropSpec, crop_face
+from edge.frame.manifest import Manifest, default_models_dir
+from edge.frame.preprocess import CropSpec, crop_face
 from train_host.data import FaceSet
 
 UPSCALE = 4  # Haar's 24-pixel window needs room: a 48-64 px chip becomes 192-256 px

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.labels import TASKS
+from edge.frame.labels import TASKS
 from train_host import provenance
 from train_host.data import DataError, FaceSet, load_train_val, random_split
 from train_host.train_settings import DEFAULTS, TrainSettings, resolve

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from edge.labels import LABELS_BY_TASK
+from edge.frame.labels import LABELS_BY_TASK
 from train_host.augment import AugmentConfig
 from train_host.data import DataError
 

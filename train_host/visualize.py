@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.labels import LABELS_BY_TASK
-from edge.manifest import ModelError
-from edge.preprocess import normalize
+from edge.frame.labels import LABELS_BY_TASK
+from edge.frame.manifest import ModelError
+from edge.frame.preprocess import normalize
 from train_host.augment import resize_batch
 from train_host.data import DataError, load
 

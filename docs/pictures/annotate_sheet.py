@@ -11,8 +11,8 @@ import sys
 import cv2
 import numpy as np
 
-from edge.annotate import annotate
-from edge.pipeline import Pipeline
+from edge.frame.annotate import annotate
+from edge.frame.pipeline import Pipeline
 
 
 def small(name: str, width: int, crop: tuple[int, int] | None = None) -> np.ndarray:

@@ -39,12 +39,12 @@ from edge.bench.report import render, write_chart
 from edge.bench.workers import run_rows
 from edge.cli import add_settings_options, settings_from, settings_of, settings_to_json
 from edge.detectors import BlazeFaceSettings, DetectorSettings, make_detector
-from edge.manifest import Manifest, ModelError, default_models_dir, default_samples_dir
-from edge.pipeline import ModelSettings
-from edge.runtime import RuntimeMissing, interpreter_class
+from edge.frame.manifest import Manifest, ModelError, default_models_dir, default_samples_dir
+from edge.frame.pipeline import ModelSettings
+from edge.frame.runtime import RuntimeMissing, interpreter_class
+from edge.frame.stats import PAPER_SECONDS_PER_FRAME
+from edge.inputs.sources import SourceError
 from edge.settings import ConfigError
-from edge.sources import SourceError
-from edge.stats import PAPER_SECONDS_PER_FRAME
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 # samples/ in a checkout; after pip install, the sample photos the wheel ships (setup.py's SHIPPED_SAMPLES)

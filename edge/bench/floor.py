@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.runtime import make_interpreter
+from edge.frame.runtime import make_interpreter
 
 COUNTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 PEAK_SHAPE = (128, 512, 512)  # rows, inputs, outputs: weights fit in L2, 33.5 M MACs per invoke
@@ -138,7 +138,7 @@ class Peak:
 
 def measure_peak(dtype: str, seconds: float = 0.3) -> Peak:
     """Time the one-op FULLY_CONNECTED model; the best of many invokes (the achievable rate)."""
-    from edge.runtime import interpreter_class, quiet_notices
+    from edge.frame.runtime import interpreter_class, quiet_notices
 
     rows, inputs, outputs = PEAK_SHAPE
     interpreter_cls, runtime = interpreter_class()

@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.sources import (
+from edge.inputs.sources import (
     IMAGE_SUFFIXES,
     BadImage,
     FrameSource,
@@ -84,7 +84,7 @@ def every_nth_frame(path: Path, step: int) -> Iterator[tuple[int, np.ndarray]]:
     """(index, frame) of every ``step``-th frame of a video file, read to its end; ValueError if it won't open.
 
     For the host tools that sample a clip (calibration, the detector table): the bench and the service read
-    videos through :class:`~edge.sources.OpenCVSource` with its damaged-stretch handling instead.
+    videos through :class:`~edge.inputs.sources.OpenCVSource` with its damaged-stretch handling instead.
     """
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():

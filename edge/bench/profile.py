@@ -41,7 +41,7 @@ from edge.detectors import DetectorSettings, make_detector
 from edge.detectors.blazeface import BlazeFaceDetector
 from edge.detectors.haar import HaarDetector
 from edge.detectors.settings import BACKENDS, BLAZEFACE_MODELS, BlazeFaceSettings
-from edge.manifest import Manifest, ModelError, default_models_dir, default_samples_dir
+from edge.frame.manifest import Manifest, ModelError, default_models_dir, default_samples_dir
 
 STEPS = ("resize", "colour", "input", "invoke", "decode", "nms", "unletterbox", "map", "run() total", "detect()",
          "detect() small_faces")

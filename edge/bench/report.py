@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from edge.stats import PIPELINE_STAGES
+from edge.frame.stats import PIPELINE_STAGES
 
 STAGES = ("capture", *PIPELINE_STAGES)  # a bench row reads its frames from memory: no outputs stage
 STAGE_COLOURS = ("#9e9e9e", "#bdbdbd", "#1f77b4", "#aec7e8", "#ff7f0e", "#2ca02c", "#9467bd")

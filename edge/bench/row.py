@@ -24,10 +24,10 @@ import numpy as np
 from edge.bench.floor import FloorUnavailable, count_macs, time_invoke
 from edge.bench.loop import Loop, LoopResult, serve
 from edge.cli import settings_from_json
-from edge.manifest import ModelError
-from edge.pipeline import Pipeline
-from edge.runtime import RuntimeMissing
-from edge.tracking import SmoothingSettings
+from edge.frame.manifest import ModelError
+from edge.frame.pipeline import Pipeline
+from edge.frame.runtime import RuntimeMissing
+from edge.frame.tracking import SmoothingSettings
 
 STREAM_FPS = 15.0  # the clock a stream's smoothing sees: frame index / 15 fps, as a Pi camera runs
 

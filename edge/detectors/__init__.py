@@ -11,7 +11,7 @@ from __future__ import annotations
 from edge.detectors.base import Box, Detector, FaceBox, crop_box
 from edge.detectors.schedule import ScanSchedule
 from edge.detectors.settings import BACKENDS, BlazeFaceSettings, DetectorSettings
-from edge.manifest import Manifest, ModelError
+from edge.frame.manifest import Manifest, ModelError
 
 __all__ = ["BACKENDS", "BlazeFaceSettings", "Box", "Detector", "DetectorSettings", "FaceBox", "ScanSchedule",
            "crop_box", "make_detector"]

@@ -41,9 +41,9 @@ import numpy as np
 
 from edge.detectors.base import Box, FaceBox
 from edge.detectors.settings import BlazeFaceSettings
-from edge.manifest import Manifest, ModelError
-from edge.runtime import make_interpreter
-from edge.tracking import iou
+from edge.frame.manifest import Manifest, ModelError
+from edge.frame.runtime import make_interpreter
+from edge.frame.tracking import iou
 
 REGRESSORS = 16  # box centre x, y, width, height, then 6 keypoints (x, y)
 NEAR_FULL_SCAN = 3  # detect_near with this many known faces or more runs one whole-frame scan instead

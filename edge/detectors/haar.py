@@ -25,8 +25,8 @@ import numpy as np
 
 from edge.detectors.base import Box
 from edge.detectors.settings import DetectorSettings
-from edge.manifest import ModelError
-from edge.tracking import iou
+from edge.frame.manifest import ModelError
+from edge.frame.tracking import iou
 
 HAAR_WINDOW = 24  # the frontal-face cascade's window side
 ROI_SMALLEST = 42  # detect_near shrinks its window so that the smallest face tried is this many pixels

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from edge.detectors.base import Box, Detector
-from edge.tracking import iou
+from edge.frame.tracking import iou
 
 FAR = 1 << 30  # "long ago": the first frame of a stream scans fully
 

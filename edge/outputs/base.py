@@ -1,7 +1,7 @@
 """The one small interface every output implements.
 
 The pipeline hands each output the frame it processed and the
-:class:`~edge.results.FrameResult`; an output never reaches back into the
+:class:`~edge.frame.results.FrameResult`; an output never reaches back into the
 pipeline. To add your own (MQTT, a buzzer, a webhook), subclass :class:`Output`
 and implement the three methods; nothing else changes.
 """
@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from edge.results import FrameResult
+from edge.frame.results import FrameResult
 
 
 class OutputError(RuntimeError):

@@ -26,11 +26,11 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
-from edge.annotate import annotate
+from edge.frame.annotate import annotate
+from edge.frame.results import FrameResult
+from edge.frame.stats import LatencyStats, stats_text
 from edge.outputs.base import Output, OutputError
-from edge.results import FrameResult
 from edge.settings import ConfigError
-from edge.stats import LatencyStats, stats_text
 
 
 @dataclass(frozen=True)

@@ -40,10 +40,10 @@ from typing import Any, TextIO
 import cv2
 import numpy as np
 
-from edge.notify import SYSLOG_IDENTIFIER, load_journal
+from edge.frame.results import Face, FrameResult
 from edge.outputs.appendlog import AppendLog
 from edge.outputs.base import Output, OutputError
-from edge.results import Face, FrameResult
+from edge.service.notify import SYSLOG_IDENTIFIER, load_journal
 from edge.settings import ConfigError
 
 

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Iterator, Mapping
 
 import numpy as np
 
+from edge.frame.results import FrameResult
 from edge.outputs.base import Output, OutputError
-from edge.results import FrameResult
 
 LOG = logging.getLogger("edge.outputs")
 

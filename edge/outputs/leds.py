@@ -36,9 +36,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from edge.labels import EMOTION_LABELS, GENDER_LABELS
+from edge.frame.labels import EMOTION_LABELS, GENDER_LABELS
+from edge.frame.results import FrameResult
 from edge.outputs.base import Output, OutputError
-from edge.results import FrameResult
 from edge.settings import ConfigError
 
 HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")

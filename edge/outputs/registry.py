@@ -3,7 +3,7 @@
 Each output module owns its settings dataclass (``LedSettings`` in
 :mod:`edge.outputs.leds`, ...) and imports only the standard library, NumPy
 and OpenCV at module level (gpiozero, paho-mqtt and the Qt/DRM preview are
-imported when an output starts), so ``edge.config`` can parse the TOML through
+imported when an output starts), so ``edge.service.config`` can parse the TOML through
 this module without touching hardware. Adding an output is one module, one
 field in :class:`OutputsSettings`, one line in :data:`FACTORIES` and a TOML
 section in ``edge/config.example.toml``.

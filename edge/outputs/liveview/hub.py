@@ -16,10 +16,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge.annotate import annotate
+from edge.frame.annotate import annotate
+from edge.frame.results import FaceResult, FrameResult
+from edge.frame.stats import LatencyStats
 from edge.outputs.display import stats_text
-from edge.results import FaceResult, FrameResult
-from edge.stats import LatencyStats
 
 WAIT_S = 0.25  # how often a waiting stream thread checks whether the server is closing
 

@@ -14,13 +14,13 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from edge.frame.results import FrameResult
 from edge.outputs.base import Output, OutputError
 from edge.outputs.liveview.auth import host_names
 from edge.outputs.liveview.handler import Handler
 from edge.outputs.liveview.hub import WAIT_S, Hub
 from edge.outputs.liveview.server import LiveViewServer
 from edge.outputs.liveview.settings import LiveViewSettings
-from edge.results import FrameResult
 
 log = logging.getLogger(__name__)
 

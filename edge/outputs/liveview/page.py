@@ -2,7 +2,7 @@
 
 The page is a real file so that it reads, lints and diffs as HTML; it ships inside the
 wheel as package data (``pyproject.toml``) and is read once, on first use. The legend is
-generated from the colours :mod:`edge.annotate` draws with, so page and picture agree.
+generated from the colours :mod:`edge.frame.annotate` draws with, so page and picture agree.
 """
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ from __future__ import annotations
 from functools import cache
 from importlib.resources import files
 
-from edge.annotate import BOLD_FROM, GENDER_COLORS_BGR, UNKNOWN_COLOR_BGR
+from edge.frame.annotate import BOLD_FROM, GENDER_COLORS_BGR, UNKNOWN_COLOR_BGR
 
 PAGE_FILE = "page.html"
 LEGEND_MARK = "__LEGEND__"
 
 
 def legend_html() -> str:
-    """The overlay's colours and label style, from the constants :mod:`edge.annotate` draws with."""
+    """The overlay's colours and label style, from the constants :mod:`edge.frame.annotate` draws with."""
     def swatch(bgr: tuple[int, int, int], text: str) -> str:
         b, g, r = bgr
         return f'<span class="swatch" style="background: rgb({r},{g},{b})"></span>{text}'

@@ -21,8 +21,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socketserver import TCPServer
 from typing import Any
 
-from edge.logthrottle import Throttle
 from edge.outputs.liveview.hub import Hub
+from edge.service.logthrottle import Throttle
 
 log = logging.getLogger(__name__)
 MAX_CONNECTIONS = 32  # connections served at once; a browser page uses up to 6

@@ -26,7 +26,9 @@ import cv2
 import numpy as np
 
 from edge import __version__
-from edge.annotate import annotate
+from edge.frame.annotate import annotate
+from edge.frame.results import FaceResult, FrameResult
+from edge.frame.stats import PAPER_SECONDS_PER_FRAME, LatencyStats
 from edge.outputs.base import Output, OutputError
 from edge.outputs.eventlog import EventLogOutput, EventLogSettings
 from edge.outputs.mqtt.connection import Connection, import_paho, read_password, tls_context
@@ -38,8 +40,6 @@ from edge.outputs.mqtt.discovery import (
     read_stripped,
 )
 from edge.outputs.mqtt.settings import MqttSettings
-from edge.results import FaceResult, FrameResult
-from edge.stats import PAPER_SECONDS_PER_FRAME, LatencyStats
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ class MqttOutput(Output):
 
     def __init__(self, settings: MqttSettings, clock: Callable[[], float] = time.monotonic,
                  thermal: Path = THERMAL):
-        from edge.labels import EMOTION_LABELS, GENDER_LABELS
+        from edge.frame.labels import EMOTION_LABELS, GENDER_LABELS
 
         self.settings = settings
         self.clock = clock

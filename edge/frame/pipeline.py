@@ -1,6 +1,6 @@
 """The on-device pipeline: frame -> face detector -> crops -> emotion + gender -> tracks.
 
-``Pipeline(...).process(frame)`` returns a :class:`~edge.results.FrameResult`
+``Pipeline(...).process(frame)`` returns a :class:`~edge.frame.results.FrameResult`
 with boxes, track ids, labels, probabilities and per-stage timings in ms:
 ``convert`` (to gray), ``detect``, ``crop`` (crop + preprocess), ``emotion``,
 ``gender``, ``track`` (association + smoothing) and ``total``.
@@ -15,15 +15,15 @@ from typing import Literal
 
 import numpy as np
 
-from edge.classifier import Classifier
 from edge.detectors import Detector, DetectorSettings, ScanSchedule, crop_box, make_detector
-from edge.manifest import Manifest, ModelEntry, default_models_dir
-from edge.preprocess import crop_face, to_bgr, to_gray
-from edge.results import Face, FrameResult
+from edge.frame.classifier import Classifier
+from edge.frame.manifest import Manifest, ModelEntry, default_models_dir
+from edge.frame.preprocess import crop_face, to_bgr, to_gray
+from edge.frame.results import Face, FrameResult
+from edge.frame.stats import PIPELINE_STAGES
+from edge.frame.tracking import Box, SmoothingSettings, Track, Tracker
+from edge.inputs.sources import Frame
 from edge.settings import ConfigError
-from edge.sources import Frame
-from edge.stats import PIPELINE_STAGES
-from edge.tracking import Box, SmoothingSettings, Track, Tracker
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def clip_box(box: tuple[int, int, int, int], width: int, height: int) -> tuple[i
 
     BlazeFace finds faces cut by the frame's edge and draws their whole square,
     partly outside; the classifiers still get that square (edge pixels
-    repeated, :func:`~edge.preprocess.crop_padded`), tracking keeps it, and the
+    repeated, :func:`~edge.frame.preprocess.crop_padded`), tracking keeps it, and the
     result says where the face is in the picture.
     """
     x, y, w, h = box
@@ -170,6 +170,6 @@ class Pipeline:
         return faces
 
     def process_frame(self, frame: Frame) -> FrameResult:
-        """Analyse a :class:`~edge.sources.Frame` from any source, at its timestamp (a video file's is media time)."""
+        """Analyse a :class:`~edge.inputs.sources.Frame` from any source, at its timestamp (a video's is media time)."""
         return self.process(frame.image, frame.gray, now=frame.timestamp, box_scale=frame.box_scale,
                             independent=frame.independent)

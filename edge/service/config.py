@@ -20,14 +20,14 @@ from pathlib import Path
 from typing import Literal
 
 from edge.detectors import DetectorSettings
+from edge.frame.pipeline import ModelSettings
+from edge.frame.tracking import SmoothingSettings
+from edge.inputs.sources import CameraSettings
 from edge.outputs.registry import OutputsSettings
-from edge.pipeline import ModelSettings
 from edge.settings import ConfigError, from_mapping
-from edge.sources import CameraSettings
-from edge.tracking import SmoothingSettings
 
 DEFAULT_CONFIG = Path("/etc/face-emotion/config.toml")
-EXAMPLE_CONFIG = Path(__file__).with_name("config.example.toml")  # package data: in the wheel too
+EXAMPLE_CONFIG = Path(__file__).resolve().parents[1] / "config.example.toml"  # package data: in the wheel too
 ENV_VAR = "FACE_EMOTION_CONFIG"
 EXAMPLE_HINT = "face-emotion config --example > config.toml"
 

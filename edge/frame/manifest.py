@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge.calibration import valid_temperature
-from edge.labels import LABELS_BY_TASK
+from edge.frame.calibration import valid_temperature
+from edge.frame.labels import LABELS_BY_TASK
 
 MANIFEST_NAME = "manifest.json"
 SCHEMA_VERSION = 1
@@ -225,7 +225,7 @@ def default_models_dir() -> Path:
     ``models/`` in place; a wheel or ``pip install .`` carries a copy in
     ``edge/_models`` (made at build time by ``setup.py``).
     """
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]  # edge/, above edge/frame/
     checkout = package.parent / "models"
     if (package.parent / "pyproject.toml").is_file() and (checkout / MANIFEST_NAME).is_file():
         return checkout
@@ -235,7 +235,7 @@ def default_models_dir() -> Path:
 
 def default_samples_dir() -> Path:
     """The sample photos: ``samples/`` of a checkout, else the few a wheel ships in ``edge/_samples``."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]  # edge/, above edge/frame/
     if (package.parent / "pyproject.toml").is_file():
         return package.parent / "samples"
     return package / "_samples"

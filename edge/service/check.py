@@ -21,12 +21,12 @@ import stat
 import sys
 from pathlib import Path
 
-from edge.config import Config
-from edge.manifest import Manifest, ModelError, default_models_dir
+from edge.frame.manifest import Manifest, ModelError, default_models_dir
+from edge.frame.runtime import RuntimeMissing
+from edge.inputs.picamera2_version import picamera2_problem
+from edge.inputs.sources import IMAGE_SUFFIXES, expand_paths, is_device_path, is_video
 from edge.outputs.preflight import check_outputs
-from edge.picamera2_version import picamera2_problem
-from edge.runtime import RuntimeMissing
-from edge.sources import IMAGE_SUFFIXES, expand_paths, is_device_path, is_video
+from edge.service.config import Config
 
 
 def source_line(config: Config) -> tuple[str, str | None]:
@@ -90,7 +90,7 @@ def secrets_line(config: Config, config_path: str) -> str | None:
 
 def check(config: Config, config_path: str) -> int:
     """Print what ``config`` would use; return 0 when everything is there, 2 otherwise."""
-    from edge.pipeline import Pipeline
+    from edge.frame.pipeline import Pipeline
 
     problems: list[str] = []
     print(f"config:   {config_path or 'none (the defaults and the command line)'}")

@@ -19,9 +19,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from edge.config import Config
+from edge.inputs.sources import IMAGE_SUFFIXES, CameraSettings, is_device_path, is_video
+from edge.service.config import Config
 from edge.settings import ConfigError
-from edge.sources import IMAGE_SUFFIXES, CameraSettings, is_device_path, is_video
 
 if TYPE_CHECKING:  # the sections are reached through Config; only their types are named here
     from edge.outputs.liveview import LiveViewSettings

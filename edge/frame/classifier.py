@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.calibration import apply_temperature, valid_temperature
-from edge.manifest import InputSpec, Manifest, ModelEntry, ModelError
-from edge.preprocess import CropSpec, normalize, quantize_lut, resize_face
-from edge.runtime import make_interpreter
+from edge.frame.calibration import apply_temperature, valid_temperature
+from edge.frame.manifest import InputSpec, Manifest, ModelEntry, ModelError
+from edge.frame.preprocess import CropSpec, normalize, quantize_lut, resize_face
+from edge.frame.runtime import make_interpreter
 
 _DTYPES = {"int8": np.int8, "uint8": np.uint8, "float32": np.float32}
 
@@ -31,7 +31,7 @@ class Classifier:
         self.flip_average = bool(flip_average)
         if valid_temperature(temperature) is None:
             raise ModelError(f"{self.path}: temperature {temperature!r} is not a number greater than 0")
-        self.temperature = float(temperature)  # applied to the (averaged) probabilities: see edge.calibration
+        self.temperature = float(temperature)  # applied to the (averaged) probabilities: see edge.frame.calibration
         self.labels = tuple(labels)
         self.num_threads = int(num_threads)
         try:

@@ -36,22 +36,22 @@ from pathlib import Path
 import numpy as np
 
 from edge.commands import COMMANDS
-from edge.config import ENV_VAR, Config, find_config, load_config
-from edge.logthrottle import Throttle
-from edge.manifest import ModelError
-from edge.notify import SYSLOG_IDENTIFIER, Notifier, load_journal
+from edge.frame.manifest import ModelError
+from edge.frame.pipeline import Pipeline
+from edge.frame.results import FrameResult
+from edge.frame.runtime import RuntimeMissing
+from edge.frame.stats import LatencyStats
+from edge.inputs.picamera2_version import picamera2_problem
+from edge.inputs.sources import BadImage, CameraLost, FrameSource, SourceError, make_source
 from edge.outputs.base import Output
 from edge.outputs.group import Outputs
 from edge.outputs.registry import build_outputs
-from edge.picamera2_version import picamera2_problem
-from edge.pipeline import Pipeline
-from edge.quickstart import add_quickstart_options, apply, browser_url, wanted
-from edge.results import FrameResult
-from edge.runtime import RuntimeMissing
+from edge.service.config import ENV_VAR, Config, find_config, load_config
+from edge.service.logthrottle import Throttle
+from edge.service.notify import SYSLOG_IDENTIFIER, Notifier, load_journal
+from edge.service.quickstart import add_quickstart_options, apply, browser_url, wanted
+from edge.service.stoppable import Interrupted, StoppableRead
 from edge.settings import ConfigError
-from edge.sources import BadImage, CameraLost, FrameSource, SourceError, make_source
-from edge.stats import LatencyStats
-from edge.stoppable import Interrupted, StoppableRead
 
 log = logging.getLogger("face-emotion")
 
@@ -199,7 +199,7 @@ class Daemon:
 
     def running(self) -> dict[str, str]:
         """Source, model files and detector backend in words, for outputs that show them (the live view)."""
-        from edge.check import source_line
+        from edge.service.check import source_line
 
         assert self.pipeline is not None
         detector = self.config.detector
@@ -361,7 +361,7 @@ def main(argv: list[str] | None = None, prog: str = "face-emotion run") -> int:
         config = replace(config, models=replace(config.models, dir=str(Path(args.models))))
     setup_logging(config.service.log_level)
     if args.check:
-        from edge.check import check
+        from edge.service.check import check
 
         return EXIT_CONFIG if check(config, path) else EXIT_OK
     daemon = Daemon(config, max_frames=args.frames, show_token=made)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from edge.config import EXAMPLE_CONFIG, find_config, search_path, user_config
+from edge.service.config import EXAMPLE_CONFIG, find_config, search_path, user_config
 from edge.settings import ConfigError
 
 

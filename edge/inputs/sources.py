@@ -23,8 +23,8 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from edge.imagefile import ImageFileError, read_image_sized
-from edge.preprocess import FrameError, to_bgr, to_gray
+from edge.frame.preprocess import FrameError, to_bgr, to_gray
+from edge.inputs.imagefile import ImageFileError, read_image_sized
 from edge.settings import ConfigError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm")

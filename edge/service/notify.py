@@ -26,7 +26,7 @@ def under_systemd(env: Mapping[str, str]) -> bool:
 def load_journal(env: Mapping[str, str]) -> Any:
     """``systemd.journal`` when running under systemd and python3-systemd is installed, else None.
 
-    The one place that decides: the service's log handler (:func:`edge.daemon.setup_logging`) and the
+    The one place that decides: the service's log handler (:func:`edge.service.daemon.setup_logging`) and the
     event log's structured entries (:mod:`edge.outputs.eventlog`) both ask here.
     """
     if not under_systemd(env):

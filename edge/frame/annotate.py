@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edge.results import Face, FrameResult
+from edge.frame.results import Face, FrameResult
 
 GENDER_COLORS_BGR = {"man": (255, 0, 0), "woman": (0, 0, 255)}
 UNKNOWN_COLOR_BGR = (0, 200, 0)
