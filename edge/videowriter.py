@@ -176,12 +176,16 @@ def open_writer(path: Path, fmt: VideoFormat, fps: float, size: tuple[int, int])
         encoder = h264_encoder(binary)
         if binary is None or encoder is None:
             raise VideoWriterError(NO_H264)
+        try:  # ffmpeg would start and only fail once frames arrive: find out now, as OpenCV's writer does
+            path.open("ab").close()
+        except OSError as exc:
+            raise VideoWriterError(f"{path}: cannot open a video writer there ({exc.strerror or exc})") from None
         writer: Writer = FfmpegWriter(binary, encoder, path, fps, size)
     else:
         writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*FOURCC[fmt.codec]), fps, size)
     if not writer.isOpened():
         writer.release()
-        raise VideoWriterError(f"{path}: cannot open a {fmt.description} writer there")
+        raise VideoWriterError(f"{path}: cannot open a video writer there ({fmt.description})")
     return writer
 
 

@@ -309,8 +309,8 @@ def test_the_service_log_and_the_event_log_share_one_systemd_check(fake_journal,
     handler goes to the journal exactly when the event log's entries do."""
     import logging
 
-    from edge import daemon, notify
     from edge.outputs import eventlog
+    from edge.service import daemon, notify
 
     assert daemon.load_journal is eventlog.load_journal is notify.load_journal
     made: list[dict] = []

@@ -635,9 +635,9 @@ def test_a_broker_restart_is_survived_and_the_frame_loop_never_waits(tmp_path, b
     wait_for(lambda: sub.json_on("testpi/health"), "health before the restart")
     broker.stop()
     sub.close()
-    before = edge.service.notify.pings()
+    before = edge.notify.pings()
     time.sleep(4.0)  # the broker is away: the daemon keeps processing frames and pinging the watchdog
-    during = edge.service.notify.pings() - before
+    during = edge.notify.pings() - before
     broker.start()
     sub = subscribe(broker.port)
     health = wait_for(lambda: [h for h in sub.json_on("testpi/health") if h["reconnects"] >= 1], "health after")
@@ -661,7 +661,7 @@ def test_the_daemon_keeps_running_without_the_output_after_a_refused_login(tmp_p
                               mqtt_section(broker.port, username="pi", password="wrong"))
         edge = edge_process(config)
         edge.ready()
-        wait_for(lambda: edge.service.notify.pings() >= 10, "frames without the output")
+        wait_for(lambda: edge.notify.pings() >= 10, "frames without the output")
         lines = [line for line in edge.stderr.splitlines() if "mqtt" in line.lower()]
         assert len(lines) == 1, lines
         assert f"the broker 127.0.0.1:{broker.port} refused the login" in lines[0]
