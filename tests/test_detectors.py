@@ -164,8 +164,8 @@ def test_the_near_search_runs_the_short_model_at_near_side_on_the_window(manifes
         return original_raw(self, image, *args, **kwargs)
 
     monkeypatch.setattr(module.BlazeFaceModel, "raw", raw)
-    monkeypatch.setattr(module, "shrink", lambda image, w, h, area_below=3: (
-        resizes.append((image.shape[:2], area_below)), original_shrink(image, w, h, area_below))[1])
+    monkeypatch.setattr(module, "shrink", lambda image, w, h, halve=False: (
+        resizes.append((image.shape[:2], halve)), original_shrink(image, w, h, halve))[1])
     found = 0
     for name in ("astronaut.jpg", "biden.jpg", "obama_720p.jpg", "two_people.jpg"):
         frame = letterbox(cv2.imread(str(samples / name)), (640, 480))
@@ -173,7 +173,7 @@ def test_the_near_search_runs_the_short_model_at_near_side_on_the_window(manifes
         shapes.clear(), resizes.clear()
         again = detector.detect_near(frame, known)
         assert shapes and all(max(shape) == 80 for shape in shapes), shapes
-        assert all(area_below == 2 and rows % 2 == 0 and cols % 2 == 0 for (rows, cols), area_below in resizes)
+        assert resizes and all(halve and rows % 2 == 0 and cols % 2 == 0 for (rows, cols), halve in resizes)
         assert len(again) == len(known), name
         for box in known:
             assert max(iou(box, other) for other in again) > 0.6, name
@@ -482,7 +482,8 @@ def test_weighted_nms_over_all_pairs_at_once_gives_the_boxes_of_one_top_at_a_tim
 
 
 def test_shrink_stays_close_to_inter_area_and_finds_the_same_faces(manifest, samples, monkeypatch):
-    """The two-step resize (integer-factor area average, then bilinear) replaced a plain INTER_AREA."""
+    """The two-step resize (integer-factor area average, then bilinear) replaced a plain INTER_AREA; the near
+    search's ``halve`` (bilinear to twice the size, then an exact halving, below 2x) stays as close to it."""
     from edge.bench.frames import letterbox
     from edge.detectors import blazeface as module
 
@@ -497,11 +498,22 @@ def test_shrink_stays_close_to_inter_area_and_finds_the_same_faces(manifest, sam
     chip = cv2.resize(frames[0], (288, 288))  # under 3x (a FER-2013 chip for the short model): plain INTER_AREA
     np.testing.assert_array_equal(module.shrink(chip, 128, 128), cv2.resize(chip, (128, 128),
                                                                              interpolation=cv2.INTER_AREA))
+    for y0, x0, side in ((50, 400, 196), (50, 400, 240), (100, 300, 160), (0, 0, 300)):  # windows, 1.25-2.3x
+        window = frames[-1][y0:y0 + side, x0:x0 + side]
+        halved = module.shrink(window, 128, 128, halve=True).astype(int)
+        area = cv2.resize(window, (128, 128), interpolation=cv2.INTER_AREA).astype(int)
+        assert np.abs(halved - area).mean() < 1.5
     detector = make_detector(DetectorSettings(backend="blazeface"), manifest)
     fast_boxes = [detector.detect(frame) for frame in frames]
-    monkeypatch.setattr(module, "shrink", lambda image, w, h, _area_below=3: cv2.resize(image, (w, h), interpolation=(
+    fast_near = [detector.detect_near(frame, boxes) for frame, boxes in zip(frames, fast_boxes)]
+    monkeypatch.setattr(module, "shrink", lambda image, w, h, _halve=False: cv2.resize(image, (w, h), interpolation=(
         cv2.INTER_AREA if w < image.shape[1] else cv2.INTER_LINEAR)))
     area_boxes = [detector.detect(frame) for frame in frames]
+    area_near = [detector.detect_near(frame, boxes) for frame, boxes in zip(frames, fast_boxes)]
+    assert [len(b) for b in fast_near] == [len(b) for b in area_near] and sum(map(len, fast_near)) >= 5
+    for fast, area in zip(fast_near, area_near):
+        for box in fast:
+            assert max(iou(box, other) for other in area) > 0.8
     assert [len(b) for b in fast_boxes] == [len(b) for b in area_boxes] and sum(map(len, fast_boxes)) >= 5
     for fast, area in zip(fast_boxes, area_boxes):
         for box in fast:

@@ -150,7 +150,7 @@ class BoxMapping:
         return int(round(cx - out / 2)), int(round(cy - out / 2)), out, out
 
 
-def shrink(image: np.ndarray, width: int, height: int, area_below: int = 3) -> np.ndarray:
+def shrink(image: np.ndarray, width: int, height: int, halve: bool = False) -> np.ndarray:
     """``image`` resized to ``width`` x ``height``: an integer-factor area average, then bilinear.
 
     ``INTER_AREA`` straight from 640x480 to 192x144 (a factor of 3.33) takes
@@ -163,23 +163,29 @@ def shrink(image: np.ndarray, width: int, height: int, area_below: int = 3) -> n
     Below a 3x reduction the image is small next to the model's input and
     ``INTER_AREA`` costs little, so it is used as it is: the short-range
     fallback on a FER-2013 chip (288 -> 128 px) with the two steps lost 15 of
-    the 3,116 faces it finds on PublicTest. The near search passes
-    ``area_below=2``: a window of 256 px or more (2.5 sides of a face over
-    100 px) is halved exactly, then bilinear to the model's 128, where
-    ``INTER_AREA``'s generic path cost 5x the CPU (0.22 against 0.04 ms for a
-    246-px window to 96 px, loaded machine). Bilinear straight from smaller
-    windows was cheaper still but lost faces: 420 against 430 in the Hamilton
-    clip of ../shared/media (``python -m edge analyze``), so below 2x it stays
-    ``INTER_AREA``.
+    the 3,116 faces it finds on PublicTest.
+
+    ``halve`` (the near search): every reduction ends in an exact halving. Its
+    windows (2.5 face sides: 150-250 px at 640x480) go to the short-range
+    model's 128 px by 1.2-2x, where ``INTER_AREA``'s generic path took
+    0.15-0.30 ms of CPU; bilinear up to twice the target, then halved, takes
+    0.09-0.12 (loaded machine), within 0.2-0.4 grey levels of it on average.
+    From 2x the integer path above is taken. Plain bilinear was cheaper still
+    but lost faces: 420 against 430 in the Hamilton clip of ../shared/media
+    (``python -m edge analyze``); the halving finds 433.
     """
     rows, cols = image.shape[:2]
     if (cols, rows) == (width, height):
         return image
     if width > cols or height > rows:
         return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
-    if min(cols // width, rows // height) < area_below:
+    factor = min(cols // width, rows // height)
+    if halve and factor < 2:
+        up = cv2.resize(image, (2 * width, 2 * height), interpolation=cv2.INTER_LINEAR)
+        return cv2.resize(up, (width, height), interpolation=cv2.INTER_AREA)
+    if factor < (2 if halve else 3):
         return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
-    for k in range(min(cols // width, rows // height), 1, -1):
+    for k in range(factor, 1, -1):
         if cols % k == 0 and rows % k == 0:
             image = cv2.resize(image, (cols // k, rows // k), interpolation=cv2.INTER_AREA)
             break
@@ -340,12 +346,12 @@ class BlazeFaceModel:
         return graph
 
     def raw(self, image: np.ndarray, threshold: float, nms_iou: float, lap: Callable[[str], None] | None = None,
-            side: int | None = None, area_below: int = 3) -> tuple[np.ndarray, np.ndarray]:
+            side: int | None = None, halve: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """The model's own boxes (K, 4: x0, y0, x1, y1 in ``image``'s pixels, float32) and scores, best first.
 
         ``image`` is gray or BGR; ``side`` runs the model at the image's aspect
         with that long side (:meth:`shape_for`) instead of its own square;
-        ``area_below`` is :func:`shrink`'s.
+        ``halve`` is :func:`shrink`'s.
         ``lap(step)`` is called after each step (``python -m
         edge.bench.profile`` times them): ``resize``, ``colour``, ``input``
         (letterbox padding and ``x / 127.5 - 1`` straight into the interpreter's
@@ -357,7 +363,7 @@ class BlazeFaceModel:
         graph = self.reshaped(*self.shape_for(height, width, side))
         scale = min(graph.width / width, graph.height / height)
         w, h = max(1, min(graph.width, round(width * scale))), max(1, min(graph.height, round(height * scale)))
-        small = shrink(image, w, h, area_below)
+        small = shrink(image, w, h, halve)
         lap("resize")
         small = cv2.cvtColor(small, cv2.COLOR_GRAY2RGB if small.ndim == 2 else cv2.COLOR_BGR2RGB)
         lap("colour")
@@ -391,9 +397,9 @@ class BlazeFaceModel:
         return merged, merged_scores
 
     def run(self, image: np.ndarray, threshold: float, nms_iou: float, lap: Callable[[str], None] | None = None,
-            side: int | None = None, area_below: int = 3) -> list[tuple[FaceBox, float]]:
+            side: int | None = None, halve: bool = False) -> list[tuple[FaceBox, float]]:
         """Haar-like boxes in ``image``'s pixels (with each task's crop) and their scores, best first."""
-        boxes, scores = self.raw(image, threshold, nms_iou, lap, side, area_below)
+        boxes, scores = self.raw(image, threshold, nms_iou, lap, side, halve)
         out = []
         for b, s in zip(boxes.tolist(), scores.tolist()):
             crops = {task: m.apply(*b) for task, m in self.task_mappings.items()}
@@ -426,10 +432,10 @@ class BlazeFaceDetector:
         return cls(main, near, settings)
 
     def _run(self, model: BlazeFaceModel, image: np.ndarray, threshold: float | None = None,
-             side: int | None = None, area_below: int = 3) -> list[Box]:
+             side: int | None = None, halve: bool = False) -> list[Box]:
         threshold = self.settings.score_threshold if threshold is None else threshold
         return [box for box, _ in model.run(image, threshold, self.settings.nms_iou, side=side,
-                                            area_below=area_below)]
+                                            halve=halve)]
 
     def _whole(self, image: np.ndarray) -> list[Box]:
         """The whole-frame model on ``image``, then the close-up fallback where it finds nothing."""
@@ -489,7 +495,7 @@ class BlazeFaceDetector:
             x1, y1 = x1 - (x1 - x0) % 2, y1 - (y1 - y0) % 2  # even sides: shrink halves them exactly
             if x1 - x0 < 16 or y1 - y0 < 16:
                 continue
-            for box in self._run(self.near, image[y0:y1, x0:x1], side=self.settings.near_side, area_below=2):
+            for box in self._run(self.near, image[y0:y1, x0:x1], side=self.settings.near_side, halve=True):
                 candidate = box.moved(x0, y0) if isinstance(box, FaceBox) else (box[0] + x0, box[1] + y0, *box[2:])
                 if not NEAR_SIZE_RANGE[0] <= candidate[2] / side <= NEAR_SIZE_RANGE[1]:
                     continue

@@ -55,11 +55,11 @@ class BlazeFaceSettings:
     128, the model's own size, by default). There the face fills about 40% of
     the window: 51 px at 128. Smaller is cheaper (80: about half the CPU) but
     loses faces in streams: ``python -m edge analyze`` on the Hamilton clip in
-    ../shared/media finds 430 faces at 128, 417 at 112, 400 at 96 and 393 at
-    80 (large faces filling a 640x360 frame are lost first: at 80 the whole
-    frame becomes 80x48 and the face 33 px), although searched once per
-    frame it finds nearly as many (945 vs 953 of 1,011 at 80, every third
-    frame of both videos).
+    ../shared/media found 430 faces at 128, 417 at 112, 400 at 96 and 393 at
+    80 (with ``INTER_AREA`` windows; large faces filling a 640x360 frame are
+    lost first: at 80 the whole frame becomes 80x48 and the face 33 px),
+    although searched once per frame it finds nearly as many (945 vs 953 of
+    1,011 at 80, every third frame of both videos).
 
     ``aspect_graphs``: the whole-frame model also loads the manifest's
     ``graphs`` (the same model at 160x192 and 192x160, ``python -m
