@@ -108,6 +108,79 @@ def test_the_short_model_runs_at_the_frames_aspect_without_letterbox(manifest, s
         load_model(manifest, "blazeface_full_int8").raw(frame, 0.5, 0.3, side=128)
 
 
+def test_a_4_3_frame_runs_at_160x192_and_finds_the_faces_of_the_square_graph(manifest, samples):
+    """The manifest's 160x192 and 192x160 graphs hold 4:3 frames (and 16:9 ones) at the square's scale with
+    17% fewer pixels; a frame they would shrink stays on the square. Same faces, same places; none on the
+    negatives at their own size or at 640x480. (Letterboxed upright, 480x640, the coins get a box scoring just
+    over 0.5 from both graphs: 0.54 from the square, 0.53 and 0.53 from 192x160.)"""
+    from edge.bench.frames import letterbox
+    from edge.detectors.blazeface import load_model
+
+    fitted = load_model(manifest, "blazeface_full_int8")
+    square = load_model(manifest, "blazeface_full_int8", graphs=False)
+    assert set(fitted.native) == {(192, 192), (160, 192), (192, 160)} and set(square.native) == {(192, 192)}
+    assert fitted.shape_for(480, 640, None) == (160, 192) and fitted.shape_for(640, 480, None) == (192, 160)
+    assert fitted.shape_for(720, 1280, None) == (160, 192)
+    assert fitted.shape_for(560, 600, None) == fitted.shape_for(200, 200, None) == (192, 192)
+    assert square.shape_for(480, 640, None) == (192, 192)
+    assert fitted.reshaped(160, 192).interpreter.get_input_details()[0]["shape"].tolist() == [1, 160, 192, 3]
+    faces = 0
+    for name, count in expected_faces(samples).items():
+        photo = cv2.imread(str(samples / name))
+        for frame in (photo, letterbox(photo, (640, 480))) + ((letterbox(photo, (480, 640)),) if count else ()):
+            want, got = square.raw(frame, 0.5, 0.3)[0], fitted.raw(frame, 0.5, 0.3)[0]
+            assert len(got) == len(want), name
+            for box in want:
+                side = box[2] - box[0]
+                assert np.abs(got - box).max(axis=1).min() < 0.1 * side, name
+            faces += len(want)
+    assert faces >= 15
+
+
+def test_a_tampered_aspect_graph_is_refused_and_the_square_one_still_runs_without_it(broken_models, samples):
+    path = broken_models / "face_detection_full_range_int8_160x192.tflite"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    line = one_error_line(analyze(str(samples / "astronaut.jpg"), "--models", str(broken_models)))
+    assert "face_detection_full_range_int8_160x192.tflite" in line and "sha256" in line
+    proc = analyze(str(samples / "astronaut.jpg"), "--no-blazeface-aspect-graphs", "--models", str(broken_models))
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_the_near_search_runs_the_short_model_at_near_side_on_the_window(manifest, samples, monkeypatch):
+    """At 640x480 the windows around the samples' faces are 150-250 px: the short model gets them at
+    ``near_side`` (128 by default; here 80) on the long side, halved then bilinear, and finds each face again."""
+    from edge.bench.frames import letterbox
+    from edge.detectors import blazeface as module
+
+    assert DetectorSettings().blazeface.near_side == 128
+    detector = make_detector(DetectorSettings(blazeface=BlazeFaceSettings(near_side=80)), manifest)
+    shapes, resizes = [], []
+    original_raw, original_shrink = module.BlazeFaceModel.raw, module.shrink
+
+    def raw(self, image, *args, **kwargs):
+        shapes.append(self.shape_for(*image.shape[:2], kwargs.get("side", args[3] if len(args) > 3 else None)))
+        return original_raw(self, image, *args, **kwargs)
+
+    monkeypatch.setattr(module.BlazeFaceModel, "raw", raw)
+    monkeypatch.setattr(module, "shrink", lambda image, w, h, halve=False: (
+        resizes.append((image.shape[:2], halve)), original_shrink(image, w, h, halve))[1])
+    found = 0
+    for name in ("astronaut.jpg", "biden.jpg", "obama_720p.jpg", "two_people.jpg"):
+        frame = letterbox(cv2.imread(str(samples / name)), (640, 480))
+        known = detector.detect(frame)
+        shapes.clear(), resizes.clear()
+        again = detector.detect_near(frame, known)
+        assert shapes and all(max(shape) == 80 for shape in shapes), shapes
+        assert resizes and all(halve and rows % 2 == 0 and cols % 2 == 0 for (rows, cols), halve in resizes)
+        assert len(again) == len(known), name
+        for box in known:
+            assert max(iou(box, other) for other in again) > 0.6, name
+        found += len(again)
+    assert found == 5
+
+
 def test_small_faces_scans_tiles_and_finds_faces_the_whole_frame_scan_misses(manifest, samples):
     """The two people of a sample shrunk to 25-33 px faces in a 640x480 frame: too small for the whole-frame
     scan, found in the tiles wherever they stand."""
@@ -358,8 +431,59 @@ def test_decoding_only_the_anchors_above_the_threshold_gives_the_boxes_of_decodi
     assert seen > 20  # the samples' faces give candidate boxes at every threshold
 
 
+def nms_one_top_at_a_time(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """The straightforward weighted NMS: the overlaps of the best remaining box computed anew for each group."""
+    order = np.argsort(-scores, kind="stable")
+    boxes, scores = boxes[order], scores[order]
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    remaining, kept_boxes, kept_scores = np.arange(len(scores)), [], []
+    while remaining.size:
+        top = remaining[0]
+        x0, y0 = np.maximum(boxes[top, 0], boxes[remaining, 0]), np.maximum(boxes[top, 1], boxes[remaining, 1])
+        x1, y1 = np.minimum(boxes[top, 2], boxes[remaining, 2]), np.minimum(boxes[top, 3], boxes[remaining, 3])
+        inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+        union = areas[top] + areas[remaining] - inter
+        group = np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0) > threshold
+        group[0] = True
+        weights = scores[remaining[group]]
+        kept_boxes.append((boxes[remaining[group]] * weights[:, None]).sum(axis=0) / weights.sum())
+        kept_scores.append(scores[top])
+        remaining = remaining[~group]
+    return np.array(kept_boxes, np.float32).reshape(-1, 4), np.array(kept_scores, np.float32)
+
+
+def test_weighted_nms_over_all_pairs_at_once_gives_the_boxes_of_one_top_at_a_time(manifest, samples):
+    """On every sample's candidates (both models, three thresholds) and on random crowds of boxes."""
+    from edge.bench.frames import letterbox
+    from edge.detectors.blazeface import decode, load_model
+
+    cases = []
+    for name in ("blazeface_full_int8", "blazeface_short"):
+        model = load_model(manifest, name, graphs=False)
+        for path in sorted(samples.glob("*.*g")):
+            for image in (cv2.imread(str(path)), letterbox(cv2.imread(str(path)), (640, 480))):
+                model.raw(image, 0.5, 0.3)
+                logits = model.interpreter.get_tensor(model._scores).reshape(-1)
+                regressors = model.interpreter.get_tensor(model._boxes)[0]
+                cases += [decode(logits, regressors, model.anchors, model.size, t) for t in (0.3, 0.5, 0.7)]
+    rng = np.random.default_rng(0)
+    for count in (2, 5, 40):
+        centre, half = rng.uniform(0.2, 0.8, (count, 2)), rng.uniform(0.02, 0.2, (count, 1))
+        cases.append((np.hstack([centre - half, centre + half]).astype(np.float32),
+                      rng.uniform(0.5, 1, count).astype(np.float32)))
+    merged = 0
+    for boxes, scores in cases:
+        for threshold in (0.3, 0.5):
+            got, want = weighted_nms(boxes, scores, threshold), nms_one_top_at_a_time(boxes, scores, threshold)
+            np.testing.assert_array_equal(got[1], want[1])
+            np.testing.assert_allclose(got[0], want[0], rtol=1e-6, atol=1e-7)
+            merged += len(scores) - len(got[1])
+    assert merged > 50  # candidates were actually merged, not just passed through
+
+
 def test_shrink_stays_close_to_inter_area_and_finds_the_same_faces(manifest, samples, monkeypatch):
-    """The two-step resize (integer-factor area average, then bilinear) replaced a plain INTER_AREA."""
+    """The two-step resize (integer-factor area average, then bilinear) replaced a plain INTER_AREA; the near
+    search's ``halve`` (bilinear to twice the size, then an exact halving, below 2x) stays as close to it."""
     from edge.bench.frames import letterbox
     from edge.detectors import blazeface as module
 
@@ -374,11 +498,22 @@ def test_shrink_stays_close_to_inter_area_and_finds_the_same_faces(manifest, sam
     chip = cv2.resize(frames[0], (288, 288))  # under 3x (a FER-2013 chip for the short model): plain INTER_AREA
     np.testing.assert_array_equal(module.shrink(chip, 128, 128), cv2.resize(chip, (128, 128),
                                                                              interpolation=cv2.INTER_AREA))
+    for y0, x0, side in ((50, 400, 196), (50, 400, 240), (100, 300, 160), (0, 0, 300)):  # windows, 1.25-2.3x
+        window = frames[-1][y0:y0 + side, x0:x0 + side]
+        halved = module.shrink(window, 128, 128, halve=True).astype(int)
+        area = cv2.resize(window, (128, 128), interpolation=cv2.INTER_AREA).astype(int)
+        assert np.abs(halved - area).mean() < 1.5
     detector = make_detector(DetectorSettings(backend="blazeface"), manifest)
     fast_boxes = [detector.detect(frame) for frame in frames]
-    monkeypatch.setattr(module, "shrink", lambda image, w, h: cv2.resize(image, (w, h), interpolation=(
+    fast_near = [detector.detect_near(frame, boxes) for frame, boxes in zip(frames, fast_boxes)]
+    monkeypatch.setattr(module, "shrink", lambda image, w, h, _halve=False: cv2.resize(image, (w, h), interpolation=(
         cv2.INTER_AREA if w < image.shape[1] else cv2.INTER_LINEAR)))
     area_boxes = [detector.detect(frame) for frame in frames]
+    area_near = [detector.detect_near(frame, boxes) for frame, boxes in zip(frames, fast_boxes)]
+    assert [len(b) for b in fast_near] == [len(b) for b in area_near] and sum(map(len, fast_near)) >= 5
+    for fast, area in zip(fast_near, area_near):
+        for box in fast:
+            assert max(iou(box, other) for other in area) > 0.8
     assert [len(b) for b in fast_boxes] == [len(b) for b in area_boxes] and sum(map(len, fast_boxes)) >= 5
     for fast, area in zip(fast_boxes, area_boxes):
         for box in fast:
@@ -446,7 +581,7 @@ def test_the_profile_times_every_step_of_each_backend_and_refuses_bad_input(tmp_
     assert profile.main(["--repeat", "1", "--threads", "1"]) == 0
     out = capsys.readouterr().out
     blaze, _, haar = out.partition("haar (paper mode): ")
-    assert blaze.startswith("blazeface, model full, 1 thread(s): 7 frames")
+    assert blaze.startswith("blazeface, model full at 160x192 (HxW), 1 thread(s): 7 frames")
     for step in profile.STEPS:
         assert f"\n{step} " in blaze
     for step in profile.HAAR_STEPS:

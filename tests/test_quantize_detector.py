@@ -124,3 +124,45 @@ def test_bad_input_is_one_line(args, words, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "\n" not in err and words in err
+
+
+def test_the_int8_graph_at_other_shapes_is_rebuilt_byte_for_byte_and_lists_itself_in_the_manifest(tmp_path):
+    """The shipped 160x192 file is what the command makes; the original refuses that shape at run time; a
+    shape written with --write is loaded by the device next to the square one and finds the same faces."""
+    from edge.detectors.blazeface import load_model
+    from quantize.detector_shapes import main, reshape_graph
+
+    source = ROOT / "models" / "face_detection_full_range_int8.tflite"
+    shipped = ROOT / "models" / "face_detection_full_range_int8_160x192.tflite"
+    assert reshape_graph(source.read_bytes(), 160, 192) == shipped.read_bytes()
+    original = make_interpreter(str(source), 1)
+    with pytest.raises(RuntimeError, match="reshape"):
+        original.resize_tensor_input(original.get_input_details()[0]["index"], [1, 160, 192, 3])
+        original.allocate_tensors()
+    models = tmp_path / "models"
+    shutil.copytree(ROOT / "models", models, ignore=shutil.ignore_patterns("*.keras", "runs", "reports"))
+    assert main(["--shapes", "224x224", "--models", str(models), "--write"]) == 0
+    manifest = Manifest.load(models)
+    graphs = manifest.detector_entry("blazeface_full_int8")["graphs"]
+    assert [(g["height"], g["width"]) for g in graphs] == [(160, 192), (192, 160), (224, 224)]
+    assert graphs[2]["sha256"] == sha256_file(models / "face_detection_full_range_int8_224x224.tflite")
+    model = load_model(manifest, "blazeface_full_int8")
+    photo = cv2.imread(str(SAMPLES / "two_people.jpg"))
+    assert model.reshaped(224, 224).interpreter.get_input_details()[0]["shape"].tolist() == [1, 224, 224, 3]
+    square = load_model(manifest, "blazeface_full_int8", graphs=False)
+    for frame in (photo, letterbox(photo, (640, 480))):
+        want, got = square.raw(frame, 0.5, 0.3), model.raw(frame, 0.5, 0.3)
+        assert len(got[0]) == len(want[0]) == 2
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--shapes", "100x192"], "multiple of 32"),
+    (["--shapes", "160by192"], "expected HEIGHTxWIDTH"),
+    (["--detector", "nope"], "nope"),
+])
+def test_bad_shapes_are_one_line(args, words, tmp_path, capsys):
+    from quantize.detector_shapes import main
+
+    assert main(args + ["--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "\n" not in err and words in err

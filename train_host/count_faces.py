@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         with open(media / "manifest.csv", newline="") as handle:
             rows = [r for r in csv.DictReader(handle) if r["kind"] != "video"]
         manifest = Manifest.load(args.models)
-        detectors = {"haar": make_detector(DetectorSettings(), manifest)}
+        detectors = {"haar": make_detector(DetectorSettings(backend="haar"), manifest)}  # paper mode, not the default
         wanted = args.blazeface.split(",") if args.blazeface else [BlazeFaceSettings().model]
         for model in wanted:
             if model not in BLAZEFACE_MODELS or wanted.count(model) > 1:

@@ -94,16 +94,23 @@ class Variant:
     def label(self) -> str:
         """``int8 t1 blazeface``, ``int8 t1 haar``: the backend, then what differs from the shipped settings.
 
-        BlazeFace rows add the whole-frame model and ``small`` (``small_faces``);
+        BlazeFace rows add the whole-frame model's interpreter threads (``dt2``: a
+        product choice, the classifiers' are ``t1``), the model where it is not
+        the shipped one, ``small`` (``small_faces``), ``ns80`` (``near_side``) and
+        ``square`` (``aspect_graphs`` off) where they differ;
         Haar rows (paper mode) ``w320`` for a detect width, and scale factor,
         neighbours, min size and equalisation where they differ from the reference ones.
         """
         shipped, d = DetectorSettings(), self.detector
         flip = "" if self.flip_average == "auto" else f" flip={self.flip_average}"
         if d.backend != "haar":
-            model = "" if d.blazeface.model == shipped.blazeface.model else f" {d.blazeface.model}"
-            small = " small" if d.blazeface.small_faces else ""
-            return f"{self.variant} t{self.threads} {d.backend}{model}{small}{flip}"
+            b, ship = d.blazeface, shipped.blazeface
+            extra = "".join((f" dt{b.threads}", "" if b.model == ship.model else f" {b.model}",
+                             " small" if b.small_faces else "",
+                             "" if b.near_side == ship.near_side else f" ns{b.near_side}",
+                             "" if b.near_threads == ship.near_threads else f" nt{b.near_threads}",
+                             "" if b.aspect_graphs or not ship.aspect_graphs else " square"))
+            return f"{self.variant} t{self.threads} {d.backend}{extra}{flip}"
         width = "" if self.detect_width == 0 else f" w{self.detect_width}"
         extra = "".join((f" sf{d.scale_factor:g}" if d.scale_factor != shipped.scale_factor else "",
                          f" n{d.min_neighbors}" if d.min_neighbors != shipped.min_neighbors else "",
@@ -124,9 +131,15 @@ class Variant:
 SPEC = re.compile(r"([\w.-]+):(\d+):(\d+)((?::\w+=[\w.]+)*)")
 SPEC_KEYS = {"sf": ("scale_factor", float), "n": ("min_neighbors", int), "min": ("min_size", int),
              "eq": ("equalize", str), "det": ("backend", str), "flip": ("flip_average", str),
-             "bm": ("blazeface_model", str), "small": ("small_faces", int)}
+             "bm": ("blazeface_model", str), "small": ("small_faces", int), "ns": ("near_side", int),
+             "ag": ("aspect_graphs", int), "dt": ("blazeface_threads", int), "nt": ("near_threads", int)}
+BLAZEFACE_KEYS = (("model", "blazeface_model"), ("small_faces", "small_faces"), ("near_side", "near_side"),
+                  ("aspect_graphs", "aspect_graphs"), ("threads", "blazeface_threads"),
+                  ("near_threads", "near_threads"))  # [detector.blazeface]
 SPEC_HELP = ("VARIANT:THREADS:WIDTH[:sf=SCALE_FACTOR][:n=MIN_NEIGHBORS][:min=MIN_SIZE][:eq=hist|clahe|none]"
-             "[:det=haar|blazeface][:bm=full|full_float32|short][:small=0|1][:flip=auto|none|emotion|gender|both], "
+             "[:det=haar|blazeface][:bm=full|full_float32|short][:small=0|1][:ns=NEAR_SIDE][:ag=0|1][:dt=DETECTOR_THREADS]"
+             "[:nt=NEAR_THREADS]"
+             "[:flip=auto|none|emotion|gender|both], "
              "e.g. int8:1:0,float32:2:0,int8:1:0:det=haar,int8:1:320:det=haar:sf=1.3:n=3,int8:1:0:small=1,"
              "int8:1:0:bm=full_float32,int8:1:0:flip=emotion (WIDTH: Haar's detect width, 0 = full resolution)")
 
@@ -141,7 +154,8 @@ def parse_spec(spec: str, base: Variant) -> Variant:
     for item in filter(None, match[4].split(":")):
         key, _, value = item.partition("=")
         if key not in SPEC_KEYS:
-            raise BenchError(f"--variants {spec!r}: unknown key {key!r} (sf, n, min, eq, det, bm, small, flip)")
+            raise BenchError(f"--variants {spec!r}: unknown key {key!r} (sf, n, min, eq, det, bm, small, ns, ag, "
+                             "dt, nt, flip)")
         field, kind = SPEC_KEYS[key]
         try:
             changes[field] = kind(value)
@@ -150,13 +164,14 @@ def parse_spec(spec: str, base: Variant) -> Variant:
     models = replace(base.models, variant=match[1], threads=int(match[2]),
                      flip_average=changes.pop("flip_average", base.flip_average))
     detector = base.detector
-    blaze = {key: changes.pop(field) for key, field in (("model", "blazeface_model"), ("small_faces", "small_faces"))
-             if field in changes}  # [detector.blazeface] keys
+    blaze = {key: changes.pop(field) for key, field in BLAZEFACE_KEYS if field in changes}  # [detector.blazeface]
     if blaze:
         if changes.get("backend", detector.backend) != "blazeface":
-            raise BenchError(f"--variants {spec!r}: bm= and small= are BlazeFace keys; add det=blazeface")
-        if "small_faces" in blaze:
-            blaze["small_faces"] = bool(blaze["small_faces"])
+            raise BenchError(f"--variants {spec!r}: bm=, small=, ns=, ag=, dt= and nt= are BlazeFace keys; add "
+                             "det=blazeface")
+        for flag in ("small_faces", "aspect_graphs"):
+            if flag in blaze:
+                blaze[flag] = bool(blaze[flag])
         changes["blazeface"] = replace(detector.blazeface, **blaze)
     variant = Variant(models, replace(detector, **changes))
     try:

@@ -159,7 +159,9 @@ def main(argv: list[str] | None = None) -> int:
                 detector = BlazeFaceDetector.from_manifest(manifest, settings)
                 tiled = BlazeFaceDetector.from_manifest(manifest, replace(settings, small_faces=True))
                 clocks = profile(detector, frames, args.repeat, tiled)
-                print(f"blazeface, model {args.model}, {count} thread(s): {where}")
+                rows, cols = frames[0].shape[:2]
+                height, width = detector.main.shape_for(rows, cols, None)
+                print(f"blazeface, model {args.model} at {height}x{width} (HxW), {count} thread(s): {where}")
                 print("\n".join(clocks.table()))
     except (ValueError, ModelError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

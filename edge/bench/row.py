@@ -63,7 +63,9 @@ def serve_row(pipeline: Pipeline, store: np.ndarray, warmup: int, stream: bool, 
         row["per_face_ms"] = {task: per_face_ms(result.samples.get(task, []), result.faces_timed)
                               for task in ("emotion", "gender")}
         row["full_scan_every"] = pipeline.schedule.every  # what this process ran, not what the bench asked
-        row["threads"] = {"classifier": threads, "opencv": cv2.getNumThreads(), "cpus": os.cpu_count()}
+        detector = getattr(pipeline.detector, "settings", None)  # BlazeFace's: its whole-frame model's threads
+        row["threads"] = {"classifier": threads, "detector": getattr(detector, "threads", 1),
+                          "opencv": cv2.getNumThreads(), "cpus": os.cpu_count()}
         row["models"] = {task: model_facts(clf.path, threads, clf.input_dtype.name)
                          | {"invokes_per_face": 2 if clf.flip_average else 1}  # mirror averaging: two invokes
                          for task, clf in (("emotion", pipeline.emotion), ("gender", pipeline.gender))}

@@ -31,8 +31,8 @@ Both models and their sha256, input spec, anchors and mapping are listed in the
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -99,29 +99,37 @@ def ssd_anchors(size: int | tuple[int, int], strides: list[int], per_layer: int)
 
 def weighted_nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """MediaPipe's weighted NMS: each group overlapping the best remaining box by more than ``threshold``
-    becomes its score-weighted mean box, with the best score. ``boxes`` are (N, 4) x0, y0, x1, y1."""
+    becomes its score-weighted mean box, with the best score. ``boxes`` are (N, 4) x0, y0, x1, y1.
+
+    The overlaps of every pair are computed at once (N is the few anchors above
+    the score threshold, 3-30 for a face), so the greedy grouping is a loop over
+    the groups with no array arithmetic in it but the mean: a third of the
+    time of computing each top box's overlaps in turn, the same boxes.
+    """
+    if len(scores) == 0:
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
     order = np.argsort(-scores, kind="stable")
     boxes, scores = boxes[order], scores[order]
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    remaining = np.arange(len(scores))
+    if len(scores) == 1:
+        return boxes.astype(np.float32), scores.astype(np.float32)
+    x0, y0, x1, y1 = boxes.T
+    areas = (x1 - x0) * (y1 - y0)
+    inter = (np.clip(np.minimum(x1[:, None], x1) - np.maximum(x0[:, None], x0), 0, None)
+             * np.clip(np.minimum(y1[:, None], y1) - np.maximum(y0[:, None], y0), 0, None))
+    union = areas[:, None] + areas - inter
+    overlap = np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+    groups = overlap > threshold
+    free = np.ones(len(scores), bool)
     kept_boxes, kept_scores = [], []
-    while remaining.size:
-        top = remaining[0]
-        x0 = np.maximum(boxes[top, 0], boxes[remaining, 0])
-        y0 = np.maximum(boxes[top, 1], boxes[remaining, 1])
-        x1 = np.minimum(boxes[top, 2], boxes[remaining, 2])
-        y1 = np.minimum(boxes[top, 3], boxes[remaining, 3])
-        inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-        union = areas[top] + areas[remaining] - inter
-        overlap = np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
-        group = overlap > threshold
-        group[0] = True  # the best box always belongs to its own group
-        weights = scores[remaining[group]]
-        kept_boxes.append((boxes[remaining[group]] * weights[:, None]).sum(axis=0) / weights.sum())
+    for top in range(len(scores)):
+        if not free[top]:
+            continue
+        group = groups[top] & free
+        group[top] = True  # the best box always belongs to its own group
+        free &= ~group
+        weights = scores[group]
+        kept_boxes.append((boxes[group] * weights[:, None]).sum(axis=0) / weights.sum())
         kept_scores.append(scores[top])
-        remaining = remaining[~group]
-    if not kept_boxes:
-        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
     return np.array(kept_boxes, np.float32), np.array(kept_scores, np.float32)
 
 
@@ -142,7 +150,7 @@ class BoxMapping:
         return int(round(cx - out / 2)), int(round(cy - out / 2)), out, out
 
 
-def shrink(image: np.ndarray, width: int, height: int) -> np.ndarray:
+def shrink(image: np.ndarray, width: int, height: int, halve: bool = False) -> np.ndarray:
     """``image`` resized to ``width`` x ``height``: an integer-factor area average, then bilinear.
 
     ``INTER_AREA`` straight from 640x480 to 192x144 (a factor of 3.33) takes
@@ -156,15 +164,28 @@ def shrink(image: np.ndarray, width: int, height: int) -> np.ndarray:
     ``INTER_AREA`` costs little, so it is used as it is: the short-range
     fallback on a FER-2013 chip (288 -> 128 px) with the two steps lost 15 of
     the 3,116 faces it finds on PublicTest.
+
+    ``halve`` (the near search): every reduction ends in an exact halving. Its
+    windows (2.5 face sides: 150-250 px at 640x480) go to the short-range
+    model's 128 px by 1.2-2x, where ``INTER_AREA``'s generic path took
+    0.15-0.30 ms of CPU; bilinear up to twice the target, then halved, takes
+    0.09-0.12 (loaded machine), within 0.2-0.4 grey levels of it on average.
+    From 2x the integer path above is taken. Plain bilinear was cheaper still
+    but lost faces: 420 against 430 in the Hamilton clip of ../shared/media
+    (``python -m edge analyze``); the halving finds 433.
     """
     rows, cols = image.shape[:2]
     if (cols, rows) == (width, height):
         return image
     if width > cols or height > rows:
         return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
-    if min(cols // width, rows // height) < 3:
+    factor = min(cols // width, rows // height)
+    if halve and factor < 2:
+        up = cv2.resize(image, (2 * width, 2 * height), interpolation=cv2.INTER_LINEAR)
+        return cv2.resize(up, (width, height), interpolation=cv2.INTER_AREA)
+    if factor < (2 if halve else 3):
         return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
-    for k in range(min(cols // width, rows // height), 1, -1):
+    for k in range(factor, 1, -1):
         if cols % k == 0 and rows % k == 0:
             image = cv2.resize(image, (cols // k, rows // k), interpolation=cv2.INTER_AREA)
             break
@@ -208,6 +229,7 @@ class Graph:
     input: int
     boxes: int
     scores: int
+    pad_before: bool = False  # letterbox padding all above / left of the picture, not centred
 
 
 RESHAPED_GRAPHS = 4  # interpreters kept per model for other input shapes (a stream needs one)
@@ -223,7 +245,8 @@ class BlazeFaceModel:
     """
 
     def __init__(self, path: str | Path, strides: list[int], per_layer: int, mapping: BoxMapping,
-                 threads: int = 1, task_mappings: dict[str, BoxMapping] | None = None):
+                 threads: int = 1, task_mappings: dict[str, BoxMapping] | None = None,
+                 graphs: Mapping[tuple[int, int], str | Path] | None = None):
         self.path = str(path)
         self.mapping = mapping
         self.task_mappings = dict(task_mappings or {})
@@ -239,14 +262,25 @@ class BlazeFaceModel:
         self.anchors = self.graph.anchors
         self._in, self._boxes, self._scores = self.graph.input, self.graph.boxes, self.graph.scores
         self._reshaped: dict[tuple[int, int], Graph] = {}
+        # The same model in other files at other native shapes (``graphs`` in the manifest: made by
+        # ``python -m quantize.detector_shapes`` for a graph that cannot be reshaped at run time). Their
+        # letterbox padding goes before the picture (a 4:3 frame fills rows 16-159 of 160x192), not around it:
+        # faces of 10-40 px are found or missed by where the picture sits on the network's 32-px grid (the
+        # square graph's raw boxes find 15 to 22 of the 28 faces of train_host.detector_sets' down-scaled set
+        # as the picture moves down by 0-48 px; 22 centred, at row 24). At row 16 the 160x192 graph's detect()
+        # finds 23 of them like the square's, centred at row 8 only 20; the other sets the same or more.
+        # Each is loaded when a frame first needs it (a camera's frames need one: no memory for the others).
+        self.native: dict[tuple[int, int], Graph | Path] = {(self.size, self.size): self.graph}
+        self.native.update({shape: Path(other) for shape, other in sorted((graphs or {}).items())})
 
-    def _load(self) -> Any:
+    def _load(self, path: str | Path | None = None) -> Any:
+        path = self.path if path is None else str(path)
         try:
-            return make_interpreter(self.path, self.threads)
+            return make_interpreter(path, self.threads)
         except ImportError:
             raise
         except Exception as exc:  # the runtime raises ValueError/RuntimeError for corrupt flatbuffers
-            raise ModelError(f"{self.path}: not a loadable TFLite model ({str(exc).splitlines()[0]})") from None
+            raise ModelError(f"{path}: not a loadable TFLite model ({str(exc).splitlines()[0]})") from None
 
     def _graph(self, interpreter: Any, height: int, width: int) -> Graph:
         """``interpreter`` (input ``height`` x ``width``) with its anchors, its outputs checked."""
@@ -261,11 +295,23 @@ class BlazeFaceModel:
                      outputs[REGRESSORS]["index"], outputs[1]["index"])
 
     def shape_for(self, rows: int, cols: int, side: int | None) -> tuple[int, int]:
-        """The input (height, width) for a ``rows`` x ``cols`` image: the model's own square, or with ``side``
-        the image's aspect at a long side of ``side`` (multiples of the coarsest stride, so no pixel is wasted
-        on letterbox padding and the scale is chosen, not fixed by the model)."""
+        """The input (height, width) for a ``rows`` x ``cols`` image.
+
+        Without ``side``: of the model's native graphs (its own square and the
+        ``graphs`` it was loaded with), the one with the fewest pixels that holds
+        the image at the square's scale: 160x192 for a 4:3 landscape frame, whose
+        letterboxed 192x144 leaves 48 of the square's rows as padding. With
+        ``side``: the image's aspect at a long side of ``side`` (multiples of the
+        coarsest stride, so no pixel is wasted on letterbox padding and the scale
+        is chosen, not fixed by the model; needs a reshapable graph).
+        """
         if side is None:
-            return self.size, self.size
+            best = (self.size, self.size)
+            scale = min(self.size / rows, self.size / cols)
+            for height, width in self.native:
+                if min(height / rows, width / cols) >= scale * (1 - 1e-9) and height * width < best[0] * best[1]:
+                    best = (height, width)
+            return best
         step = max(self.strides)
         short = max(step, int(round(side * min(rows, cols) / max(rows, cols) / step)) * step)
         return (short, side) if cols >= rows else (side, short)
@@ -276,8 +322,15 @@ class BlazeFaceModel:
         A ModelError if this file cannot take another shape (the int8 full-range
         model made here has fixed reshapes). Kept for the next frame of that shape.
         """
-        if (height, width) == (self.size, self.size):
-            return self.graph
+        native = self.native.get((height, width))
+        if isinstance(native, Path):
+            interpreter = self._load(native)
+            got = [int(v) for v in interpreter.get_input_details()[0]["shape"]]
+            if got != [1, height, width, 3]:
+                raise ModelError(f"{native}: input {got} is not [1, {height}, {width}, 3]")
+            native = self.native[(height, width)] = replace(self._graph(interpreter, height, width), pad_before=True)
+        if native is not None:
+            return native
         graph = self._reshaped.get((height, width))
         if graph is None:
             interpreter = self._load()
@@ -292,12 +345,13 @@ class BlazeFaceModel:
             self._reshaped[(height, width)] = graph
         return graph
 
-    def raw(self, image: np.ndarray, threshold: float, nms_iou: float,
-            lap: Callable[[str], None] | None = None, side: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def raw(self, image: np.ndarray, threshold: float, nms_iou: float, lap: Callable[[str], None] | None = None,
+            side: int | None = None, halve: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """The model's own boxes (K, 4: x0, y0, x1, y1 in ``image``'s pixels, float32) and scores, best first.
 
         ``image`` is gray or BGR; ``side`` runs the model at the image's aspect
-        with that long side (:meth:`shape_for`) instead of its own square.
+        with that long side (:meth:`shape_for`) instead of its own square;
+        ``halve`` is :func:`shrink`'s.
         ``lap(step)`` is called after each step (``python -m
         edge.bench.profile`` times them): ``resize``, ``colour``, ``input``
         (letterbox padding and ``x / 127.5 - 1`` straight into the interpreter's
@@ -309,19 +363,21 @@ class BlazeFaceModel:
         graph = self.reshaped(*self.shape_for(height, width, side))
         scale = min(graph.width / width, graph.height / height)
         w, h = max(1, min(graph.width, round(width * scale))), max(1, min(graph.height, round(height * scale)))
-        small = shrink(image, w, h)
+        small = shrink(image, w, h, halve)
         lap("resize")
         small = cv2.cvtColor(small, cv2.COLOR_GRAY2RGB if small.ndim == 2 else cv2.COLOR_BGR2RGB)
         lap("colour")
-        px, py = (graph.width - w) // 2, (graph.height - h) // 2
+        px, py = (graph.width - w, graph.height - h) if graph.pad_before else (
+            (graph.width - w) // 2, (graph.height - h) // 2)
         # Views of the interpreter's own tensors, not copies; all dropped before the next invoke, which the
         # runtime refuses while one is alive.
         tensor = graph.interpreter.tensor(graph.input)()[0]
-        tensor.fill(-1.0)
+        for pad in (tensor[:py], tensor[py + h:], tensor[py:py + h, :px], tensor[py:py + h, px + w:]):
+            pad.fill(-1.0)  # only the letterbox padding: the picture overwrites the rest
         region = tensor[py:py + h, px:px + w]
         np.multiply(small, np.float32(1 / 127.5), out=region, casting="unsafe")
         np.subtract(region, np.float32(1.0), out=region)
-        del tensor, region
+        del tensor, region, pad
         lap("input")
         graph.interpreter.invoke()
         lap("invoke")
@@ -340,10 +396,10 @@ class BlazeFaceModel:
         lap("unletterbox")
         return merged, merged_scores
 
-    def run(self, image: np.ndarray, threshold: float, nms_iou: float,
-            lap: Callable[[str], None] | None = None, side: int | None = None) -> list[tuple[FaceBox, float]]:
+    def run(self, image: np.ndarray, threshold: float, nms_iou: float, lap: Callable[[str], None] | None = None,
+            side: int | None = None, halve: bool = False) -> list[tuple[FaceBox, float]]:
         """Haar-like boxes in ``image``'s pixels (with each task's crop) and their scores, best first."""
-        boxes, scores = self.raw(image, threshold, nms_iou, lap, side)
+        boxes, scores = self.raw(image, threshold, nms_iou, lap, side, halve)
         out = []
         for b, s in zip(boxes.tolist(), scores.tolist()):
             crops = {task: m.apply(*b) for task, m in self.task_mappings.items()}
@@ -371,16 +427,15 @@ class BlazeFaceDetector:
     def from_manifest(cls, manifest: Manifest, settings: BlazeFaceSettings | None = None) -> BlazeFaceDetector:
         """Load the models the manifest's ``detectors`` section lists, after checking their bytes."""
         settings = settings or BlazeFaceSettings()
-        main = load_model(manifest, settings.entry, settings.threads)
-        # The short model's 128x128 graph gains nothing from a second thread (its caller's CPU time stays
-        # ~1.05 ms with 2 threads, the process's rises 70%), so the near search and the fallback run on one.
-        near = main if settings.model == "short" else load_model(manifest, "blazeface_short", 1)
+        main = load_model(manifest, settings.entry, settings.threads, graphs=settings.aspect_graphs)
+        near = main if settings.model == "short" else load_model(manifest, "blazeface_short", settings.near_threads)
         return cls(main, near, settings)
 
     def _run(self, model: BlazeFaceModel, image: np.ndarray, threshold: float | None = None,
-             side: int | None = None) -> list[Box]:
+             side: int | None = None, halve: bool = False) -> list[Box]:
         threshold = self.settings.score_threshold if threshold is None else threshold
-        return [box for box, _ in model.run(image, threshold, self.settings.nms_iou, side=side)]
+        return [box for box, _ in model.run(image, threshold, self.settings.nms_iou, side=side,
+                                            halve=halve)]
 
     def _whole(self, image: np.ndarray) -> list[Box]:
         """The whole-frame model on ``image``, then the close-up fallback where it finds nothing."""
@@ -437,9 +492,10 @@ class BlazeFaceDetector:
             pad = int(round(side * self.settings.roi_margin))
             x0, y0 = max(0, x - pad), max(0, y - pad)
             x1, y1 = min(cols, x + w + pad), min(rows, y + h + pad)
+            x1, y1 = x1 - (x1 - x0) % 2, y1 - (y1 - y0) % 2  # even sides: shrink halves them exactly
             if x1 - x0 < 16 or y1 - y0 < 16:
                 continue
-            for box in self._run(self.near, image[y0:y1, x0:x1]):
+            for box in self._run(self.near, image[y0:y1, x0:x1], side=self.settings.near_side, halve=True):
                 candidate = box.moved(x0, y0) if isinstance(box, FaceBox) else (box[0] + x0, box[1] + y0, *box[2:])
                 if not NEAR_SIZE_RANGE[0] <= candidate[2] / side <= NEAR_SIZE_RANGE[1]:
                     continue
@@ -454,8 +510,9 @@ def mapping_of(fit: dict[str, Any]) -> BoxMapping:
     return BoxMapping(**{k: float(v) for k, v in fit.items() if k in ("scale", "dx", "dy")})
 
 
-def load_model(manifest: Manifest, name: str, threads: int = 1) -> BlazeFaceModel:
-    """The ``detectors.<name>`` entry of the manifest, verified (sha256, input, outputs) and loaded."""
+def load_model(manifest: Manifest, name: str, threads: int = 1, graphs: bool = True) -> BlazeFaceModel:
+    """The ``detectors.<name>`` entry of the manifest, verified (sha256, input, outputs) and loaded; with
+    ``graphs``, also the files of its ``graphs`` list (the same model at other input shapes), each verified."""
     entry = manifest.detector_entry(name)
     path = manifest.verify_detector(name)
     where = f"{manifest.root / 'manifest.json'}: detectors.{name}"
@@ -465,9 +522,11 @@ def load_model(manifest: Manifest, name: str, threads: int = 1) -> BlazeFaceMode
         mapping = mapping_of(entry.get("box_mapping", {}))
         by_task = {str(task): mapping_of(fit) for task, fit in entry.get("box_mapping_by_task", {}).items()}
         size = int(entry["input"]["height"])
+        shapes = {(int(g["height"]), int(g["width"])): g for g in entry.get("graphs", [])} if graphs else {}
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ModelError(f"{where}: malformed entry ({exc})") from None
-    model = BlazeFaceModel(path, strides, per_layer, mapping, threads, by_task)
+    files = {shape: manifest.verify_detector_file(g) for shape, g in shapes.items()}
+    model = BlazeFaceModel(path, strides, per_layer, mapping, threads, by_task, files)
     if model.size != size:
         raise ModelError(f"{path}: input {model.size}x{model.size} does not match the manifest ({size}x{size})")
     return model

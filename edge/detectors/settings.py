@@ -50,6 +50,35 @@ class BlazeFaceSettings:
     those sizes, for four more invokes per full scan (a stream pays them every
     ``full_scan_every`` frames).
 
+    ``near_side``: the long side of the short-range model's input in the
+    near search (the known face's window at its own aspect, multiples of 16;
+    128, the model's own size, by default). There the face fills about 40% of
+    the window: 51 px at 128. Smaller is cheaper (80: about half the CPU) but
+    loses faces in streams: ``python -m edge analyze`` on the Hamilton clip in
+    ../shared/media found 430 faces at 128, 417 at 112, 400 at 96 and 393 at
+    80 (with ``INTER_AREA`` windows; large faces filling a 640x360 frame are
+    lost first: at 80 the whole frame becomes 80x48 and the face 33 px),
+    although searched once per frame it finds nearly as many (945 vs 953 of
+    1,011 at 80, every third frame of both videos).
+
+    ``aspect_graphs``: the whole-frame model also loads the manifest's
+    ``graphs`` (the same model at 160x192 and 192x160, ``python -m
+    quantize.detector_shapes``) and runs each frame at the one that holds it
+    at the square's scale with the fewest pixels: a 640x480 frame at 160x192,
+    17% fewer pixels than the 192x192 square whose top and bottom 24 rows are
+    letterbox padding; calling-thread CPU per ``detect()`` of the samples at
+    640x480 3.57 -> 3.14 ms at 1 thread (loaded machine). The same scale and
+    at least the same faces on every set of ``python -m
+    train_host.detector_sets`` (one more at 640x480 on ../shared/media: 27 of
+    28, the fourth tilted man; none false).
+
+    ``near_threads``: interpreter threads of the short-range model (near
+    search, fallback) when ``model`` is ``full`` or ``full_float32``. 1 by
+    default: an earlier measurement had its calling thread's CPU unchanged
+    with two (~1.05 ms) and the process's 70% higher; on a loaded 2-core
+    machine two halved the calling thread's CPU per invoke (1.23 -> 0.57 ms)
+    but the second thread waited for a core (wall 1.23 -> 4.35 ms median).
+
     ``threads``: interpreter threads of the whole-frame model. 2 by default:
     its invoke is most of a frame's time, and a second thread takes about a
     quarter of it off the calling thread's critical path (full range on the
@@ -68,7 +97,10 @@ class BlazeFaceSettings:
     small_faces: bool = False
     nms_iou: float = 0.3  # weighted non-maximum suppression: boxes overlapping more are merged
     roi_margin: float = 0.75
+    near_side: int = 128
+    aspect_graphs: bool = True
     threads: int = 2
+    near_threads: int = 1
 
     @property
     def entry(self) -> str:
@@ -86,8 +118,12 @@ class BlazeFaceSettings:
             raise ConfigError(f"nms_iou: {self.nms_iou} is outside 0.05..0.95")
         if not 0.25 <= self.roi_margin <= 2.0:
             raise ConfigError(f"roi_margin: {self.roi_margin} is outside 0.25..2.0")
+        if not 32 <= self.near_side <= 256 or self.near_side % 16:
+            raise ConfigError(f"near_side: {self.near_side} is not a multiple of 16 in 32..256")
         if not 1 <= self.threads <= 16:
             raise ConfigError(f"threads: {self.threads} is outside 1..16")
+        if not 1 <= self.near_threads <= 16:
+            raise ConfigError(f"near_threads: {self.near_threads} is outside 1..16")
 
 
 @dataclass(frozen=True)

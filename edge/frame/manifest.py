@@ -196,7 +196,10 @@ class Manifest:
 
     def verify_detector(self, name: str) -> Path:
         """Check a detector model's bytes against its ``detectors`` entry; return its path."""
-        entry = self.detector_entry(name)
+        return self.verify_detector_file(self.detector_entry(name))
+
+    def verify_detector_file(self, entry: dict[str, Any]) -> Path:
+        """Check the bytes of the file an entry names (``file``, ``sha256``); return its path."""
         path = self.root / str(entry.get("file", ""))
         if not entry.get("file") or not path.is_file():
             raise ModelError(f"{path}: detector model file missing")
