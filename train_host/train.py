@@ -111,6 +111,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="class-weighted loss, each class weighted by (N / (classes * faces of that class)) "
                              "** POWER, rescaled to a mean of 1: 1 = every class counts equally, 0.5 = halfway "
                              "(0 = off)")
+    parser.add_argument("--age-balance", type=float, metavar="POWER",
+                        help="loss weights by (age band, class) cell, each cell weighted by (N / (cells * faces "
+                             "of that cell)) ** POWER, rescaled to a mean of 1: 1 = every cell (e.g. boys of 3-12) "
+                             "counts equally, 0.5 = halfway; needs ages (UTKFace) (0 = off)")
     parser.add_argument("--teacher", action="append", metavar="MODEL",
                         help="knowledge distillation: blend this trained model's probabilities (mirror-averaged) "
                              "into the targets; repeat for an ensemble (see train_host/distill.py)")
@@ -241,7 +245,7 @@ def run_settings(args: argparse.Namespace) -> dict:
 
 DISTILL_KEYS = ("teacher", "teacher_weight", "temperature", "teacher_sha256")
 # Options that change what a run trains on; off (0) by default and fixed for the life of a run.
-REGULARISER_KEYS = ("cutout", "mixup", "class_balance")
+REGULARISER_KEYS = ("cutout", "mixup", "class_balance", "age_balance")
 
 
 def distill_settings(args: argparse.Namespace) -> None:
@@ -334,6 +338,8 @@ def train(args: argparse.Namespace) -> dict:
         raise DataError(f"--cutout {args.cutout}: expected a fraction of the face from 0 up to (not including) 1")
     if not (math.isfinite(args.class_balance) and args.class_balance >= 0.0):
         raise DataError(f"--class-balance {args.class_balance}: expected a power of 0 (off) or more")
+    if not (math.isfinite(args.age_balance) and args.age_balance >= 0.0):
+        raise DataError(f"--age-balance {args.age_balance}: expected a power of 0 (off) or more")
     if not (math.isfinite(args.mixup) and args.mixup >= 0.0):
         raise DataError(f"--mixup {args.mixup}: expected a Beta alpha of 0 (off) or more")
     task_defaults = DEFAULTS[args.task]
@@ -371,6 +377,15 @@ def train(args: argparse.Namespace) -> dict:
         class_weights = class_balance_weights(train_set.y, len(labels), args.class_balance)
         print("class-balanced loss weights: " + ", ".join(f"{name} {w:.2f}" for name, w in
                                                           zip(labels, class_weights, strict=True)), flush=True)
+    face_weights = None
+    if args.age_balance:
+        from train_host.data import AGE_BANDS
+        from train_host.targets import age_balance_weights
+
+        face_weights = age_balance_weights(train_set.age, train_set.y, len(labels), args.age_balance)
+        print(f"age-balanced loss weights (power {args.age_balance}): "
+              + ", ".join(f"{lo}-{hi}: {face_weights[(train_set.age >= lo) & (train_set.age <= hi)].mean():.2f}"
+                          for lo, hi in AGE_BANDS), flush=True)
     sharpness, blur_sigma = blur_match(args, train_set, val_set, size)
 
     from train_host.tfquiet import import_keras
@@ -410,7 +425,7 @@ def train(args: argparse.Namespace) -> dict:
         augment = replace(augment, shift=args.shift)
     augment = replace(augment, cutout=args.cutout, mixup=args.mixup)
     train_seq = AugmentedFaces(train_set, train_targets, size, args.batch, augment, seed=args.seed, shuffle=True,
-                               start_epoch=start_epoch, class_weights=class_weights)
+                               start_epoch=start_epoch, class_weights=class_weights, face_weights=face_weights)
     val_seq = AugmentedFaces(val_set, val_targets, size, 256, None, seed=args.seed, shuffle=False,
                              blur_sigma=blur_sigma)
 
@@ -473,6 +488,7 @@ def train(args: argparse.Namespace) -> dict:
         "class_balance": None if class_weights is None else {
             "power": args.class_balance, "weights": dict(zip(labels, [round(float(w), 4) for w in class_weights],
                                                                 strict=True))},
+        "age_balance": args.age_balance or None,
         "teacher": None if not args.teacher else {
             "models": [{"path": str(p), "sha256": h} for p, h in zip(args.teacher, args.teacher_sha256)],
             "weight": args.teacher_weight,
