@@ -112,3 +112,35 @@ def test_class_weights_make_a_class_weighted_cross_entropy_for_hard_and_mixed_ta
         # w * CE(p, t) == sum_k class_weight_k * t_plain_k * (-log p_k) for every p: the rows must agree
         np.testing.assert_allclose(w[:, None] * t, t_plain * class_weights, rtol=1e-5, atol=1e-7)
     assert len(unweighted[0]) == 2
+
+
+def test_face_weights_multiply_each_faces_loss_with_and_without_class_weights(faces):
+    labels = np.arange(len(faces)) % 2
+    face_set = FaceSet(x=faces, y=labels, source="test")
+    targets = np.eye(2, dtype=np.float32)[labels]
+    face_weights = np.linspace(0.5, 2.0, len(faces)).astype(np.float32)
+    class_weights = np.array([0.8, 1.25], np.float32)
+    config = AugmentConfig(mixup=0.4)
+    only_faces = AugmentedFaces(face_set, targets, (48, 48), 16, config, seed=3, shuffle=True,
+                                face_weights=face_weights)
+    both = AugmentedFaces(face_set, targets, (48, 48), 16, config, seed=3, shuffle=True,
+                          class_weights=class_weights, face_weights=face_weights)
+    by_class = AugmentedFaces(face_set, targets, (48, 48), 16, config, seed=3, shuffle=True,
+                              class_weights=class_weights)
+    unweighted = AugmentedFaces(face_set, targets, (48, 48), 16, config, seed=3, shuffle=True)
+    seen = []
+    for i in range(len(unweighted)):
+        pick = unweighted.order[i * 16:(i + 1) * 16]
+        x_plain, t_plain = unweighted[i]
+        x, t, w = only_faces[i]
+        np.testing.assert_array_equal(x, x_plain)  # the weights change the loss, not the batch
+        np.testing.assert_array_equal(t, t_plain)
+        np.testing.assert_array_equal(w, face_weights[pick])
+        _, t_class, w_class = by_class[i]
+        _, t_both, w_both = both[i]
+        np.testing.assert_allclose(t_both, t_class)
+        np.testing.assert_allclose(w_both, w_class * face_weights[pick], rtol=1e-6)
+        seen += list(pick)
+    assert sorted(seen) == list(range(len(faces)))
+    with pytest.raises(ValueError, match="face_weights has shape"):
+        AugmentedFaces(face_set, targets, (48, 48), 16, config, seed=3, shuffle=True, face_weights=face_weights[:3])

@@ -1,4 +1,4 @@
-"""Training targets: FER+ votes as soft targets (mapping and blend) and class-balanced loss weights."""
+"""Training targets: FER+ votes as soft targets (mapping and blend), class- and age-balanced loss weights."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 from edge.frame.labels import LABELS_BY_TASK
 from train_host.data import DataError, FaceSet
-from train_host.targets import class_balance_weights, ferplus_distribution, training_targets
+from train_host.targets import age_balance_weights, class_balance_weights, ferplus_distribution, training_targets
 
 EMOTIONS = LABELS_BY_TASK["emotion"]
 
@@ -76,3 +76,46 @@ def test_class_balance_refuses_a_class_without_faces_and_a_negative_power():
         class_balance_weights(np.array([0, 0, 2, 2]), 3, 1.0)
     with pytest.raises(DataError, match="--class-balance -1"):
         class_balance_weights(np.array([0, 1]), 2, -1.0)
+
+
+# UTKFace training faces per (age band, gender) as in ../shared/data/utkface (women, men per band of AGE_BANDS).
+UTK_TRAIN_CELLS = ((583, 687), (844, 547), (329, 322), (3548, 2502), (1944, 2556), (747, 1887), (903, 1223))
+UTK_BAND_AGES = (1, 7, 15, 25, 37, 50, 70)  # one age inside each band
+
+
+def utk_like_faces() -> tuple[np.ndarray, np.ndarray]:
+    ages, labels = [], []
+    for age, cells in zip(UTK_BAND_AGES, UTK_TRAIN_CELLS, strict=True):
+        for gender, count in enumerate(cells):
+            ages += [age] * count
+            labels += [gender] * count
+    return np.array(ages), np.array(labels)
+
+
+def test_age_balance_makes_every_band_and_gender_cell_weigh_the_same_at_power_one():
+    age, labels = utk_like_faces()
+    weights = age_balance_weights(age, labels, 2, 1.0)
+    assert weights.shape == age.shape and weights.mean() == pytest.approx(1.0, abs=1e-5)
+    totals = [weights[(age == a) & (labels == g)].sum() for a in UTK_BAND_AGES for g in (0, 1)]
+    np.testing.assert_allclose(totals, totals[0], rtol=1e-4)
+    boys = (age == 7) & (labels == 1)
+    young_women = (age == 25) & (labels == 0)
+    assert weights[boys][0] / weights[young_women][0] == pytest.approx(3548 / 547, rel=1e-4)
+
+
+def test_age_balance_half_power_is_halfway_and_zero_is_off_and_ages_outside_the_bands_are_a_band():
+    age, labels = utk_like_faces()
+    full, half = age_balance_weights(age, labels, 2, 1.0), age_balance_weights(age, labels, 2, 0.5)
+    boy, woman = np.flatnonzero((age == 7) & (labels == 1))[0], np.flatnonzero((age == 25) & (labels == 0))[0]
+    assert half[boy] / half[woman] == pytest.approx(np.sqrt(full[boy] / full[woman]), rel=1e-5)
+    np.testing.assert_allclose(age_balance_weights(age, labels, 2, 0.0), 1.0)
+    # an unknown age (-1) is its own band, not folded into the infants
+    weights = age_balance_weights(np.array([-1, 1, 1, 1]), np.array([0, 0, 0, 0]), 2, 1.0)
+    assert weights[0] == pytest.approx(3 * weights[1], rel=1e-5)
+
+
+def test_age_balance_refuses_faces_without_ages_and_a_negative_power():
+    with pytest.raises(DataError, match="needs the faces' ages"):
+        age_balance_weights(None, np.array([0, 1]), 2, 0.5)
+    with pytest.raises(DataError, match="--age-balance -1"):
+        age_balance_weights(np.array([5, 30]), np.array([0, 1]), 2, -1.0)

@@ -122,7 +122,8 @@ def test_a_run_stopped_and_resumed_ends_where_an_uninterrupted_run_ends(dataset,
     from train_host.tfquiet import import_keras
 
     common = ("gender", "--data", str(dataset), "--size", "32", "--batch", "16", "--epochs", "3",
-              "--schedule", "cosine", "--verbose", "0", "--cutout", "0.2", "--mixup", "0.2", "--class-balance", "0.5")
+              "--schedule", "cosine", "--verbose", "0", "--cutout", "0.2", "--mixup", "0.2", "--class-balance", "0.5",
+              "--age-balance", "0.5")
     whole = run("train_host.train", *common, "--out", str(tmp_path / "whole"))
     assert whole.returncode == 0, whole.stderr[-2000:]
     first = run("train_host.train", *common, "--out", str(tmp_path / "pieces"), "--stop-after", "1")
@@ -134,7 +135,7 @@ def test_a_run_stopped_and_resumed_ends_where_an_uninterrupted_run_ends(dataset,
     summary = json.loads((tmp_path / "pieces" / "run.json").read_text())
     assert summary["complete"] is True and summary["epochs_run"] == 3 and summary["pieces"] == 2
     assert summary["augment"]["cutout"] == 0.2 and summary["augment"]["mixup"] == 0.2
-    assert summary["class_balance"]["power"] == 0.5
+    assert summary["class_balance"]["power"] == 0.5 and summary["age_balance"] == 0.5
     # the commit each piece started from, the first one as the run's
     assert len(summary["piece_commits"]) == 2 and summary["commit"] == summary["piece_commits"][0]
     # Same batches, same optimizer state, same schedule: the weights agree up to float round-off (oneDNN's
@@ -163,6 +164,8 @@ def test_a_run_stopped_and_resumed_ends_where_an_uninterrupted_run_ends(dataset,
     (("--cutout", "1"), "--cutout 1.0"),
     (("--mixup", "-0.2"), "--mixup -0.2"),
     (("--class-balance", "-1"), "--class-balance -1.0"),
+    (("--age-balance", "-1"), "--age-balance -1.0"),
+    (("--resume", "SAME_TASK_RUN", "--age-balance", "0.5"), "trained with --age-balance 0.0"),
     (("--mixup", "nan"), "--mixup nan"),
     (("--resume", "SAME_TASK_RUN", "--mixup", "0.2"), "trained with --mixup 0.0"),
 ])

@@ -30,6 +30,10 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".pgm", ".tif", ".ti
 UNKNOWN_RACE = 255
 ADULT_AGE_DEFAULT = 18
 RACE_NAMES = ("White", "Black", "Asian", "Indian", "Others")
+# Age bands (inclusive) of the per-band figures (train_host.evaluate) and of --age-balance (train_host.targets).
+# Infants (0-2) have a band of their own: folded into 0-12 they hid how differently 3-12-year-olds score
+# (the gender model shipped in November 2026: about 60% on infants, 77% on ages 3-12; see the README).
+AGE_BANDS = ((0, 2), (3, 12), (13, 17), (18, 29), (30, 44), (45, 59), (60, 200))
 
 
 class DataError(ValueError):

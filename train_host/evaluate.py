@@ -34,11 +34,8 @@ from edge.frame.manifest import Manifest, ModelError
 from edge.frame.preprocess import PIXEL_OFFSET, PIXEL_SCALE, CropSpec, normalize
 from train_host.augment import resize_batch
 from train_host.calibration import ece, nll, reliability
-from train_host.data import ADULT_AGE_DEFAULT, RACE_NAMES, DataError, FaceSet, load
+from train_host.data import ADULT_AGE_DEFAULT, AGE_BANDS, RACE_NAMES, DataError, FaceSet, load
 
-# Infants (0-2) have a band of their own: folded into 0-12 they hid how differently 3-12-year-olds score
-# (the gender model shipped in November 2026: about 60% on infants, 77% on ages 3-12; see the README).
-AGE_BANDS = ((0, 2), (3, 12), (13, 17), (18, 29), (30, 44), (45, 59), (60, 200))
 ADULT_AGE = ADULT_AGE_DEFAULT
 
 

@@ -27,6 +27,9 @@ class AugmentedFaces(keras.utils.PyDataset):
     (-log p_k)``, for any target row (one-hot, mixed, FER+ or teacher): each
     batch becomes a triple whose per-face weight is ``s = t . w`` with the row
     rescaled to ``w * t / s`` (Keras multiplies the per-face loss by ``s``).
+    ``face_weights`` (one per face, see ``targets.age_balance_weights``)
+    multiply that per-face weight; with mixup a blended face keeps the weight
+    of the face that has the larger share of it.
     The shuffle order and every batch's augmentation are drawn from
     ``(seed, epoch[, batch])`` rather than from one running generator, so a
     run resumed at epoch ``k`` sees exactly the batches an uninterrupted run
@@ -35,11 +38,15 @@ class AugmentedFaces(keras.utils.PyDataset):
 
     def __init__(self, faces: FaceSet, targets: np.ndarray, size: tuple[int, int], batch: int,
                  augment: AugmentConfig | None, seed: int, shuffle: bool, blur_sigma: float = 0.0,
-                 start_epoch: int = 0, class_weights: np.ndarray | None = None):
+                 start_epoch: int = 0, class_weights: np.ndarray | None = None,
+                 face_weights: np.ndarray | None = None):
         super().__init__(workers=1, use_multiprocessing=False)
         self.x = faces.x if augment else gaussian_blur(resize_batch(faces.x, size), blur_sigma)
         self.targets = np.asarray(targets, dtype=np.float32)
         self.class_weights = None if class_weights is None else np.asarray(class_weights, np.float32)
+        self.face_weights = None if face_weights is None else np.asarray(face_weights, np.float32)
+        if self.face_weights is not None and self.face_weights.shape != (len(self.targets),):
+            raise ValueError(f"face_weights has shape {self.face_weights.shape}, expected ({len(self.targets)},)")
         self.size = size
         self.batch = batch
         self.augment = augment
@@ -67,10 +74,16 @@ class AugmentedFaces(keras.utils.PyDataset):
             x = normalize(augment_batch(faces, self.size, self.augment, rng))[..., None]
             if self.augment.mixup:
                 x, targets = mixup_batch(x, targets, self.augment.mixup, rng)
-        if self.class_weights is None:
+        if self.class_weights is not None:
+            weights = targets @ self.class_weights
+            targets = targets * self.class_weights / weights[:, None]
+        elif self.face_weights is not None:
+            weights = np.ones(len(pick), np.float32)
+        else:
             return x, targets
-        weights = targets @ self.class_weights
-        return x, targets * self.class_weights / weights[:, None], weights
+        if self.face_weights is not None:
+            weights = weights * self.face_weights[pick]
+        return x, targets, weights
 
     def on_epoch_end(self) -> None:
         self.epoch += 1

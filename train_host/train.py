@@ -105,6 +105,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="class-weighted loss, each class weighted by (N / (classes * faces of that class)) "
                              "** POWER, rescaled to a mean of 1: 1 = every class counts equally, 0.5 = halfway "
                              "(0 = off)")
+    parser.add_argument("--age-balance", type=float, metavar="POWER",
+                        help="loss weights by (age band, class) cell, each cell weighted by (N / (cells * faces "
+                             "of that cell)) ** POWER, rescaled to a mean of 1: 1 = every cell (e.g. boys of 3-12) "
+                             "counts equally, 0.5 = halfway; needs ages (UTKFace) (0 = off)")
     parser.add_argument("--teacher", action="append", metavar="MODEL",
                         help="knowledge distillation: blend this trained model's probabilities (mirror-averaged) "
                              "into the targets; repeat for an ensemble (see train_host/distill.py)")
@@ -254,6 +258,7 @@ class TrainingData:
     train_targets: np.ndarray
     val_targets: np.ndarray
     class_weights: np.ndarray | None
+    face_weights: np.ndarray | None
     sharpness: dict[str, float]
     blur_sigma: float
 
@@ -297,8 +302,19 @@ def load(settings: TrainSettings) -> TrainingData:
         class_weights = class_balance_weights(train_set.y, len(labels), settings.class_balance)
         print("class-balanced loss weights: " + ", ".join(f"{name} {w:.2f}" for name, w in
                                                           zip(labels, class_weights, strict=True)), flush=True)
+    face_weights = None
+    if settings.age_balance:
+        from train_host.data import AGE_BANDS
+        from train_host.targets import age_balance_weights
+
+        face_weights = age_balance_weights(train_set.age, train_set.y, len(labels), settings.age_balance)
+        assert train_set.age is not None  # age_balance_weights refuses faces without ages
+        print(f"age-balanced loss weights (power {settings.age_balance}): "
+              + ", ".join(f"{lo}-{hi}: {face_weights[(train_set.age >= lo) & (train_set.age <= hi)].mean():.2f}"
+                          for lo, hi in AGE_BANDS), flush=True)
     sharpness, blur_sigma = blur_match(settings, train_set, val_set)
-    return TrainingData(train_set, val_set, train_targets, val_targets, class_weights, sharpness, blur_sigma)
+    return TrainingData(train_set, val_set, train_targets, val_targets, class_weights, face_weights, sharpness,
+                        blur_sigma)
 
 
 def build(settings: TrainSettings, state: dict[str, Any] | None) -> tuple[Any, int]:
@@ -345,7 +361,7 @@ def fit(settings: TrainSettings, data: TrainingData, model: Any, start_epoch: in
     out, size, epochs = Path(settings.out), (settings.size, settings.size), settings.epochs
     train_seq = AugmentedFaces(data.train, data.train_targets, size, settings.batch, settings.augment,
                                seed=settings.seed, shuffle=True, start_epoch=start_epoch,
-                               class_weights=data.class_weights)
+                               class_weights=data.class_weights, face_weights=data.face_weights)
     val_seq = AugmentedFaces(data.val, data.val_targets, size, 256, None, seed=settings.seed, shuffle=False,
                              blur_sigma=data.blur_sigma)
 
@@ -418,6 +434,7 @@ def record(settings: TrainSettings, data: TrainingData, fitted: Fitted, resumed:
         "class_balance": None if class_weights is None else {
             "power": settings.class_balance,
             "weights": dict(zip(labels, [round(float(w), 4) for w in class_weights], strict=True))},
+        "age_balance": settings.age_balance or None,
         "teacher": None if not settings.teacher else {
             "models": [{"path": str(p), "sha256": h} for p, h in zip(settings.teacher, settings.teacher_sha256 or [])],
             "weight": settings.teacher_weight,

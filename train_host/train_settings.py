@@ -33,7 +33,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 INVOCATION_KEYS = ("resume", "stop_after", "verbose")
 DISTILL_KEYS = ("teacher", "teacher_weight", "temperature", "teacher_sha256")
 # Options that change what a run trains on; off (0) by default and fixed for the life of a run.
-REGULARISER_KEYS = ("cutout", "mixup", "class_balance")
+REGULARISER_KEYS = ("cutout", "mixup", "class_balance", "age_balance")
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,7 @@ class TrainSettings:
     schedule: str = "plateau"
     ferplus_weight: float = 0.0
     class_balance: float = 0.0
+    age_balance: float = 0.0
     teacher: list[str] | None = None
     teacher_weight: float | None = None
     temperature: float | None = None
@@ -168,6 +169,8 @@ def resolve(args: argparse.Namespace) -> tuple[TrainSettings, dict[str, Any] | N
         raise DataError(f"--cutout {values['cutout']}: expected a fraction of the face from 0 up to (not including) 1")
     if not (math.isfinite(values["class_balance"]) and values["class_balance"] >= 0.0):
         raise DataError(f"--class-balance {values['class_balance']}: expected a power of 0 (off) or more")
+    if not (math.isfinite(values["age_balance"]) and values["age_balance"] >= 0.0):
+        raise DataError(f"--age-balance {values['age_balance']}: expected a power of 0 (off) or more")
     if not (math.isfinite(values["mixup"]) and values["mixup"] >= 0.0):
         raise DataError(f"--mixup {values['mixup']}: expected a Beta alpha of 0 (off) or more")
     values["epochs"] = values.get("epochs") or DEFAULTS[values["task"]]["epochs"]
