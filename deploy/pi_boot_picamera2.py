@@ -15,7 +15,7 @@ picamera2 on PyPI depends on PiDNG, simplejpeg, python-prctl, av, ... ; the
 step installs them ``--no-deps``, only what ``import picamera2`` needs:
 Debian's python3-pil, python3-piexif, python3-prctl and python3-av, and from
 PyPI simplejpeg (a wheel), v4l2-python3 (0.3.18) / videodev2 (newer) (pure
-Python) and PiDNG (an sdist with a C extension: gcc and python3-dev to build).
+Python) and PiDNG (an sdist with a C extension: gcc, python3-dev and Debian's setuptools to build).
 
 Debian builds libcamera's ``virtual`` pipeline handler, which makes a test
 pattern camera once ``/usr/share/libcamera/pipeline/virtual/virtual.yaml``
@@ -34,9 +34,10 @@ from typing import Protocol
 
 OLD = "0.3.18"  # PyPI has 0.3.18, then 0.3.21: the newest release below the 0.3.20 floor
 LIBCAMERA_APT = ("python3-libcamera", "libcamera-tools")
-IMPORT_APT = ("python3-pil", "python3-piexif", "python3-prctl", "python3-av", "gcc", "libc6-dev", "python3-dev")
+IMPORT_APT = ("python3-pil", "python3-piexif", "python3-prctl", "python3-av", "gcc", "libc6-dev", "python3-dev",
+              "python3-setuptools")
 IMPORT_PIP = ("simplejpeg", "v4l2-python3", "videodev2", "pidng")
-VENV = "/opt/pi-boot-picamera2"
+VENV = "/tmp/pi-boot-picamera2"  # the user's, as a Pi owner's own venv would be
 RELEASE = "/opt/face-emotion/current"
 VIRTUAL_YAML_PATH = "/usr/share/libcamera/pipeline/virtual/virtual.yaml"
 VIRTUAL_YAML = """%YAML 1.1
@@ -119,7 +120,8 @@ def summary(facts: dict[str, str]) -> str:
     f = facts
     return (f"picamera2: Debian libcamera {f.get('libcamera', '?')} (pipelines {f.get('pipelines', '?')}); "
             f"cam -l: {f.get('cameras', '?')}; picamera2 {f.get('old', OLD)} {short(f.get('old_check', '?'))}, "
-            f"{f.get('new', '?')} {short(f.get('new_check', '?'))}; "
+            f"{f.get('new', '?')} {short(f.get('new_check', '?'))}; import picamera2 ({f.get('new', '?')}): "
+            f"{f.get('new_import', '?')}; "
             f"Picamera2Source on the virtual camera: {f.get('frames', 'not run')}")
 
 
@@ -206,7 +208,7 @@ def frames_fact(output: str) -> str:
 
 def _pip(version: str) -> str:
     spec = f"picamera2=={version}" if version else "picamera2"
-    return f"sudo {VENV}/bin/pip install -q --no-deps --upgrade {spec} 2>&1 | tail -n 3"
+    return f"{VENV}/bin/pip install -q --no-deps --upgrade {spec} 2>&1 | tail -n 3"
 
 
 def _check(python_path: str) -> str:
@@ -215,7 +217,7 @@ def _check(python_path: str) -> str:
             f"--models {RELEASE}/models >/tmp/check.out 2>/tmp/check.err; echo EXIT=$?; cat /tmp/check.err")
 
 
-def _verdict(output: str) -> str:
+def check_verdict(output: str) -> str:
     found = re.search(r"^EXIT=(\d+)$", output, re.MULTILINE)
     if not found:
         return f"no exit status: {output.strip()[-200:]}"
@@ -231,11 +233,13 @@ def run_step(run: Shell, facts: dict[str, str], log: list[str]) -> None:
 
     if not sh(f"test -x {RELEASE}/venv/bin/face-emotion && echo yes", check=False).strip():
         raise RuntimeError(f"no deployed release at {RELEASE}: run the deploy step first (--steps camera,deploy,...)")
+    # The release is what is checked, not the running service: stopped, it leaves the emulated CPU to apt and pip.
+    sh("sudo systemctl stop face-emotion")
     apt = "sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends"
     sh(f"{apt} {' '.join(LIBCAMERA_APT)} >/tmp/apt-libcamera.log 2>&1 || {{ tail -n 5 /tmp/apt-libcamera.log; "
        "exit 1; }")
     sh(f"printf '%s' {shlex.quote(VIRTUAL_YAML)} | sudo tee /tmp/virtual.yaml >/dev/null")
-    before = sh("LIBCAMERA_LOG_LEVELS='*:DEBUG' cam -l 2>&1", timeout=300)
+    before = sh("sudo env LIBCAMERA_LOG_LEVELS='*:DEBUG' cam -l 2>&1", timeout=300)  # root: vivid's media device too
     facts["libcamera"] = libcamera_version(before)
     facts["pipelines"] = ",".join(pipeline_handlers(before)) or "none"
     facts["cameras_without_config"] = "; ".join(cam_cameras(before)) or "none"
@@ -246,8 +250,17 @@ def run_step(run: Shell, facts: dict[str, str], log: list[str]) -> None:
     cameras = cam_cameras(listed)
     facts["cameras"] = "; ".join(cameras) or "none"
     sh(f"{apt} {' '.join(IMPORT_APT)} >/tmp/apt-import.log 2>&1 || {{ tail -n 5 /tmp/apt-import.log; exit 1; }}")
-    sh(f"sudo python3 -m venv --system-site-packages {VENV} && "
-       f"sudo {VENV}/bin/pip install -q --no-deps {' '.join(IMPORT_PIP)} 2>&1 | tail -n 3")
+    sh(f"python3 -m venv --system-site-packages {VENV}")
+    failed = []
+    for package in IMPORT_PIP:  # one by one: pip installs all or nothing, and PiDNG is built here
+        # Debian's setuptools builds PiDNG: pip's isolated build env failed here once ("cannot import name
+        # 'setup' from 'setuptools' (unknown location)").
+        out = sh(f"cd / && {VENV}/bin/pip install -q --no-deps --no-build-isolation {package} >/tmp/pip.log 2>&1; "
+                 "echo PIP=$?; "
+                 "grep -iE '^error|error:' /tmp/pip.log | head -n 5", timeout=1800, check=False)
+        if "PIP=0" not in out:
+            failed.append(f"{package} ({' | '.join(out.split('PIP=', 1)[-1].splitlines()[1:3])})")
+    facts["import_pip"] = "; ".join(failed) if failed else "all installed"
     sh(f"printf '%s' {shlex.quote(check_config())} > /tmp/picamera2.toml")
     site = sh(f"{VENV}/bin/python -c 'import sysconfig; print(sysconfig.get_paths()[\"purelib\"])'").strip()
     for key, version in (("old", OLD), ("new", "")):
@@ -256,14 +269,13 @@ def run_step(run: Shell, facts: dict[str, str], log: list[str]) -> None:
                         ).strip()
         imported = sh(f"{VENV}/bin/python -c 'import picamera2; print(\"IMPORT=ok\")' 2>&1 | tail -n 1", check=False)
         facts[f"{key}_import"] = "ok" if "IMPORT=ok" in imported else imported.strip()
-        facts[f"{key}_check"] = _verdict(sh(_check(site), timeout=600, check=False))
+        facts[f"{key}_check"] = check_verdict(sh(_check(site), timeout=600, check=False))
     if not cameras:
         facts["frames"] = "not run (cam -l lists no camera)"
         return
     shim = ""
     if "pykms" in facts["new_import"]:
-        sh(f"sudo mkdir -p {VENV}/shim && printf '%s' {shlex.quote(PYKMS_PLACEHOLDER)} | "
-           f"sudo tee {VENV}/shim/pykms.py >/dev/null")
+        sh(f"mkdir -p {VENV}/shim && printf '%s' {shlex.quote(PYKMS_PLACEHOLDER)} > {VENV}/shim/pykms.py")
         shim = f"{VENV}/shim:"
     script = shlex.quote(_READ_FRAMES)
     out = sh(f"cd /tmp && sudo PYTHONPATH={shim}{site} {RELEASE}/venv/bin/python -c {script} 2>&1 | tail -n 20",

@@ -17,8 +17,10 @@ from deploy.pi_boot import GUEST_APT, LIVE_PORT, STEPS, guest_config, main, rele
 from deploy.pi_boot_picamera2 import (
     cam_cameras,
     check_config,
+    check_verdict,
     floor_verdict,
     frames_fact,
+    libcamera_errors,
     libcamera_version,
     pipeline_handlers,
 )
@@ -129,3 +131,20 @@ def test_a_full_run_line_is_the_one_deploy_readme_quotes() -> None:
              "total_s": "1979"}
     assert release_line("bookworm", ["boot"] + [name for name, _ in STEPS], len(STEPS) + 1, facts,
                         "tcg, image cached") == quoted
+
+
+def test_the_deployed_check_refuses_the_real_old_picamera2_and_accepts_the_new_one() -> None:
+    old = check_verdict((RECORDED / "trixie-check-picamera2-0.3.18.txt").read_text())
+    assert old == ("refused: picamera2 0.3.18 is older than 0.3.20, which the camera source needs "
+                   "(captured_request(wait=), cancel_all_and_flush()); upgrade it: sudo apt update && "
+                   "sudo apt install --only-upgrade python3-picamera2")
+    assert check_verdict((RECORDED / "trixie-check-picamera2-0.3.38.txt").read_text()) == "accepted"
+    assert check_verdict("Traceback (most recent call last):").startswith("no exit status")
+
+
+def test_picamera2source_on_the_virtual_camera_names_libcamera_s_refusal() -> None:
+    text = (RECORDED / "trixie-picamera2source-virtual.txt").read_text()
+    assert libcamera_errors(text) == ["Virtual: Requested stream role not supported: Raw"]
+    assert frames_fact(text) == ("0 frames, then SourceError: cannot open Pi camera 0 (Camera __init__ sequence did "
+                                 "not complete.: 'NoneType' object has no attribute 'at') "
+                                 "(libcamera: Virtual: Requested stream role not supported: Raw)")
