@@ -21,6 +21,7 @@ archive has (python3-picamera2, python3-lgpio): ``--apt-packages``. Needs root
 
     make pi-boot                                 # both releases
     make pi-boot PI_BOOT_ARGS="--release bookworm"
+    make pi-boot PI_BOOT_ARGS="--steps camera,deploy,picamera2"  # a subset; picamera2 is opt-in, Trixie only
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deploy import pi_boot_picamera2
 from deploy.layout import APT_PACKAGES
 from deploy.pi_boot_image import build_image, host_key
 from deploy.pi_boot_vm import Guest, detect_accel, free_port
@@ -378,17 +380,82 @@ def step_camera_vanishes(run: Run) -> None:
         run.sh("sudo systemctl stop face-emotion; sudo rmmod vivid", check=False)
 
 
-STEPS: tuple[tuple[str, Callable[[Run], None]], ...] = (
+def step_picamera2(run: Run) -> None:
+    """Real old and new picamera2 beside Debian's libcamera against the deployed floor check (pi_boot_picamera2)."""
+    log: list[str] = []
+    try:
+        pi_boot_picamera2.run_step(run, run.facts, log)
+    finally:
+        (run.guest.where / "picamera2.log").write_text("\n".join(log))
+    run.facts["picamera2"] = pi_boot_picamera2.summary(run.facts)
+    problems = [f"{key} picamera2 {run.facts.get(key)}: {run.facts.get(f'{key}_check')}"
+                for key, want in (("old", "refused: "), ("new", "accepted"))
+                if not run.facts.get(f"{key}_check", "").startswith(want)]
+    if problems:
+        raise RuntimeError("; ".join(problems))
+
+
+Step = tuple[str, Callable[[Run], None]]
+STEPS: tuple[Step, ...] = (
     ("camera", step_camera), ("deploy", step_deploy), ("ready-after-frame", step_ready_after_frame),
     ("frames", step_frames), ("sandbox", step_sandbox), ("mqtt", step_mqtt), ("live-view", step_live_view),
     ("watchdog", step_watchdog), ("video", step_video), ("reboot", step_reboot), ("rollback", step_rollback),
     ("camera-vanishes", step_camera_vanishes),
 )
+# Run only when named in --steps, after the default ones, on these releases only.
+OPT_IN: dict[str, tuple[Callable[[Run], None], tuple[str, ...]]] = {
+    "picamera2": (step_picamera2, ("trixie",)),
+}
 
 
-def run_release(release: str, cache: Path, accel: str | None, video: Path, say: Callable[[str], None]) -> str:
+def select_steps(names: str | None) -> tuple[Step, ...]:
+    """The steps ``--steps a,b`` names, in run order (the default ones first); all default steps for None.
+
+    Raises ValueError (one line) for a name that is not a step. The steps are
+    not independent: most need ``deploy`` (and it the ``camera`` step's config)
+    before them; that is the caller's choice, as with any subset.
+    """
+    if not names:
+        return STEPS
+    wanted = [n.strip() for n in names.split(",") if n.strip()]
+    known = [name for name, _ in STEPS] + list(OPT_IN)
+    unknown = [n for n in wanted if n not in known]
+    if unknown or not wanted:
+        raise ValueError(f"unknown step(s) {', '.join(unknown) or '(none given)'}; steps: {', '.join(known)}")
+    return tuple(s for s in STEPS if s[0] in wanted) + tuple((n, OPT_IN[n][0]) for n in OPT_IN if n in wanted)
+
+
+def steps_for(release: str, steps: tuple[Step, ...]) -> tuple[tuple[Step, ...], list[str]]:
+    """(the steps that run on ``release``, the opt-in ones left out because they are for other releases)."""
+    kept = tuple(s for s in steps if s[0] not in OPT_IN or release in OPT_IN[s[0]][1])
+    return kept, [s[0] for s in steps if s not in kept]
+
+
+def release_line(release: str, passed: list[str], total: int, facts: dict[str, str], where: str) -> str:
+    """The release's one line: the facts the steps that ran have gathered (a full run names them all)."""
+    f = facts
+    start = [f"boot {f['boot_s']} s"] if "boot_s" in f else []
+    start += [f"deploy {f['deploy_s']} s"] if "deploy_s" in f else []
+    if "ready_s" in f:
+        start.append(f"READY {f['ready_s']} s after start (first frame {f.get('first_frame_ms')} ms)")
+    parts = [", ".join(start)] if start else []
+    if "camera_frames" in f or "camera_ms" in f:
+        parts.append(f"camera (vivid) {f.get('camera_frames')} frames, {f.get('camera_ms')} ms/frame")
+    if "video_frames" in f:
+        parts.append(f"video with faces {f['video_frames']} frames, {f.get('video_ms')} ms/frame, "
+                     f"{f.get('events')} face events")
+    optional = (("peak_rss", "peak RSS {}"), ("exposure", "exposure {}"), ("watchdog_s", "watchdog restart in {} s"),
+                ("reboot_s", "reboot {} s"), ("vanish", "camera gone via {} -> exit 3"), ("picamera2", "{}"),
+                ("left_out", "left out: {}"), ("total_s", "total {} s"))
+    parts += [text.format(f[key]) for key, text in optional if key in f]
+    return f"{release}: {len(passed)}/{total} steps passed ({where})" + (", " + "; ".join(parts) if parts else "")
+
+
+def run_release(release: str, cache: Path, accel: str | None, video: Path, say: Callable[[str], None],
+                steps: tuple[Step, ...] = STEPS) -> str:
     """Build or reuse the image, boot, run the steps; the release's line (raises StepFailed)."""
     started = time.monotonic()
+    steps, left_out = steps_for(release, steps)
     built = build_image(release, cache, say)
     where = cache / release
     accel = accel or detect_accel(where)
@@ -403,7 +470,8 @@ def run_release(release: str, cache: Path, accel: str | None, video: Path, say: 
             raise StepFailed("boot", str(exc), guest.console.read_text(errors="replace").splitlines()[-15:]) from None
         say(f"{release}: booted ({accel}) in {boot:.0f} s")
         run.passed.append("boot")
-        for name, action in STEPS:
+        run.facts["boot_s"] = f"{boot:.0f}"
+        for name, action in steps:
             say(f"{release}: {name} ...")
             try:
                 action(run)
@@ -419,17 +487,11 @@ def run_release(release: str, cache: Path, accel: str | None, video: Path, say: 
             journal = run.sh("sudo journalctl -u face-emotion --no-pager -o short-monotonic", timeout=120, check=False)
             (where / "journal.txt").write_text(journal)
         guest.stop()
-    f = run.facts
     image = f"built in {built:.0f} s" if built else "cached"
-    return (f"{release}: {len(run.passed)}/{len(STEPS) + 1} steps passed ({accel}, image {image}), "
-            f"boot {boot:.0f} s, deploy {f.get('deploy_s')} s, "
-            f"READY {f.get('ready_s')} s after start (first frame {f.get('first_frame_ms')} ms); "
-            f"camera (vivid) {f.get('camera_frames')} frames, "
-            f"{f.get('camera_ms')} ms/frame; video with faces {f.get('video_frames')} frames, {f.get('video_ms')} "
-            f"ms/frame, {f.get('events')} face events; peak RSS {f.get('peak_rss')}; "
-            f"exposure {f.get('exposure')}; watchdog restart in {f.get('watchdog_s')} s; reboot {f.get('reboot_s')} s; "
-            f"camera gone via {f.get('vanish')} -> exit 3; "
-            f"total {time.monotonic() - started:.0f} s")
+    if left_out:
+        run.facts["left_out"] = f"{', '.join(left_out)} (not for {release})"
+    run.facts["total_s"] = f"{time.monotonic() - started:.0f}"
+    return release_line(release, run.passed, len(steps) + 1, run.facts, f"{accel}, image {image}")
 
 
 def preconditions() -> str | None:
@@ -449,7 +511,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=default_cache(), help="images (default: $PI_BOOT_CACHE or "
                         "~/.cache/face-emotion/pi-boot)")
     parser.add_argument("--accel", choices=("kvm", "tcg"), help="skip the KVM probe")
+    parser.add_argument("--steps", metavar="NAME[,NAME]", help="only these steps, in run order (default: all but "
+                        f"the opt-in ones); steps: {', '.join([n for n, _ in STEPS] + list(OPT_IN))}; opt-in: "
+                        + ", ".join(f"{n} ({'/'.join(r)} only)" for n, (_, r) in OPT_IN.items()))
     args = parser.parse_args(argv)
+    try:
+        steps = select_steps(args.steps)
+    except ValueError as exc:
+        print(f"pi-boot: --steps: {exc}", file=sys.stderr)
+        return 2
     problem = preconditions()
     if problem:
         print(f"pi-boot: {problem}", file=sys.stderr)
@@ -465,9 +535,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {time.strftime('%H:%M:%S')} {text}", flush=True)
 
     lines, failed = [], False
-    for release in args.release or RELEASES:
+    # Without --release: the releases any selected step runs on (--steps picamera2 boots Trixie only).
+    for release in args.release or [r for r in RELEASES if steps_for(r, steps)[0]]:
         try:
-            lines.append(run_release(release, args.cache, args.accel, video, say))
+            lines.append(run_release(release, args.cache, args.accel, video, say, steps))
         except StepFailed as exc:
             failed = True
             lines.append(f"{release}: FAILED at step '{exc.step}': {exc.reason}")
