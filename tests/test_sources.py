@@ -240,3 +240,23 @@ def test_no_pi_camera_is_a_clear_error(fake_picamera2):
     fake_picamera2.CAMERAS = 0
     with pytest.raises(SourceError, match="no Pi camera 0"):
         Picamera2Source().open()
+
+
+@pytest.mark.parametrize(("package", "message"), [
+    (None, "picamera2 is not installed (on a Pi: sudo apt install python3-picamera2)"),
+    ("import pidng_gone_for_this_test\n", "picamera2 is installed but cannot be imported: it needs "
+                                          "'pidng_gone_for_this_test', which is missing"),
+])
+def test_a_picamera2_that_cannot_be_imported_says_which_module_is_missing(tmp_path, monkeypatch, package, message):
+    """As in a booted Trixie guest: picamera2 from PyPI without PiDNG was reported as "not installed"."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "picamera2", None)  # no picamera2 at all: import raises ImportError
+    if package is not None:
+        (tmp_path / "picamera2").mkdir()
+        (tmp_path / "picamera2" / "__init__.py").write_text(package)
+        monkeypatch.syspath_prepend(str(tmp_path))
+        monkeypatch.delitem(sys.modules, "picamera2")
+    with pytest.raises(SourceError) as caught:
+        Picamera2Source((640, 480), (320, 240), 15.0).open()
+    assert str(caught.value).startswith(message)

@@ -400,7 +400,12 @@ class Picamera2Source(FrameSource):
     def open(self) -> None:
         try:
             from picamera2 import Picamera2
-        except ImportError:
+        except ImportError as exc:
+            missing = getattr(exc, "name", None)
+            if missing and missing.split(".")[0] != "picamera2":  # installed, but one of its own imports fails
+                raise SourceError(f"picamera2 is installed but cannot be imported: it needs {missing!r}, which is "
+                                  "missing (on a Pi: sudo apt install --reinstall python3-picamera2 brings its "
+                                  "dependencies)") from None
             raise SourceError("picamera2 is not installed (on a Pi: sudo apt install python3-picamera2)") from None
         try:
             camera = Picamera2(self.camera_num)
