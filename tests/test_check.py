@@ -186,3 +186,17 @@ def test_check_warns_when_a_config_with_a_secret_is_world_readable(tmp_path, sam
     path.chmod(0o640)
     proc = edge("--check", "--config", str(path))
     assert proc.returncode == 0 and "every user can read it" not in proc.stderr, proc.stderr
+
+
+def test_check_names_the_module_a_picamera2_cannot_import(tmp_path):
+    """picamera2 installed without one of its own dependencies (PiDNG in a Trixie guest): no traceback, no "OK"
+    for the camera, and the line names the missing module rather than calling picamera2 missing."""
+    package = tmp_path / "site" / "picamera2"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("import pidng_gone_for_this_test\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join((str(ROOT), str(tmp_path / "site"))))
+    proc = subprocess.run([sys.executable, "-m", "edge", "check", "--config", config(tmp_path, 'source = "picamera2"')],
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert ("warning: camera: picamera2 is installed but cannot be imported: it needs 'pidng_gone_for_this_test'"
+            in proc.stdout + proc.stderr), proc.stdout + proc.stderr

@@ -370,6 +370,20 @@ def full_field_mode(modes: Sequence[dict], fps: float) -> dict | None:
     return max(full, key=lambda m: float(m.get("fps") or 0))
 
 
+def picamera2_import_error(exc: ImportError) -> str:
+    """Why ``import picamera2`` failed, in one line: not installed, or installed without one of its own modules.
+
+    picamera2 from PyPI beside Debian's libcamera imports PiDNG, simplejpeg and
+    kms++ bindings that pip may not have brought (seen in a booted Trixie guest);
+    "not installed" would send the owner after the wrong package.
+    """
+    missing = exc.name or ""
+    if missing and missing.split(".")[0] != "picamera2":
+        return (f"picamera2 is installed but cannot be imported: it needs {missing!r}, which is missing (on a Pi: "
+                "sudo apt install --reinstall python3-picamera2 brings its dependencies)")
+    return "picamera2 is not installed (on a Pi: sudo apt install python3-picamera2)"
+
+
 class Picamera2Source(FrameSource):
     """The Pi camera through picamera2, with two streams from one request.
 
@@ -401,12 +415,7 @@ class Picamera2Source(FrameSource):
         try:
             from picamera2 import Picamera2
         except ImportError as exc:
-            missing = getattr(exc, "name", None)
-            if missing and missing.split(".")[0] != "picamera2":  # installed, but one of its own imports fails
-                raise SourceError(f"picamera2 is installed but cannot be imported: it needs {missing!r}, which is "
-                                  "missing (on a Pi: sudo apt install --reinstall python3-picamera2 brings its "
-                                  "dependencies)") from None
-            raise SourceError("picamera2 is not installed (on a Pi: sudo apt install python3-picamera2)") from None
+            raise SourceError(picamera2_import_error(exc)) from None
         try:
             camera = Picamera2(self.camera_num)
         except IndexError as exc:

@@ -24,7 +24,7 @@ from pathlib import Path
 from edge.frame.manifest import Manifest, ModelError, default_models_dir
 from edge.frame.runtime import RuntimeMissing
 from edge.inputs.picamera2_version import picamera2_problem
-from edge.inputs.sources import IMAGE_SUFFIXES, expand_paths, is_device_path, is_video
+from edge.inputs.sources import IMAGE_SUFFIXES, expand_paths, is_device_path, is_video, picamera2_import_error
 from edge.outputs.preflight import check_outputs
 from edge.service.config import Config
 
@@ -36,6 +36,10 @@ def source_line(config: Config) -> tuple[str, str | None]:
         what = f"picamera2 camera {cam.width}x{cam.height} (detection on {cam.lores_width}x{cam.lores_height})"
         if importlib.util.find_spec("picamera2") is None:
             return what, "warning: camera: picamera2 is not installed (on a Pi: sudo apt install python3-picamera2)"
+        try:  # a version that passes the floor may still not import (a dependency pip did not bring)
+            import picamera2  # noqa: F401
+        except ImportError as exc:
+            return what, f"warning: camera: {picamera2_import_error(exc)}"
         return what, picamera2_problem()
     if cam.source == "opencv":
         if cam.device.isdigit() or is_device_path(cam.device):
