@@ -24,7 +24,7 @@ from edge.frame.pipeline import ModelSettings
 ROOT = Path(__file__).resolve().parent.parent
 PAPER_MODELS = ROOT.parent / "shared" / "anchors" / "oarriaga"
 STAGES = ("capture", "convert", "detect", "crop", "emotion", "gender", "track", "total")
-VARIANTS = "int8:1:0,int8:2:320:det=haar,float32:1:0"
+VARIANTS = "int8:2:0,int8:1:320:det=haar,float32:2:0"
 
 
 def bench(*args: str, path: str = str(ROOT)) -> subprocess.CompletedProcess:
@@ -45,7 +45,7 @@ def report(tmp_path_factory) -> tuple[dict, Path, str]:
 def test_every_requested_variant_has_stage_statistics_and_resources(report):
     data, _, _ = report
     rows = {row["label"]: row for row in data["variants"]}
-    assert set(rows) == {"int8 t1 blazeface dt2", "int8 t2 haar w320", "float32 t1 blazeface dt2"}
+    assert set(rows) == {"int8 t2 blazeface dt2", "int8 t1 haar w320", "float32 t2 blazeface dt2"}
     for row in rows.values():
         for stage in STAGES:
             stats = row["stages"][stage]
@@ -56,16 +56,16 @@ def test_every_requested_variant_has_stage_statistics_and_resources(report):
         # The shipped emotion model runs mirror-averaged (manifest flip_average, config "auto"): two invokes a face.
         assert {t: m["invokes_per_face"] for t, m in row["models"].items()} == {"emotion": 2, "gender": 1}
         assert row["paper_ratio"] == pytest.approx(220.0 / row["stages"]["total"]["median"])
-    paper = rows["int8 t2 haar w320"]
-    assert paper["threads"]["classifier"] == 2 and paper["detect_width"] == 320
+    paper = rows["int8 t1 haar w320"]
+    assert paper["threads"]["classifier"] == 1 and paper["detect_width"] == 320
     assert paper["detector"]["backend"] == "haar"
-    assert rows["int8 t1 blazeface dt2"]["default"] and not rows["float32 t1 blazeface dt2"]["default"]
-    assert rows["int8 t1 blazeface dt2"]["detector"]["backend"] == "blazeface"
+    assert rows["int8 t2 blazeface dt2"]["default"] and not rows["float32 t2 blazeface dt2"]["default"]
+    assert rows["int8 t2 blazeface dt2"]["detector"]["backend"] == "blazeface"
     # the whole-frame model's interpreter threads, a product choice: in the label and in the row's JSON
-    assert rows["int8 t1 blazeface dt2"]["threads"]["detector"] == 2 == rows["int8 t1 blazeface dt2"][
+    assert rows["int8 t2 blazeface dt2"]["threads"]["detector"] == 2 == rows["int8 t2 blazeface dt2"][
         "detector"]["blazeface"]["threads"]
     assert paper["threads"]["detector"] == 1  # Haar: OpenCV's threads
-    assert rows["float32 t1 blazeface dt2"]["model_bytes"] > rows["int8 t1 blazeface dt2"]["model_bytes"]
+    assert rows["float32 t2 blazeface dt2"]["model_bytes"] > rows["int8 t2 blazeface dt2"]["model_bytes"]
     assert data["machine"]["runtime"] in ("ai_edge_litert", "tflite_runtime") and data["machine"]["cpu_model"]
 
 
@@ -91,10 +91,10 @@ def test_floor_ratios_table_and_chart(report):
         assert row["floor"]["macs"] == sum(m["macs"] * m["invokes_per_face"] for m in row["models"].values())
         assert 0 < row["floor"]["percent_of_peak"] < 100 if measured else row["floor"]["percent_of_peak"] is None
     base = data["ratios"]
-    assert base["base_label"] == "int8 t1 blazeface dt2"
+    assert base["base_label"] == "int8 t2 blazeface dt2"
     assert base["vs_paper_published"]["ratio"] == pytest.approx(220.0 / base["base_total_ms"])
     assert base["vs_paper_measured"]["ratio"] is None and base["vs_fer_measured"]["ratio"] is None
-    assert "Per-stage time" in stdout and "int8 t2 haar w320" in stdout and "seconds is the only sensible" in stdout
+    assert "Per-stage time" in stdout and "int8 t1 haar w320" in stdout and "seconds is the only sensible" in stdout
     if importlib.util.find_spec("matplotlib") is not None:
         chart = out.with_suffix(".png")
         assert data["chart"] == str(chart) and cv2.imread(str(chart)) is not None
@@ -206,21 +206,21 @@ def test_helpers_count_parse_and_letterbox(models_dir):
     assert read_manifest(ROOT / "samples" / "manifest.csv")["two_people.jpg"] == 2
     base = Variant(ModelSettings(), DetectorSettings())
     assert [v.label for v in parse_variants("default", base)] == [
-        "int8 t1 blazeface dt2", "int8 t1 blazeface dt2 small", "int8 t1 haar", "int8 t1 haar sf1.3 n3 min40",
-        "int8 t1 haar w320", "float32 t1 blazeface dt2", "int8 t2 blazeface dt2", "int8 t4 blazeface dt2"]
+        "int8 t2 blazeface dt2", "int8 t2 blazeface dt2 small", "int8 t2 haar", "int8 t2 haar sf1.3 n3 min40",
+        "int8 t2 haar w320", "float32 t2 blazeface dt2", "int8 t1 blazeface dt2", "int8 t4 blazeface dt2"]
     assert len(parse_variants("all", base)) == 18 and base.shipped  # 2 precisions x 3 threads x 3 detectors
-    tuned = parse_variants("int8:1:0:det=haar:sf=1.3:n=3:eq=hist,int8:1:0", base)
-    assert [v.label for v in tuned] == ["int8 t1 haar sf1.3 n3 eq=hist", "int8 t1 blazeface dt2"]
+    tuned = parse_variants("int8:1:0:det=haar:sf=1.3:n=3:eq=hist,int8:2:0", base)
+    assert [v.label for v in tuned] == ["int8 t1 haar sf1.3 n3 eq=hist", "int8 t2 blazeface dt2"]
     assert tuned[0].detector == DetectorSettings(backend="haar", scale_factor=1.3, min_neighbors=3, equalize="hist")
     assert not tuned[0].shipped and tuned[1].shipped
     # a spec is parsed into the settings the row's process runs: ModelSettings and DetectorSettings, no copy
     floats = parse_variants("float32:2:320:det=haar:flip=gender", Variant(ModelSettings(dir="m"), DetectorSettings()))
     assert floats == [Variant(ModelSettings(dir="m", variant="float32", threads=2, flip_average="gender"),
                               DetectorSettings(backend="haar", detect_width=320))]
-    small = parse_variants("int8:1:0:small=1", base)[0]
-    assert small.label == "int8 t1 blazeface dt2 small" and small.detector.blazeface.small_faces and not small.shipped
-    blaze = parse_variants("int8:1:0:det=blazeface", base)[0]
-    assert blaze.label == "int8 t1 blazeface dt2" and blaze.detector == DetectorSettings(backend="blazeface")
+    small = parse_variants("int8:2:0:small=1", base)[0]
+    assert small.label == "int8 t2 blazeface dt2 small" and small.detector.blazeface.small_faces and not small.shipped
+    blaze = parse_variants("int8:2:0:det=blazeface", base)[0]
+    assert blaze.label == "int8 t2 blazeface dt2" and blaze.detector == DetectorSettings(backend="blazeface")
     assert blaze.shipped  # BlazeFace is the default detector
     other = parse_variants("int8:1:0:det=blazeface:bm=full_float32,int8:1:0:det=blazeface:bm=short", base)
     assert [v.label for v in other] == ["int8 t1 blazeface dt2 full_float32", "int8 t1 blazeface dt2 short"]
@@ -229,10 +229,10 @@ def test_helpers_count_parse_and_letterbox(models_dir):
         parse_variants("int8:1:0:det=blazeface:bm=huge", base)
     with pytest.raises(BenchError, match="bm=, small=, ns=, ag=, dt= and nt= are BlazeFace keys; add det=blazeface"):
         parse_variants("int8:1:0:det=haar:bm=full_float32", base)  # a Haar row: the key would be ignored
-    near = parse_variants("int8:1:0:ns=80:ag=0:dt=1:nt=2,int8:1:0:ns=128:ag=1:dt=2:nt=1", base)
-    assert [v.label for v in near] == ["int8 t1 blazeface dt1 ns80 nt2 square", "int8 t1 blazeface dt2"]
+    near = parse_variants("int8:1:0:ns=80:ag=0:dt=1:nt=1,int8:2:0:ns=128:ag=1:dt=2:nt=2", base)
+    assert [v.label for v in near] == ["int8 t1 blazeface dt1 ns80 nt1 square", "int8 t2 blazeface dt2"]
     assert near[0].settings("")[1].blazeface == replace(DetectorSettings().blazeface, near_side=80,
-                                                        aspect_graphs=False, threads=1, near_threads=2)
+                                                        aspect_graphs=False, threads=1, near_threads=1)
     assert near[1].shipped and not near[0].shipped
     with pytest.raises(BenchError, match="near_side: 90 is not a multiple of 16"):
         parse_variants("int8:1:0:ns=90", base)
@@ -241,3 +241,8 @@ def test_helpers_count_parse_and_letterbox(models_dir):
     assert flip[0].settings("")[0].flip_average == "emotion" and not flip[0].shipped
     with pytest.raises(BenchError, match="flip_average: expected one of"):
         parse_variants("int8:1:0:flip=yes", base)
+    every = parse_variants("int8:2:0:sflip=both", base)[0]  # streams: both views on every frame
+    assert every.label == "int8 t2 blazeface dt2 sflip=both" and not every.shipped
+    assert every.settings("")[0].stream_flip == "both"
+    with pytest.raises(BenchError, match="stream_flip: expected one of 'alternate', 'both'"):
+        parse_variants("int8:2:0:sflip=odd", base)

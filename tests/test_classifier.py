@@ -161,3 +161,46 @@ def test_an_unknown_flip_average_value_is_one_line():
 
     with pytest.raises(ConfigError, match=r"models.flip_average: expected one of 'auto', 'none', 'emotion'"):
         from_mapping(ModelSettings, {"flip_average": "yes"}, "models")
+
+
+def test_views_score_the_crop_its_mirror_image_or_both(manifest, faces):
+    entry = manifest.select("emotion", "int8")
+    clf = Classifier.from_manifest(manifest, entry, flip_average=True)
+    face, mirror = faces[0], np.ascontiguousarray(faces[0][:, ::-1])
+    plain = clf.predict([face], ["plain"])[0]
+    assert np.allclose(clf.predict([face], ["mirror"])[0], clf.predict([mirror], ["plain"])[0], atol=1e-6)
+    assert not np.allclose(plain, clf.predict([face], ["mirror"])[0], atol=1e-3)
+    # "both" averages the two views' probabilities, then reads them through the temperature
+    raw = Classifier.from_manifest(manifest, dataclasses.replace(entry, temperature=1.0))
+    expected = apply_temperature((raw.predict([face])[0] + raw.predict([mirror])[0]) / 2, entry.temperature)
+    assert np.allclose(clf.predict([face], ["both"])[0], expected, atol=1e-6)
+    assert np.allclose(clf.predict([face])[0], expected, atol=1e-6)  # a flip-averaging classifier's default
+
+
+def test_a_crowd_goes_through_few_invokes_with_each_faces_own_answer(manifest, faces):
+    """Eleven faces (22 crops with their mirror images) run as batches of 8, 8, 4 and 2, each face's answer
+    the one it gets alone; the batch interpreters are kept for the next frame."""
+    crowd = (faces * 4)[:11]
+    clf = Classifier.from_manifest(manifest, manifest.select("emotion", "int8"), num_threads=2, flip_average=True)
+    alone = np.stack([clf.predict_one(face) for face in crowd])
+    together = clf.predict(crowd)
+    assert together.shape == (11, len(EMOTION_LABELS))
+    assert np.allclose(together, alone, atol=1e-6)
+    assert set(clf._batched) == {1, 2, 4, 8}
+    mixed = clf.predict(crowd[:3], ["plain", "both", "mirror"])
+    assert np.allclose(mixed[1], alone[1], atol=1e-6)
+
+
+def test_views_that_do_not_fit_the_faces_are_refused(manifest, faces):
+    clf = Classifier.from_manifest(manifest, manifest.select("gender", "int8"))
+    with pytest.raises(ValueError, match="2 views for 1 faces"):
+        clf.predict(faces[:1], ["plain", "plain"])
+    with pytest.raises(ValueError, match="view 'sideways' is not one of plain, mirror, both"):
+        clf.predict(faces[:1], ["sideways"])  # type: ignore[list-item]
+
+
+def test_an_unknown_stream_flip_value_is_one_line():
+    from edge.settings import ConfigError, from_mapping
+
+    with pytest.raises(ConfigError, match=r"models.stream_flip: expected one of 'alternate', 'both', got 'sometimes'"):
+        from_mapping(ModelSettings, {"stream_flip": "sometimes"}, "models")

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from edge.frame.labels import EMOTION_LABELS, GENDER_LABELS
+from edge.frame.pipeline import ModelSettings
 from edge.frame.preprocess import FrameError
 from edge.frame.stats import PIPELINE_STAGES
 from edge.inputs.sources import OpenCVSource
@@ -162,3 +163,46 @@ def test_one_face_type_from_the_pipeline_to_the_api(pipeline, samples):
         assert isinstance(face.to_json(), str) and json.loads(face.to_json()) == face.to_dict()
     assert json.loads(result.to_json("a.jpg", indent=1)) == result.to_dict("a.jpg")
     assert result.to_dict("a.jpg")["faces"] == [face.to_dict() for face in result.faces]
+
+
+def _record_views(pipeline):
+    """Wrap the emotion classifier's predict to record the views each frame asks for (the real call still runs)."""
+    seen = []
+    predict = pipeline.emotion.predict
+
+    def spy(faces, views=None):
+        seen.append(None if views is None else list(views))
+        return predict(faces, views)
+
+    pipeline.emotion.predict = spy
+    return seen
+
+
+def test_a_stream_alternates_a_tracked_faces_views_and_the_smoothing_averages_them(pipeline_factory, samples,
+                                                                                   models_dir):
+    """A new face gets both views; once tracked, the crop and its mirror image in turn. After a second of a
+    still face the smoothed probabilities are within a few hundredths of the every-frame mirror average."""
+    image = cv2.imread(str(samples / "biden.jpg"))
+    alternating = pipeline_factory()
+    every = pipeline_factory(models=ModelSettings(dir=str(models_dir), stream_flip="both"))
+    seen, seen_every = _record_views(alternating), _record_views(every)
+    for i in range(16):
+        last = alternating.process(image, now=i / 15)
+        reference = every.process(image, now=i / 15)
+    assert seen[:4] == [["both"], ["mirror"], ["plain"], ["mirror"]]
+    assert all(views is None for views in seen_every)
+    got, want = last.faces[0].emotion_scores, reference.faces[0].emotion_scores
+    assert max(abs(got[k] - want[k]) for k in want) < 0.03
+    assert last.faces[0].emotion == reference.faces[0].emotion
+
+
+def test_photos_and_unsmoothed_streams_score_both_views_every_time(pipeline_factory, samples):
+    from edge.frame.tracking import SmoothingSettings
+
+    image = cv2.imread(str(samples / "biden.jpg"))
+    photos, raw = pipeline_factory(), pipeline_factory(smoothing=SmoothingSettings(enabled=False))
+    seen_photos, seen_raw = _record_views(photos), _record_views(raw)
+    for i in range(3):
+        photos.process(image, independent=True)
+        raw.process(image, now=i / 15)
+    assert seen_photos == [None] * 3 and seen_raw == [None] * 3

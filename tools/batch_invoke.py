@@ -8,7 +8,7 @@ to [2, 64, 64, 1] (``resize_tensor_input`` + ``allocate_tensors``) and run both
 in one call. This prints the median and mean time of each way per face (both
 images, including ``set_tensor``/``get_tensor``), measured interleaved round by
 round so a busy machine slows both alike, and checks the batch gives the same
-int8 outputs. A measurement, not a change: the classifier keeps its own path.
+int8 outputs. The classifier now runs the pair as one batch-2 invoke (:meth:`edge.frame.classifier.Classifier.predict`).
 """
 
 from __future__ import annotations

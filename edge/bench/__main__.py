@@ -103,6 +103,8 @@ class Variant:
         """
         shipped, d = DetectorSettings(), self.detector
         flip = "" if self.flip_average == "auto" else f" flip={self.flip_average}"
+        if self.models.stream_flip != ModelSettings().stream_flip:
+            flip += f" sflip={self.models.stream_flip}"
         if d.backend != "haar":
             b, ship = d.blazeface, shipped.blazeface
             extra = "".join((f" dt{b.threads}", "" if b.model == ship.model else f" {b.model}",
@@ -131,6 +133,7 @@ class Variant:
 SPEC = re.compile(r"([\w.-]+):(\d+):(\d+)((?::\w+=[\w.]+)*)")
 SPEC_KEYS = {"sf": ("scale_factor", float), "n": ("min_neighbors", int), "min": ("min_size", int),
              "eq": ("equalize", str), "det": ("backend", str), "flip": ("flip_average", str),
+             "sflip": ("stream_flip", str),
              "bm": ("blazeface_model", str), "small": ("small_faces", int), "ns": ("near_side", int),
              "ag": ("aspect_graphs", int), "dt": ("blazeface_threads", int), "nt": ("near_threads", int)}
 BLAZEFACE_KEYS = (("model", "blazeface_model"), ("small_faces", "small_faces"), ("near_side", "near_side"),
@@ -139,7 +142,7 @@ BLAZEFACE_KEYS = (("model", "blazeface_model"), ("small_faces", "small_faces"), 
 SPEC_HELP = ("VARIANT:THREADS:WIDTH[:sf=SCALE_FACTOR][:n=MIN_NEIGHBORS][:min=MIN_SIZE][:eq=hist|clahe|none]"
              "[:det=haar|blazeface][:bm=full|full_float32|short][:small=0|1][:ns=NEAR_SIDE][:ag=0|1][:dt=DETECTOR_THREADS]"
              "[:nt=NEAR_THREADS]"
-             "[:flip=auto|none|emotion|gender|both], "
+             "[:flip=auto|none|emotion|gender|both][:sflip=alternate|both], "
              "e.g. int8:1:0,float32:2:0,int8:1:0:det=haar,int8:1:320:det=haar:sf=1.3:n=3,int8:1:0:small=1,"
              "int8:1:0:bm=full_float32,int8:1:0:flip=emotion (WIDTH: Haar's detect width, 0 = full resolution)")
 
@@ -155,14 +158,15 @@ def parse_spec(spec: str, base: Variant) -> Variant:
         key, _, value = item.partition("=")
         if key not in SPEC_KEYS:
             raise BenchError(f"--variants {spec!r}: unknown key {key!r} (sf, n, min, eq, det, bm, small, ns, ag, "
-                             "dt, nt, flip)")
+                             "dt, nt, flip, sflip)")
         field, kind = SPEC_KEYS[key]
         try:
             changes[field] = kind(value)
         except ValueError:
             raise BenchError(f"--variants {spec!r}: {key}={value} is not a {kind.__name__}") from None
     models = replace(base.models, variant=match[1], threads=int(match[2]),
-                     flip_average=changes.pop("flip_average", base.flip_average))
+                     flip_average=changes.pop("flip_average", base.flip_average),
+                     stream_flip=changes.pop("stream_flip", base.models.stream_flip))
     detector = base.detector
     blaze = {key: changes.pop(field) for key, field in BLAZEFACE_KEYS if field in changes}  # [detector.blazeface]
     if blaze:
@@ -186,7 +190,7 @@ def parse_variants(text: str, base: Variant) -> list[Variant]:
     other = "float32" if base.variant == "int8" else "int8"
     if text == "default":
         # The command line's row, BlazeFace with small_faces, paper mode (Haar) at full resolution, with the
-        # paper code's faster pyramid and at 320 px, the other precision, then more classifier threads.
+        # paper code's faster pyramid and at 320 px, the other precision, then the other classifier thread counts.
         haar = replace(base.detector, backend="haar")
         blaze = replace(base.detector, backend="blazeface")
         fast = replace(haar, scale_factor=1.3, min_neighbors=3, min_size=40)  # the paper code's pyramid
@@ -194,7 +198,7 @@ def parse_variants(text: str, base: Variant) -> list[Variant]:
                   replace(base, detector=replace(haar, detect_width=0)), replace(base, detector=fast),
                   replace(base, detector=replace(haar, detect_width=DOWNSCALED_WIDTH)),
                   replace(base, models=replace(base.models, variant=other))]
-        wanted += [replace(base, models=replace(base.models, threads=t)) for t in ALL_THREADS[1:]]
+        wanted += [replace(base, models=replace(base.models, threads=t)) for t in ALL_THREADS if t != base.threads]
     elif text == "all":
         widths = sorted({0, DOWNSCALED_WIDTH, base.detect_width})
         detectors = [replace(base.detector, backend="blazeface", detect_width=0)] + [

@@ -73,21 +73,22 @@ class BlazeFaceSettings:
     28, the fourth tilted man; none false).
 
     ``near_threads``: interpreter threads of the short-range model (near
-    search, fallback) when ``model`` is ``full`` or ``full_float32``. 1 by
-    default: an earlier measurement had its calling thread's CPU unchanged
-    with two (~1.05 ms) and the process's 70% higher; on a loaded 2-core
-    machine two halved the calling thread's CPU per invoke (1.23 -> 0.57 ms)
-    but the second thread waited for a core (wall 1.23 -> 4.35 ms median).
+    search, fallback) when ``model`` is ``full`` or ``full_float32``. 2 by
+    default: its 128x128 invoke takes 0.66 ms at two against 1.04 at one on
+    the idle 2-core x86 (three runs of 300 invokes each), and a stream spends
+    most of its detect time there (``python -m edge.bench --hold 15``). An
+    earlier measurement on a *loaded* 2-core machine had the second thread
+    waiting for a core (wall 1.23 -> 4.35 ms median): set 1 where other work
+    keeps the cores busy.
 
     ``threads``: interpreter threads of the whole-frame model. 2 by default:
     its invoke is most of a frame's time, and a second thread takes about a
     quarter of it off the calling thread's critical path (full range on the
     2-core x86 PC: 3.7 -> ~3.2 ms of the caller's CPU time, for ~20% more CPU
     in all; ``python -m edge.bench.profile``), which every Pi (4 cores)
-    has to spare. Set 1 where other work keeps the cores busy. With
-    ``model = "full"`` (or ``"full_float32"``) the short-range model (near search, fallback) runs on
-    one: its 128x128 graph gains nothing from a second; with ``model =
-    "short"`` it is the whole-frame model and gets ``threads``.
+    has to spare. Set 1 where other work keeps the cores busy. With ``model =
+    "short"`` the short-range model is the whole-frame model and gets
+    ``threads``; ``near_threads`` then does nothing.
     """
 
     model: BlazeFaceModelName = "full"
@@ -100,7 +101,7 @@ class BlazeFaceSettings:
     near_side: int = 128
     aspect_graphs: bool = True
     threads: int = 2
-    near_threads: int = 1
+    near_threads: int = 2
 
     @property
     def entry(self) -> str:

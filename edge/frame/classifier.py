@@ -9,6 +9,9 @@ lookup, one ``invoke`` and a dequantize of a handful of outputs.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any, Literal
+
 import numpy as np
 
 from edge.frame.calibration import apply_temperature, valid_temperature
@@ -17,6 +20,12 @@ from edge.frame.preprocess import CropSpec, normalize, quantize_lut, resize_face
 from edge.frame.runtime import make_interpreter
 
 _DTYPES = {"int8": np.int8, "uint8": np.uint8, "float32": np.float32}
+# What one face is scored on: the crop, its mirror image, or both averaged (test-time mirror averaging).
+View = Literal["plain", "mirror", "both"]
+VIEWS: tuple[str, ...] = ("plain", "mirror", "both")
+# Batch sizes an interpreter is kept for: a frame's crops (and mirror images) go through one invoke per power of
+# two in their count (7 = 4 + 2 + 1), so a Pi running a stream keeps at most four interpreters per model.
+BATCH_SIZES = (8, 4, 2, 1)
 
 
 class Classifier:
@@ -64,7 +73,7 @@ class Classifier:
                 raise ModelError(f"{self.path}: integer input without quantization parameters")
             lut = quantize_lut(crop.scale, crop.offset, self.input_scale, int(self.input_zero_point))
             self._lut = lut if self.input_dtype == np.int8 else (lut.astype(np.int16) + 128).astype(np.uint8)
-        self._buffer = np.zeros(shape, dtype=self.input_dtype)
+        self._batched: dict[int, Any] = {1: self.interpreter}
 
     def _check_input(self, spec: InputSpec) -> None:
         actual = InputSpec(self.input_shape[1], self.input_shape[2], self.input_shape[3], self.input_dtype.name,
@@ -98,30 +107,74 @@ class Classifier:
             return self._lut[face].reshape(self.input_shape)
         return normalize(face, self.crop.scale, self.crop.offset).reshape(self.input_shape)
 
-    def predict_one(self, face: np.ndarray) -> np.ndarray:
-        """Probabilities (float32, sums to 1) for one uint8 gray face (and its mirror image, if flip averaging),
-        read through the temperature after the averaging, as the manifest's fit measured them."""
-        if self.flip_average:
-            tensor = self.prepare(face)
-            probs = 0.5 * (self._invoke(tensor) + self._invoke(np.ascontiguousarray(tensor[:, :, ::-1])))
-        else:
-            probs = self._invoke(self.prepare(face))
+    def predict_one(self, face: np.ndarray, view: View | None = None) -> np.ndarray:
+        """Probabilities (float32, sums to 1) for one uint8 gray face: see :meth:`predict`."""
+        return self.predict([face], None if view is None else [view])[0]
+
+    def predict(self, faces: Sequence[np.ndarray] | np.ndarray, views: Sequence[View] | None = None) -> np.ndarray:
+        """Probabilities for each uint8 gray face, shape (N, classes), read through the temperature after the
+        averaging, as the manifest's fit measured them.
+
+        ``views`` says per face what is scored: ``plain`` (the crop), ``mirror``
+        (its mirror image) or ``both`` averaged; by default ``both`` when the
+        classifier flip-averages, else ``plain``. A stream alternates ``plain``
+        and ``mirror`` for a tracked face (the smoothing averages them, see
+        :class:`~edge.frame.pipeline.Pipeline`). All crops of the call go
+        through as few invokes as the batch sizes allow (:data:`BATCH_SIZES`):
+        the mirror pair of one face is one batch-2 invoke, which a 2-thread
+        interpreter splits between its threads.
+        """
+        if len(faces) == 0:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        if views is None:
+            views = ["both" if self.flip_average else "plain"] * len(faces)
+        elif len(views) != len(faces):
+            raise ValueError(f"{len(views)} views for {len(faces)} faces")
+        tensors: list[np.ndarray] = []
+        spans: list[tuple[int, int]] = []
+        for face, view in zip(faces, views):
+            if view not in VIEWS:
+                raise ValueError(f"view {view!r} is not one of {', '.join(VIEWS)}")
+            tensor = self.prepare(face)[0]
+            start = len(tensors)
+            if view != "mirror":
+                tensors.append(tensor)
+            if view != "plain":
+                tensors.append(tensor[:, ::-1])
+            spans.append((start, len(tensors)))
+        scored = self._invoke_all(np.stack(tensors))
+        probs = np.stack([scored[start:end].mean(axis=0) for start, end in spans]).astype(np.float32)
         return apply_temperature(probs, self.temperature)
 
-    def _invoke(self, tensor: np.ndarray) -> np.ndarray:
-        self.interpreter.set_tensor(self._in["index"], tensor)
-        self.interpreter.invoke()
-        raw = self.interpreter.get_tensor(self._out["index"])[0]
+    def _invoke_all(self, batch: np.ndarray) -> np.ndarray:
+        """Normalised probabilities for each input tensor of ``batch`` (N, H, W, C), in batch-size chunks."""
+        out, done = [], 0
+        while done < len(batch):
+            size = next(b for b in BATCH_SIZES if b <= len(batch) - done)
+            out.append(self._invoke(batch[done:done + size], size))
+            done += size
+        return np.concatenate(out)
+
+    def _interpreter(self, size: int) -> Any:
+        """The interpreter whose input holds ``size`` crops (made on first use: resized and allocated)."""
+        interpreter = self._batched.get(size)
+        if interpreter is None:
+            interpreter = make_interpreter(self.path, self.num_threads)
+            interpreter.resize_tensor_input(self._in["index"], [size, *self.input_shape[1:]])
+            interpreter.allocate_tensors()
+            self._batched[size] = interpreter
+        return interpreter
+
+    def _invoke(self, tensors: np.ndarray, size: int) -> np.ndarray:
+        interpreter = self._interpreter(size)
+        interpreter.set_tensor(self._in["index"], np.ascontiguousarray(tensors))
+        interpreter.invoke()
+        raw = interpreter.get_tensor(self._out["index"])
         if self.output_scale > 0:
             probs = (raw.astype(np.float32) - self.output_zero_point) * self.output_scale
         else:
             probs = raw.astype(np.float32)
         probs = np.clip(probs, 0.0, None)
-        total = float(probs.sum())
-        return probs / total if total > 0 else np.full(len(self.labels), 1.0 / len(self.labels), np.float32)
-
-    def predict(self, faces: list[np.ndarray] | np.ndarray) -> np.ndarray:
-        """Probabilities for each face, shape (N, classes)."""
-        if len(faces) == 0:
-            return np.zeros((0, len(self.labels)), dtype=np.float32)
-        return np.stack([self.predict_one(face) for face in faces])
+        total = probs.sum(axis=1, keepdims=True)
+        uniform = np.full_like(probs, 1.0 / len(self.labels))
+        return np.where(total > 0, probs / np.where(total > 0, total, 1.0), uniform)

@@ -16,12 +16,12 @@ from typing import Literal
 import numpy as np
 
 from edge.detectors import Detector, DetectorSettings, ScanSchedule, crop_box, make_detector
-from edge.frame.classifier import Classifier
+from edge.frame.classifier import Classifier, View
 from edge.frame.manifest import Manifest, ModelEntry, default_models_dir
 from edge.frame.preprocess import crop_face, to_bgr, to_gray
 from edge.frame.results import Face, FrameResult
 from edge.frame.stats import PIPELINE_STAGES
-from edge.frame.tracking import Box, SmoothingSettings, Track, Tracker
+from edge.frame.tracking import Box, SmoothingSettings, Track, Tracker, iou
 from edge.inputs.sources import Frame
 from edge.settings import ConfigError
 
@@ -32,11 +32,15 @@ class ModelSettings:
 
     dir: str = ""  # empty = models/ of this installation
     variant: str = "int8"  # "int8" | "float32" | a model name from the manifest
-    threads: int = 1  # 1 by default: two threads fight OpenCV's pool on small CPUs
+    threads: int = 2  # see docs/bench.md: a mirror pair is one batch-2 invoke, which two threads split
     # Test-time mirror averaging: score each face and its mirror image, average the two. It costs a second
     # invoke per face for the classifiers it names; what it buys is in docs/experiments.md. "auto" follows
     # each model's manifest entry (a model whose figures were measured mirror-averaged runs that way).
     flip_average: Literal["auto", "none", "emotion", "gender", "both"] = "auto"
+    # In a stream, a face that is already tracked gets one of the two views per frame, the crop and its mirror
+    # image in turn, and the track's smoothing averages them ("alternate": half the mirror-averaging classifier's
+    # invokes); a new face, a photo, and a pipeline without smoothing get both. "both": both on every frame.
+    stream_flip: Literal["alternate", "both"] = "alternate"
 
     def flips(self, task: str, entry: ModelEntry) -> bool:
         """Whether the ``task`` classifier (manifest ``entry``) averages each face with its mirror image."""
@@ -71,8 +75,10 @@ class Pipeline:
     """Detect, classify and (for streams) track faces frame by frame."""
 
     def __init__(self, detector: Detector, emotion: Classifier, gender: Classifier,
-                 smoothing: SmoothingSettings | None = None, track: bool = True, full_scan_every: int | None = None):
+                 smoothing: SmoothingSettings | None = None, track: bool = True, full_scan_every: int | None = None,
+                 alternate_flips: bool = True):
         self.detector = detector
+        self.alternate_flips = alternate_flips
         self.emotion = emotion
         self.gender = gender
         self.smoothing = smoothing or SmoothingSettings()
@@ -94,7 +100,8 @@ class Pipeline:
         emotion, gender = (Classifier.from_manifest(manifest, entry, models.threads,
                                                     flip_average=models.flips(task, entry))
                            for task, entry in entries.items())
-        return cls(make_detector(detector, manifest), emotion, gender, smoothing, track, detector.full_scan_every)
+        return cls(make_detector(detector, manifest), emotion, gender, smoothing, track, detector.full_scan_every,
+                   alternate_flips=models.stream_flip == "alternate")
 
     def reset(self) -> None:
         """Start a new stream: forget tracks and restart frame numbering."""
@@ -121,9 +128,10 @@ class Pipeline:
         emotion_faces = [crop_face(gray, crop_box(box, "emotion"), self.emotion.crop) for box in boxes]
         gender_faces = [crop_face(gray, crop_box(box, "gender"), self.gender.crop) for box in boxes]
         stamps.append(_now())
-        emotion_probs = self.emotion.predict(emotion_faces)
+        views = self._views(boxes, independent)
+        emotion_probs = self.emotion.predict(emotion_faces, views if self.emotion.flip_average else None)
         stamps.append(_now())
-        gender_probs = self.gender.predict(gender_faces)
+        gender_probs = self.gender.predict(gender_faces, views if self.gender.flip_average else None)
         stamps.append(_now())
         width, height = int(round(gray.shape[1] * box_scale[0])), int(round(gray.shape[0] * box_scale[1]))
         faces = self._label(boxes, emotion_probs, gender_probs, stamps[-1] if now is None else now, box_scale,
@@ -134,6 +142,23 @@ class Pipeline:
                              timings_ms=timings | {"total": (stamps[-1] - stamps[0]) * 1e3})
         self._index += 1
         return result
+
+    def _views(self, boxes: list[Box], independent: bool) -> list[View] | None:
+        """What a mirror-averaging classifier scores for each face (:meth:`Classifier.predict`'s ``views``).
+
+        With ``alternate_flips`` in a smoothed stream, a face that overlaps a
+        track gets the crop on even frames and its mirror image on odd ones, so
+        the track's exponential average holds both views in near-equal parts
+        (at 15 fps and the 0.4 s time constant consecutive frames weigh 0.15 and
+        0.13); a face no track holds yet gets both, so its first label is as
+        good as a photo's. None: both for every face.
+        """
+        tracker = self.tracker
+        if not self.alternate_flips or independent or tracker is None or not self.smoothing.enabled:
+            return None
+        view: View = "plain" if self._index % 2 == 0 else "mirror"
+        threshold = self.smoothing.iou_threshold
+        return [view if any(iou(box, t.box) >= threshold for t in tracker.tracks) else "both" for box in boxes]
 
     def _detect(self, frame: np.ndarray, gray: np.ndarray, independent: bool) -> tuple[list[Box], str]:
         """Boxes in ``gray``'s coordinates, by :class:`~edge.detectors.schedule.ScanSchedule` (full scan or search).
