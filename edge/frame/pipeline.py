@@ -2,8 +2,9 @@
 
 ``Pipeline(...).process(frame)`` returns a :class:`~edge.frame.results.FrameResult`
 with boxes, track ids, labels, probabilities and per-stage timings in ms:
-``convert`` (to gray), ``detect``, ``crop`` (crop + preprocess), ``emotion``,
-``gender``, ``track`` (association + smoothing) and ``total``.
+``convert`` (the frame to 8-bit gray for Haar, 8-bit BGR for BlazeFace),
+``detect``, ``crop`` (crop, gray, preprocess), ``emotion``, ``gender``,
+``track`` (association + smoothing) and ``total``.
 """
 
 from __future__ import annotations
@@ -120,20 +121,26 @@ class Pipeline:
         clock. ``independent`` marks an unrelated photo: no track, raw labels.
         """
         stamps = [_now()]  # one after each of PIPELINE_STAGES
-        if gray is None:
-            gray = to_gray(frame)
+        if gray is not None:
+            pixels = gray
+        elif self.detector.color:
+            # A colour detector reads the BGR frame, and the classifiers' gray is made crop by crop
+            # (:func:`crop_face`: the same pixels as cutting a gray frame, for a few small crops instead of it all).
+            pixels = to_bgr(frame)
+        else:
+            pixels = to_gray(frame)
         stamps.append(_now())
-        boxes, detection = self._detect(frame, gray, independent)
+        boxes, detection = self._detect(frame, pixels, independent)
         stamps.append(_now())
-        emotion_faces = [crop_face(gray, crop_box(box, "emotion"), self.emotion.crop) for box in boxes]
-        gender_faces = [crop_face(gray, crop_box(box, "gender"), self.gender.crop) for box in boxes]
+        emotion_faces = [crop_face(pixels, crop_box(box, "emotion"), self.emotion.crop) for box in boxes]
+        gender_faces = [crop_face(pixels, crop_box(box, "gender"), self.gender.crop) for box in boxes]
         stamps.append(_now())
         views = self._views(boxes, independent)
         emotion_probs = self.emotion.predict(emotion_faces, views if self.emotion.flip_average else None)
         stamps.append(_now())
         gender_probs = self.gender.predict(gender_faces, views if self.gender.flip_average else None)
         stamps.append(_now())
-        width, height = int(round(gray.shape[1] * box_scale[0])), int(round(gray.shape[0] * box_scale[1]))
+        width, height = int(round(pixels.shape[1] * box_scale[0])), int(round(pixels.shape[0] * box_scale[1]))
         faces = self._label(boxes, emotion_probs, gender_probs, stamps[-1] if now is None else now, box_scale,
                             independent, width, height)
         stamps.append(_now())
@@ -160,14 +167,16 @@ class Pipeline:
         threshold = self.smoothing.iou_threshold
         return [view if any(iou(box, t.box) >= threshold for t in tracker.tracks) else "both" for box in boxes]
 
-    def _detect(self, frame: np.ndarray, gray: np.ndarray, independent: bool) -> tuple[list[Box], str]:
-        """Boxes in ``gray``'s coordinates, by :class:`~edge.detectors.schedule.ScanSchedule` (full scan or search).
+    def _detect(self, frame: np.ndarray, pixels: np.ndarray, independent: bool) -> tuple[list[Box], str]:
+        """Boxes in ``pixels``' coordinates, by :class:`~edge.detectors.schedule.ScanSchedule` (full scan or search).
 
-        A detector that wants colour gets the BGR frame when it has ``gray``'s
-        size (else the gray frame: picamera2's lores stream is gray only).
+        ``pixels`` is the frame the crops are cut from: BGR for a colour
+        detector, else gray. A colour detector given a gray image of its own
+        (picamera2's lores Y plane) gets the BGR frame when it has the gray
+        one's size, else the gray one.
         """
-        image = to_bgr(frame) if self.detector.color and frame is not None and frame.ndim == 3 and (
-            frame.shape[:2] == gray.shape[:2]) else gray
+        image = pixels if pixels.ndim == 3 or not self.detector.color or frame is None or not (
+            frame.ndim == 3 and frame.shape[:2] == pixels.shape[:2]) else to_bgr(frame)
         tracked = None if independent or self.tracker is None else [t.box for t in self.tracker.tracks]
         return self.schedule.scan(image, tracked)
 

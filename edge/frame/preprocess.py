@@ -134,9 +134,14 @@ def resize_face(face: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(face, (width, height), interpolation=interp)
 
 
-def crop_face(gray: np.ndarray, box: tuple[int, int, int, int], spec: CropSpec) -> np.ndarray:
-    """Detector box -> uint8 face of ``spec.size`` (margin, border-safe crop, resize)."""
-    return resize_face(crop_padded(gray, expand_box(box, spec.margin)), spec.size)
+def crop_face(image: np.ndarray, box: tuple[int, int, int, int], spec: CropSpec) -> np.ndarray:
+    """Detector box -> uint8 gray face of ``spec.size`` (margin, border-safe crop, gray, resize).
+
+    ``image`` is gray or 8-bit BGR: a BGR crop is made gray after cutting, the
+    same pixels as cutting the gray frame (the conversion is per pixel) for the
+    cost of the crop alone.
+    """
+    return resize_face(to_gray(crop_padded(image, expand_box(box, spec.margin))), spec.size)
 
 
 def normalize(faces: np.ndarray, scale: float = PIXEL_SCALE, offset: float = PIXEL_OFFSET) -> np.ndarray:
