@@ -109,3 +109,14 @@ def test_the_stored_label_figures_are_what_analyze_prints_now(tmp_path):
     now = figures.produce_labels(tmp_path, (clip,))
     assert now["videos"][clip] == figures.load_figure("labels")["videos"][clip], (
         "the label figures changed: python -m tools.docs_figures --only labels")
+
+
+def test_the_bench_figures_name_the_default_and_the_previous_release_rows_as_the_bench_labels_them():
+    from edge.bench.__main__ import Variant, parse_variants
+    from edge.detectors import DetectorSettings
+    from edge.frame.pipeline import ModelSettings
+
+    rows = parse_variants(figures.BENCH_VARIANTS, Variant(ModelSettings(), DetectorSettings()))
+    assert rows[0].shipped and rows[0].threads == figures.DEFAULT_THREADS == ModelSettings().threads
+    assert rows[-1].label == figures.PREVIOUS_RELEASE and not rows[-1].shipped
+    assert rows[-1].settings("")[1].blazeface.near_threads == 1 and rows[-1].settings("")[0].stream_flip == "both"

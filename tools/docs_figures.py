@@ -45,7 +45,11 @@ ROOT = Path(__file__).resolve().parents[1]
 FIGURES_DIR = ROOT / "docs" / "figures"
 SHARED = ROOT.parent / "shared"
 VIDEOS = ("simplefr_video2_720p.mp4", "hamilton_short_clip.mp4")
-BENCH_VARIANTS = "int8:1:0,float32:1:0,int8:1:0:det=haar"
+# The default, the other precision, paper mode, and the default pipeline as the previous release ran it (one
+# classifier thread, the near search on one, both mirror views of a tracked face on every frame): before/after.
+BENCH_VARIANTS = "int8:2:0,float32:2:0,int8:2:0:det=haar,int8:1:0:nt=1:sflip=both"
+PREVIOUS_RELEASE = "int8 t1 blazeface dt2 nt1 sflip=both"  # that last row's label
+DEFAULT_THREADS = 2  # ModelSettings().threads (tests/test_docs_figures.py checks)
 BLOCK = re.compile(r"<!-- figures:([\w-]+) -->(.*?)<!-- /figures:\1 -->", re.S)
 ANY_MARKER = re.compile(r"<!-- (/?)figures:([\w-]+) -->")
 
@@ -258,7 +262,10 @@ def _row_name(row: dict[str, Any]) -> str:
     if "variant" not in row:  # a baseline
         return {"paper": "the paper's pipeline (Keras)", "fer": "`fer`"}.get(row["name"], row["label"])
     detector = "Haar (paper mode)" if row["detector"]["backend"] == "haar" else "**BlazeFace**"
-    threads = f", {row['threads_setting']} threads" if row["threads_setting"] != 1 else ""
+    if row["label"] == PREVIOUS_RELEASE:
+        return f"ours, BlazeFace, {row['variant']}, the previous release's settings (`{row['label']}`)"
+    count = row["threads_setting"]
+    threads = f", {count} thread{'s' if count > 1 else ''}" if count != DEFAULT_THREADS else ""
     return f"ours, {detector}, {row['variant']}{threads}" + (" (default)" if row.get("default") else "")
 
 
@@ -346,8 +353,8 @@ def render_precision(bench: dict[str, Any]) -> str:
     """int8 against float32 per classifier, from two rows of one bench run with the same detector (same frames,
     same rounds): BlazeFace's (the default) where the run has both, else Haar's."""
     for backend in ("blazeface", "haar"):
-        rows = {r["variant"]: r for r in bench["variants"]
-                if r["detector"]["backend"] == backend and r["threads_setting"] == 1}
+        rows = {r["variant"]: r for r in bench["variants"] if r["detector"]["backend"] == backend
+                and r["threads_setting"] == DEFAULT_THREADS and r["label"] != PREVIOUS_RELEASE}
         if {"int8", "float32"} <= set(rows):
             break
     int8, f32 = rows["int8"]["stages"], rows["float32"]["stages"]

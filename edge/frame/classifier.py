@@ -74,6 +74,8 @@ class Classifier:
             lut = quantize_lut(crop.scale, crop.offset, self.input_scale, int(self.input_zero_point))
             self._lut = lut if self.input_dtype == np.int8 else (lut.astype(np.int16) + 128).astype(np.uint8)
         self._batched: dict[int, Any] = {1: self.interpreter}
+        if self.flip_average:  # every face's pair is a batch of 2: made now, not in the first frame's time
+            self._interpreter(2)
 
     def _check_input(self, spec: InputSpec) -> None:
         actual = InputSpec(self.input_shape[1], self.input_shape[2], self.input_shape[3], self.input_dtype.name,
