@@ -183,18 +183,21 @@ def test_the_near_search_runs_the_short_model_at_near_side_on_the_window(manifes
 
 def test_small_faces_scans_tiles_and_finds_faces_the_whole_frame_scan_misses(manifest, samples):
     """The two people of a sample shrunk to 25-33 px faces in a 640x480 frame: too small for the whole-frame
-    scan, found in the tiles wherever they stand."""
+    scan at its threshold (the small-face second look finds one of them at most), found in the tiles wherever
+    they stand."""
     from edge.detectors.blazeface import tiles
 
     image = cv2.imread(str(samples / "two_people.jpg"))
     small = cv2.resize(image, (image.shape[1] // 6, image.shape[0] // 6), interpolation=cv2.INTER_AREA)
-    plain = make_detector(DetectorSettings(backend="blazeface"), manifest)
+    plain = make_detector(DetectorSettings(backend="blazeface", blazeface=BlazeFaceSettings(small_face_threshold=0.5)),
+                          manifest)
+    default = make_detector(DetectorSettings(backend="blazeface"), manifest)
     tiled = make_detector(DetectorSettings(backend="blazeface", blazeface=BlazeFaceSettings(small_faces=True)),
                           manifest)
     for top, left in ((150, 200), (10, 10), (200, 300)):
         frame = np.full((480, 640, 3), 90, np.uint8)
         frame[top:top + small.shape[0], left:left + small.shape[1]] = small
-        assert plain.detect(frame) == []
+        assert plain.detect(frame) == [] and len(default.detect(frame)) <= 1
         found = tiled.detect(frame)
         assert len(found) == 2 and all(20 <= b[2] <= 40 for b in found)
         assert all(left <= b[0] and top <= b[1] for b in found)
@@ -613,3 +616,37 @@ def test_a_crowd_of_small_known_faces_is_found_again_without_scanning_the_tiles(
     assert scans == []
     for box in known:
         assert max(iou(box, other) for other in again) > 0.6
+
+
+def _small_face_frame(samples: Path, name: str, width: int, detector) -> np.ndarray:
+    """The sample's largest face scaled to ``width`` px, its picture cut to 640x480 around it over coins.png."""
+    image = cv2.imread(str(samples / name))
+    x, y, w, h = detector.detect(image)[0]
+    scale = width / w
+    small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    cx, cy = int((x + w / 2) * scale), int((y + h / 2) * scale)
+    piece = small[max(0, cy - 240):max(0, cy - 240) + 480, max(0, cx - 320):max(0, cx - 320) + 640]
+    frame = cv2.resize(cv2.imread(str(samples / "coins.png")), (640, 480))
+    frame[:piece.shape[0], :piece.shape[1]] = piece
+    return frame
+
+
+@pytest.mark.parametrize("name, width", [("obama_720p.jpg", 34), ("two_people.jpg", 36)])
+def test_a_small_face_the_full_range_model_is_unsure_of_counts_once_the_short_model_confirms_it(
+        manifest, blazeface, samples, name, width):
+    """Scored between small_face_threshold and score_threshold, a 34-36 px face is kept after the second look;
+    at small_face_threshold = score_threshold (off) it is missed. The boxes above the threshold are the same."""
+    frame = _small_face_frame(samples, name, width, blazeface)
+    off = make_detector(DetectorSettings(blazeface=BlazeFaceSettings(small_face_threshold=0.5)), manifest)
+    found, without = blazeface.detect(frame), off.detect(frame)
+    assert without == [] and len(found) == 1
+    assert abs(found[0][2] - width * 1.05) < 0.3 * width  # about the face's own size, where it is
+    scores = [score for _, score in blazeface.main.run(frame, 0.5, 0.3, small_boxes=(0.4, 0.075))]
+    assert scores and all(0.4 <= s < 0.5 for s in scores)  # only a weak box: the strong set is empty as before
+
+
+def test_the_small_face_rule_leaves_large_faces_and_the_negatives_as_they_were(manifest, blazeface, samples):
+    off = make_detector(DetectorSettings(blazeface=BlazeFaceSettings(small_face_threshold=0.5)), manifest)
+    for path in sorted(samples.glob("*.jpg")) + sorted(samples.glob("*.png")):
+        image = cv2.imread(str(path))
+        assert blazeface.detect(image) == off.detect(image), path.name

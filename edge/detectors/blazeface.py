@@ -58,6 +58,20 @@ TILE_MERGE_IOU = 0.3  # a tile's box overlapping a box already found by more tha
 # looks for it on its own. Larger ones it misses are gone (searching for them put boxes on necks and shirts
 # next to real faces in the Hamilton clip).
 SMALL_FACE_SHARE = 0.1
+# A whole-frame box narrower than this share of the frame's long side (48 px at 640x480: the model sees it
+# 14 px wide) counts from ``small_face_threshold``: small faces score lower in the full-range model.
+SMALL_SCORE_SHARE = 0.075
+
+
+def iou_xyxy(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two (x0, y0, x1, y1) boxes."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = float(w * h)
+    union = float((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1])) - inter
+    return inter / union if union > 0 else 0.0
 
 
 def tiles(rows: int, cols: int) -> list[tuple[int, int, int, int]]:
@@ -346,12 +360,17 @@ class BlazeFaceModel:
         return graph
 
     def raw(self, image: np.ndarray, threshold: float, nms_iou: float, lap: Callable[[str], None] | None = None,
-            side: int | None = None, halve: bool = False) -> tuple[np.ndarray, np.ndarray]:
+            side: int | None = None, halve: bool = False,
+            small_boxes: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The model's own boxes (K, 4: x0, y0, x1, y1 in ``image``'s pixels, float32) and scores, best first.
 
         ``image`` is gray or BGR; ``side`` runs the model at the image's aspect
         with that long side (:meth:`shape_for`) instead of its own square;
-        ``halve`` is :func:`shrink`'s.
+        ``halve`` is :func:`shrink`'s. ``small_boxes`` = (``low``, ``share``): boxes
+        narrower than ``share`` of the image's long side also count from the
+        score ``low`` (below ``threshold``); they are merged among themselves
+        and kept where they overlap no box that scored ``threshold``, so the
+        boxes found at ``threshold`` are exactly those without it.
         ``lap(step)`` is called after each step (``python -m
         edge.bench.profile`` times them): ``resize``, ``colour``, ``input``
         (letterbox padding and ``x / 127.5 - 1`` straight into the interpreter's
@@ -383,12 +402,22 @@ class BlazeFaceModel:
         lap("invoke")
         logits = graph.interpreter.tensor(graph.scores)().reshape(-1)
         regressors = graph.interpreter.tensor(graph.boxes)()[0]
-        boxes, scores = decode(logits, regressors, graph.anchors, (graph.height, graph.width), threshold)
+        low = threshold if small_boxes is None else min(threshold, small_boxes[0])
+        boxes, scores = decode(logits, regressors, graph.anchors, (graph.height, graph.width), low)
         del logits, regressors
         lap("decode")
         if not len(scores):
             return boxes, scores
-        merged, merged_scores = weighted_nms(boxes, scores, nms_iou)
+        strong = scores >= threshold
+        merged, merged_scores = weighted_nms(boxes[strong], scores[strong], nms_iou)
+        if small_boxes is not None and not strong.all():
+            weak, weak_scores = weighted_nms(boxes[~strong], scores[~strong], nms_iou)
+            widths = (weak[:, 2] - weak[:, 0]) * np.float32(graph.width / scale)
+            keep = [i for i in range(len(weak)) if widths[i] < small_boxes[1] * max(height, width) and all(
+                iou_xyxy(weak[i], other) <= nms_iou for other in merged)]
+            if keep:
+                merged = np.concatenate([merged, weak[keep]]).astype(np.float32)
+                merged_scores = np.concatenate([merged_scores, weak_scores[keep]]).astype(np.float32)
         lap("nms")
         merged *= np.array([graph.width, graph.height, graph.width, graph.height], np.float32)
         merged -= np.array([px, py, px, py], np.float32)
@@ -397,9 +426,11 @@ class BlazeFaceModel:
         return merged, merged_scores
 
     def run(self, image: np.ndarray, threshold: float, nms_iou: float, lap: Callable[[str], None] | None = None,
-            side: int | None = None, halve: bool = False) -> list[tuple[FaceBox, float]]:
-        """Haar-like boxes in ``image``'s pixels (with each task's crop) and their scores, best first."""
-        boxes, scores = self.raw(image, threshold, nms_iou, lap, side, halve)
+            side: int | None = None, halve: bool = False,
+            small_boxes: tuple[float, float] | None = None) -> list[tuple[FaceBox, float]]:
+        """Haar-like boxes in ``image``'s pixels (with each task's crop) and their scores, strong boxes first
+        (best first), then any small ones :meth:`raw`'s ``small_boxes`` adds."""
+        boxes, scores = self.raw(image, threshold, nms_iou, lap, side, halve, small_boxes)
         out = []
         for b, s in zip(boxes.tolist(), scores.tolist()):
             crops = {task: m.apply(*b) for task, m in self.task_mappings.items()}
@@ -432,18 +463,39 @@ class BlazeFaceDetector:
         return cls(main, near, settings)
 
     def _run(self, model: BlazeFaceModel, image: np.ndarray, threshold: float | None = None,
-             side: int | None = None, halve: bool = False) -> list[Box]:
+             side: int | None = None, halve: bool = False,
+             small_boxes: tuple[float, float] | None = None) -> list[Box]:
         threshold = self.settings.score_threshold if threshold is None else threshold
         return [box for box, _ in model.run(image, threshold, self.settings.nms_iou, side=side,
-                                            halve=halve)]
+                                            halve=halve, small_boxes=small_boxes)]
 
     def _whole(self, image: np.ndarray) -> list[Box]:
-        """The whole-frame model on ``image``, then the close-up fallback where it finds nothing."""
+        """The whole-frame model on ``image``, then the close-up fallback where it finds no face at
+        ``score_threshold``.
+
+        A box narrower than :data:`SMALL_SCORE_SHARE` of the frame's long side
+        that scores between ``small_face_threshold`` and ``score_threshold`` is
+        looked at again by the short-range model in its neighbourhood and kept
+        (as the box found there) when that finds a face; a close-up found by
+        the fallback keeps such boxes beside it.
+        """
         if image.ndim not in (2, 3) or image.dtype != np.uint8 or min(image.shape[:2]) < 1:
             raise ValueError("detector needs an 8-bit gray or BGR frame")
-        boxes = self._run(self.main, image)
-        if not boxes and self.settings.fallback and self.near is not self.main:
-            boxes = self._run(self.near, image, self.settings.fallback_threshold, FALLBACK_SIDE)
+        settings = self.settings
+        small_boxes = None if settings.small_face_threshold >= settings.score_threshold else (
+            settings.small_face_threshold, SMALL_SCORE_SHARE)
+        found = self.main.run(image, settings.score_threshold, settings.nms_iou, small_boxes=small_boxes)
+        boxes: list[Box] = [box for box, score in found if score >= settings.score_threshold]
+        for weak in (box for box, score in found if score < settings.score_threshold):
+            # A small face the whole-frame model is unsure of counts when the short-range model, shown its
+            # neighbourhood enlarged (the near search), finds a face there at the usual threshold: that keeps
+            # the turned and distant faces and drops the hands and microphones that score as high.
+            boxes += [box for box in self.detect_near(image, [weak]) if iou(box, weak) >= 0.3 and all(
+                iou(box, other) < 0.3 for other in boxes)][:1]
+        if settings.fallback and self.near is not self.main and all(
+                score < settings.score_threshold for _, score in found):
+            closeups = self._run(self.near, image, settings.fallback_threshold, FALLBACK_SIDE)
+            boxes = closeups + [box for box in boxes if all(iou(box, other) < 0.3 for other in closeups)]
         return boxes
 
     def detect(self, image: np.ndarray) -> list[Box]:

@@ -43,6 +43,19 @@ class BlazeFaceSettings:
     scans a stream searches each known face's neighbourhood (the box grown by
     ``roi_margin`` on each side) with ``short``.
 
+    ``small_face_threshold``: a whole-frame box narrower than 7.5% of the
+    frame's long side (48 px at 640x480, 14 px in the model's input) counts
+    from this score instead of ``score_threshold`` when the short-range model,
+    run on its neighbourhood enlarged as the near search does, finds a face
+    there at ``score_threshold``. The full-range model scores small faces
+    low: at 0.5 it found 28% of 30 px faces where Haar finds 38%; with 0.4 and
+    the second look 45%, and at least Haar's share at every width, the same
+    faces on every other set of ``python -m train_host.detector_sets`` and no
+    false face on the negatives. Without the second look 0.4 also took hands
+    and a microphone in the Hamilton clip for faces; with it the clip keeps its
+    433 faces and the dinner clip gains 116 (turned and distant faces, by eye).
+    Set it to ``score_threshold`` (or above) to turn it off.
+
     ``small_faces``: whole-frame scans also run the whole-frame model on four
     overlapping tiles (each 55% of the frame), so faces 24-44 px wide at
     640x480 (a person 2-4 m from a Pi Camera v2) are found as often as large
@@ -94,6 +107,7 @@ class BlazeFaceSettings:
     model: BlazeFaceModelName = "full"
     fallback: bool = True
     score_threshold: float = 0.5
+    small_face_threshold: float = 0.4
     fallback_threshold: float = 0.55
     small_faces: bool = False
     nms_iou: float = 0.3  # weighted non-maximum suppression: boxes overlapping more are merged
@@ -113,6 +127,8 @@ class BlazeFaceSettings:
             raise ConfigError(f"model: expected one of {', '.join(map(repr, BLAZEFACE_MODELS))}, got {self.model!r}")
         if not 0.05 <= self.score_threshold <= 0.99:
             raise ConfigError(f"score_threshold: {self.score_threshold} is outside 0.05..0.99")
+        if not 0.05 <= self.small_face_threshold <= 0.99:
+            raise ConfigError(f"small_face_threshold: {self.small_face_threshold} is outside 0.05..0.99")
         if not 0.05 <= self.fallback_threshold <= 0.99:
             raise ConfigError(f"fallback_threshold: {self.fallback_threshold} is outside 0.05..0.99")
         if not 0.05 <= self.nms_iou <= 0.95:
