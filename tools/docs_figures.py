@@ -49,6 +49,9 @@ VIDEOS = ("simplefr_video2_720p.mp4", "hamilton_short_clip.mp4")
 # classifier thread, the near search on one, both mirror views of a tracked face on every frame): before/after.
 BENCH_VARIANTS = "int8:2:0,float32:2:0,int8:2:0:det=haar,int8:1:0:nt=1:sflip=both"
 PREVIOUS_RELEASE = "int8 t1 blazeface dt2 nt1 sflip=both"  # that last row's label
+# 315 frames (each of the 7 samples 45 times; 3 scenes of 15 for a stream) in 15 rounds: rows 0.2-0.3 ms apart
+# swapped places between two 100-frame runs on this VM.
+BENCH_RUN = "--frames 315 --rounds 15"
 DEFAULT_THREADS = 2  # ModelSettings().threads (tests/test_docs_figures.py checks)
 BLOCK = re.compile(r"<!-- figures:([\w-]+) -->(.*?)<!-- /figures:\1 -->", re.S)
 ANY_MARKER = re.compile(r"<!-- (/?)figures:([\w-]+) -->")
@@ -132,7 +135,7 @@ def bench_producer(hold: int | None) -> Callable[[Path], None]:
         if not (ROOT / "samples").is_dir():
             raise Skip("samples/ not found")
         chart = ["--no-chart"] if hold else ["--chart", BENCH_CHART]  # the photos run draws the README's chart
-        args = ["-m", "edge.bench", "--variants", BENCH_VARIANTS, "--json", str(out), *chart]
+        args = ["-m", "edge.bench", "--variants", BENCH_VARIANTS, *BENCH_RUN.split(), "--json", str(out), *chart]
         run(args + (["--hold", str(hold)] if hold else []))
         data = json.loads(out.read_text())  # paths relative to the checkout: the JSON is committed
         for key in ("source", "manifest"):
@@ -201,9 +204,9 @@ FIGURES: dict[str, Figure] = {
     "models": Figure("read models/manifest.json (no command)", produce_models),
     "labels": Figure("python -m edge analyze ../shared/media/videos/VIDEO [--no-smoothing], both videos",
                      produce_labels),
-    "bench-stream": Figure(f"python -m edge.bench --hold 15 --variants {BENCH_VARIANTS} --json "
+    "bench-stream": Figure(f"python -m edge.bench --hold 15 --variants {BENCH_VARIANTS} {BENCH_RUN} --json "
                            "docs/figures/bench-stream.json --no-chart", bench_producer(15), timing=True),
-    "bench-photos": Figure(f"python -m edge.bench --variants {BENCH_VARIANTS} --json "
+    "bench-photos": Figure(f"python -m edge.bench --variants {BENCH_VARIANTS} {BENCH_RUN} --json "
                            f"docs/figures/bench-photos.json --chart {BENCH_CHART}", bench_producer(None), timing=True),
     "detectors": Figure("python -m train_host.detector_sets --data ../shared/data --media ../shared/media "
                         f"--detectors {DETECTORS} --json docs/figures/detectors.json", produce_detectors, timing=True),
