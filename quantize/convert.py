@@ -98,36 +98,58 @@ def percentile_ranges(calibrated: bytes, calibration_uint8: np.ndarray, percenti
     per-face extremes (QAT's moving average) clips too much. A range that
     crossed zero keeps zero inside it, so ReLU outputs stay exact at 0.
     """
-    import tensorflow as tf
-    from tensorflow.lite.tools import flatbuffer_utils
-
     if not 50.0 < percentile <= 100.0:
         raise ConversionError(f"range percentile {percentile} is outside (50, 100]")
-    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(calibrated))
+    model, ranged = ranged_tensors(calibrated)
+    lows, highs = face_extremes(calibrated, ranged, calibration_uint8)
+    set_ranges(model, ranged, np.percentile(lows, 100.0 - percentile, axis=0), np.percentile(highs, percentile, axis=0))
+    return bytes(flatbuffer_utils_module().convert_object_to_bytearray(model))
+
+
+def flatbuffer_utils_module():
+    """TensorFlow Lite's flatbuffer helpers (imported late: TensorFlow is heavy)."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    return flatbuffer_utils
+
+
+def ranged_tensors(calibrated: bytes) -> tuple[object, list[int]]:
+    """The calibrated graph as an object, and the tensors with one calibrated range (the pixels excluded)."""
+    model = flatbuffer_utils_module().convert_bytearray_to_object(bytearray(calibrated))
     tensors = model.subgraphs[0].tensors
     inputs = {int(i) for i in model.subgraphs[0].inputs}  # pixels: their range is exact already
     ranged = [i for i, t in enumerate(tensors) if i not in inputs and t.quantization is not None
               and t.quantization.min is not None and len(t.quantization.min) == 1]
+    return model, ranged
+
+
+def face_extremes(calibrated: bytes, ranged: list[int], faces_uint8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per face (rows) and tensor (columns, ``ranged``): the smallest and largest value the float graph computes."""
+    import tensorflow as tf
+
     interpreter = tf.lite.Interpreter(model_content=bytes(calibrated), experimental_preserve_all_tensors=True)
     interpreter.allocate_tensors()
     index = interpreter.get_input_details()[0]["index"]
-    lows = np.empty((len(calibration_uint8), len(ranged)), np.float64)
+    lows = np.empty((len(faces_uint8), len(ranged)), np.float64)
     highs = np.empty_like(lows)
-    for row, (face,) in enumerate(representative_faces(calibration_uint8)):
+    for row, (face,) in enumerate(representative_faces(faces_uint8)):
         interpreter.set_tensor(index, face.astype(np.float32))
         interpreter.invoke()
         for column, i in enumerate(ranged):
             values = interpreter.get_tensor(i)
             lows[row, column], highs[row, column] = values.min(), values.max()
-    new_lows = np.percentile(lows, 100.0 - percentile, axis=0)
-    new_highs = np.percentile(highs, percentile, axis=0)
+    return lows, highs
+
+
+def set_ranges(model, ranged: list[int], lows: np.ndarray, highs: np.ndarray) -> None:
+    """Write new activation ranges into the graph object; a range that crossed zero keeps zero inside it."""
+    tensors = model.subgraphs[0].tensors
     for column, i in enumerate(ranged):
         quantization = tensors[i].quantization
-        low, high = float(new_lows[column]), float(new_highs[column])
+        low, high = float(lows[column]), float(highs[column])
         if float(quantization.min[0]) <= 0.0:
             low = min(low, 0.0)
         quantization.min, quantization.max = [low], [max(high, 0.0)]
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 def _quantize_calibrated(calibrated: bytes) -> bytes:

@@ -106,7 +106,7 @@ def drift(page: Path) -> list[str]:
         "edge.service.daemon", "edge.analyze", "edge.bench", "edge.service.config_command", "quantize",
         "quantize.verify",
         "train_host.train", "train_host.evaluate", "train_host.compare", "train_host.visualize", "train_host.rebuild",
-        "train_host.calibrate", "deploy", "deploy.pi_check", "deploy.pi_boot")))
+        "train_host.calibrate", "train_host.joint", "quantize.joint", "deploy", "deploy.pi_check", "deploy.pi_boot")))
     for piece in quoted(page.read_text()):
         invoked = commands(piece)
         for module, rest in invoked:

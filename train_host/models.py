@@ -77,6 +77,32 @@ def input_blur(x, sigma: float):
     return x
 
 
+def residual_block(x, b: int, width: int, subsample_residual: bool = False, prefix: str = ""):
+    """Mini-Xception's residual block ``b`` (layers ``{prefix}b{b}_*``): two separable convs and a
+    max-pool beside a strided 1x1 residual, added (``{prefix}b{b}_add``)."""
+    name = f"{prefix}b{b}"
+    if subsample_residual:
+        residual = layers.MaxPooling2D(1, strides=2, name=f"{name}_res_subsample")(x)
+        residual = layers.Conv2D(width, 1, use_bias=False, name=f"{name}_res_conv")(residual)
+    else:
+        residual = layers.Conv2D(width, 1, strides=2, padding="same", use_bias=False, name=f"{name}_res_conv")(x)
+    residual = layers.BatchNormalization(name=f"{name}_res_bn")(residual)
+    x = layers.SeparableConv2D(width, 3, padding="same", use_bias=False, name=f"{name}_sep1")(x)
+    x = layers.BatchNormalization(name=f"{name}_bn1")(x)
+    x = layers.ReLU(name=f"{name}_relu")(x)
+    x = layers.SeparableConv2D(width, 3, padding="same", use_bias=False, name=f"{name}_sep2")(x)
+    x = layers.BatchNormalization(name=f"{name}_bn2")(x)
+    x = layers.MaxPooling2D(3, strides=2, padding="same", name=f"{name}_pool")(x)
+    return layers.Add(name=f"{name}_add")([x, residual])
+
+
+def class_head(x, num_classes: int, prefix: str = "", output_name: str = "predictions"):
+    """The class convolution, global average pooling and softmax (layers ``{prefix}class_conv``, ...)."""
+    x = layers.Conv2D(num_classes, 3, padding="same", name=f"{prefix}class_conv")(x)
+    x = layers.GlobalAveragePooling2D(name=f"{prefix}gap")(x)
+    return layers.Softmax(name=output_name)(x)
+
+
 def mini_xception(
     input_shape: tuple[int, int, int] = (64, 64, 1),
     num_classes: int = 7,
@@ -106,28 +132,10 @@ def mini_xception(
         x = layers.BatchNormalization(name=f"stem_bn{i + 1}")(x)
         x = layers.ReLU(name=f"stem_relu{i + 1}")(x)
     for b, width in enumerate(widths, start=1):
-        if subsample_residual:
-            residual = layers.MaxPooling2D(1, strides=2, name=f"b{b}_res_subsample")(x)
-            residual = layers.Conv2D(width, 1, use_bias=False, name=f"b{b}_res_conv")(residual)
-        else:
-            residual = layers.Conv2D(width, 1, strides=2, padding="same", use_bias=False, name=f"b{b}_res_conv")(x)
-        residual = layers.BatchNormalization(name=f"b{b}_res_bn")(residual)
-        x = layers.SeparableConv2D(
-            width, 3, padding="same", use_bias=False, name=f"b{b}_sep1",
-        )(x)
-        x = layers.BatchNormalization(name=f"b{b}_bn1")(x)
-        x = layers.ReLU(name=f"b{b}_relu")(x)
-        x = layers.SeparableConv2D(
-            width, 3, padding="same", use_bias=False, name=f"b{b}_sep2",
-        )(x)
-        x = layers.BatchNormalization(name=f"b{b}_bn2")(x)
-        x = layers.MaxPooling2D(3, strides=2, padding="same", name=f"b{b}_pool")(x)
-        x = layers.Add(name=f"b{b}_add")([x, residual])
+        x = residual_block(x, b, width, subsample_residual)
     if dropout > 0:
         x = layers.Dropout(dropout, name="dropout")(x)
-    x = layers.Conv2D(num_classes, 3, padding="same", name="class_conv")(x)
-    x = layers.GlobalAveragePooling2D(name="gap")(x)
-    outputs = layers.Softmax(name="predictions")(x)
+    outputs = class_head(x, num_classes)
     return keras.Model(inputs, outputs, name="mini_xception")
 
 
