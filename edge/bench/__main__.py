@@ -92,10 +92,10 @@ class Variant:
 
     @property
     def label(self) -> str:
-        """``int8 t1 blazeface``, ``int8 t1 haar``: the backend, then what differs from the shipped settings.
+        """``int8 t2 blazeface dt2``, ``int8 t2 haar``: the backend, then what differs from the shipped settings.
 
         BlazeFace rows add the whole-frame model's interpreter threads (``dt2``: a
-        product choice, the classifiers' are ``t1``), the model where it is not
+        product choice, the classifiers' are ``t2``), the model where it is not
         the shipped one, ``small`` (``small_faces``), ``ns80`` (``near_side``) and
         ``square`` (``aspect_graphs`` off) where they differ;
         Haar rows (paper mode) ``w320`` for a detect width, and scale factor,

@@ -63,17 +63,6 @@ SMALL_FACE_SHARE = 0.1
 SMALL_SCORE_SHARE = 0.075
 
 
-def iou_xyxy(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two (x0, y0, x1, y1) boxes."""
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    if w <= 0 or h <= 0:
-        return 0.0
-    inter = float(w * h)
-    union = float((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1])) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def tiles(rows: int, cols: int) -> list[tuple[int, int, int, int]]:
     """Four overlapping windows (x0, y0, x1, y1), one per corner, each ``TILE_SHARE`` of the frame per side.
 
@@ -413,8 +402,10 @@ class BlazeFaceModel:
         if small_boxes is not None and not strong.all():
             weak, weak_scores = weighted_nms(boxes[~strong], scores[~strong], nms_iou)
             widths = (weak[:, 2] - weak[:, 0]) * np.float32(graph.width / scale)
+            xywh = [(x0, y0, x1 - x0, y1 - y0) for x0, y0, x1, y1 in np.concatenate([merged, weak]).tolist()]
+            strong_xywh, weak_xywh = xywh[:len(merged)], xywh[len(merged):]
             keep = [i for i in range(len(weak)) if widths[i] < small_boxes[1] * max(height, width) and all(
-                iou_xyxy(weak[i], other) <= nms_iou for other in merged)]
+                iou(weak_xywh[i], other) <= nms_iou for other in strong_xywh)]
             if keep:
                 merged = np.concatenate([merged, weak[keep]]).astype(np.float32)
                 merged_scores = np.concatenate([merged_scores, weak_scores[keep]]).astype(np.float32)
