@@ -11,18 +11,22 @@ emotion output depends on (the trunk and the emotion head) the emotion faces'
 range at the emotion file's percentile (99.5), and the gender branch the gender
 faces' range at the gender file's (100: min/max), so the emotion half is
 quantized as the shipped emotion file was; ``--ranges mixed`` takes every range
-over both sets of faces together (``--emotion-percentile`` for all).
+over both sets of faces together (``--emotion-percentile`` for all). Next to the
+file, ``<name>.json`` records the command, the Keras file's sha256 and the
+calibration sets, for ``python -m quantize.publish_joint``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from edge.frame.manifest import sha256_file
 from quantize.convert import (
     ConversionError,
     _export,
@@ -36,6 +40,7 @@ from quantize.convert import (
     strip_strings,
     write_atomic,
 )
+from train_host import provenance
 
 
 def emotion_path(model, classes: int) -> set[int]:
@@ -135,6 +140,16 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     path = Path(args.out) / args.name
     write_atomic(path, flatbuffer)
+    # What made the file, for the manifest entry ``python -m quantize.publish_joint`` writes from it.
+    record = {"command": "python -m quantize.joint " + " ".join(argv if argv is not None else sys.argv[1:]),
+              "model": args.model, "model_sha256": sha256_file(Path(args.model)),
+              "emotion_calibration": {"data": args.emotion_calib, "faces": len(emotion), "seed": args.emotion_seed,
+                                      "percentile": args.emotion_percentile},
+              "gender_calibration": {"data": args.gender_calib, "faces": len(gender), "seed": args.gender_seed,
+                                     "percentile": args.gender_percentile if args.ranges == "split"
+                                     else args.emotion_percentile},
+              "ranges": args.ranges, "commit": provenance.git_commit()}
+    write_atomic(path.with_suffix(".json"), (json.dumps(record, indent=2) + "\n").encode())
     print(f"wrote {path} ({len(flatbuffer) / 1000:.1f} KB; {len(emotion)} emotion + {len(gender)} gender "
           f"calibration faces, ranges {args.ranges})", flush=True)
     return 0

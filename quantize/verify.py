@@ -36,7 +36,7 @@ def verify_calibration(entry: ModelEntry, path: Path, data_root: Path, tolerance
     if data is None:
         return row | {"measured": None, "ok": None, "note": "data not found"}
     faces = load(data, entry.task, split="test")
-    measured = evaluate(load_model(path), faces, entry.labels, flip_average=entry.flip_average,
+    measured = evaluate(load_model(path, entry.labels), faces, entry.labels, flip_average=entry.flip_average,
                         temperature=entry.temperature)["ece"]
     return row | {"measured": measured, "ok": 100 * (measured - test["ece_after"]) <= tolerance_pp, "faces": len(faces)}
 
@@ -63,7 +63,7 @@ def verify(models: Path, data_root: Path, tolerance_pp: float,
             faces = load(data, entry.task, split="test")
             if figure.get("subset") == "adults" and faces.age is not None:
                 faces = faces.subset(faces.age >= ADULT_AGE_DEFAULT)
-            measured = evaluate(load_model(path), faces, entry.labels, flip_average=flip)["accuracy"]
+            measured = evaluate(load_model(path, entry.labels), faces, entry.labels, flip_average=flip)["accuracy"]
             passed = 100 * (figure["accuracy"] - measured) <= tolerance_pp
             ok &= passed
             rows.append(row | {"measured": measured, "ok": passed, "faces": len(faces)})

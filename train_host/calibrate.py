@@ -42,7 +42,7 @@ from train_host.evaluate import load_model
 
 def shipped_probs(manifest: Manifest, entry: ModelEntry, faces: FaceSet) -> np.ndarray:
     """What ``entry``'s file prints for ``faces`` before any temperature: mirror-averaged where it ships so."""
-    model = load_model(manifest.verify(entry))
+    model = load_model(manifest.verify(entry), entry.labels)
     model.temperature = 1.0
     model.flip_average = entry.flip_average
     return np.asarray(model.predict_as_shipped(faces.x))
@@ -107,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folds", type=int, default=5, help="out-of-fold parts when --test is the fit data")
     parser.add_argument("--compare-vector", action="store_true",
                         help="also fit one temperature per class (softmax(w * log p)) and print its test figures")
+    parser.add_argument("--name", action="append", metavar="ENTRY",
+                        help="fit only this manifest entry (repeatable; default: every entry of --task)")
     parser.add_argument("--write", action="store_true", help="record the temperatures in the manifest")
     args = parser.parse_args(argv)
     if args.holdout is not None and not 0 < args.holdout < 1:
@@ -120,9 +122,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         manifest = Manifest.load(args.models)
-        entries = [m for m in manifest.models if m.task == args.task]
+        entries = [m for m in manifest.models if m.task == args.task and (not args.name or m.name in args.name)]
         if not entries:
-            raise ModelError(f"{args.models}: no {args.task} model in the manifest")
+            which = f" named {', '.join(args.name)}" if args.name else ""
+            raise ModelError(f"{args.models}: no {args.task} model{which} in the manifest")
         fit = load(args.data, args.task, split="train" if args.holdout else "test")
         rows = f"all {len(fit)}"
         if args.rows != "all":

@@ -100,7 +100,9 @@ def _load_tflite(path: Path, labels: Sequence[str] | None) -> LoadedModel:
     flip, temperature = False, 1.0
     try:  # a model listed in a manifest next to it: use its recorded preprocessing and calibration
         manifest = Manifest.load(path.parent)
-        entry = next(m for m in manifest.models if m.file == path.name)
+        # a joint file is listed once per task: the labels given (or the first entry) say which output is read
+        entry = next(m for m in manifest.models
+                     if m.file == path.name and (labels is None or m.labels == tuple(labels)))
         labels = entry.labels
         crop = CropSpec(margin=entry.preprocessing.crop_margin, scale=entry.preprocessing.scale,
                         offset=entry.preprocessing.offset)
