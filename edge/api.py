@@ -100,7 +100,8 @@ class FaceAnalyzer:
     ``models`` is a folder with ``manifest.json`` (default: the models shipped
     with the package), ``variant`` ``"int8"`` (default) or ``"float32"``,
     ``threads`` the classifier threads, ``stream_flip`` how a stream's tracked
-    faces are mirror-averaged (:class:`~edge.frame.pipeline.ModelSettings`). ``backend`` picks the face detector by
+    faces are mirror-averaged and ``joint`` whether one file answers both tasks
+    where the manifest lists one (:class:`~edge.frame.pipeline.ModelSettings`). ``backend`` picks the face detector by
     name (``"blazeface"``, the default, or ``"haar"``: paper mode); ``detector`` sets all
     its settings (:class:`edge.detectors.DetectorSettings`) and ``smoothing``
     the label smoothing of streams (:class:`edge.frame.tracking.SmoothingSettings`).
@@ -111,11 +112,11 @@ class FaceAnalyzer:
     def __init__(self, models: str | Path | None = None, variant: str = "int8", threads: int = ModelSettings.threads,
                  detector: DetectorSettings | None = None, smoothing: SmoothingSettings | None = None,
                  backend: str | None = None, flip_average: str = "auto",
-                 stream_flip: str = ModelSettings.stream_flip):
+                 stream_flip: str = ModelSettings.stream_flip, joint: bool = ModelSettings.joint):
         # through the config file's parser: the same type and range checks, the same one-line errors
         self._settings = from_mapping(ModelSettings, {"dir": str(models) if models else "", "variant": variant,
                                                       "threads": threads, "flip_average": flip_average,
-                                                      "stream_flip": stream_flip}, "models")
+                                                      "stream_flip": stream_flip, "joint": joint}, "models")
         if backend is not None:  # the detector backend by name ("haar", "blazeface"), other settings as given
             detector = replace(detector or DetectorSettings(), backend=cast(Backend, backend))  # checked next line
             detector.validate()

@@ -37,7 +37,7 @@ def test_check_lists_source_models_detector_and_outputs(samples, tmp_path):
     lines = dict(line.split(":", 1) for line in proc.stdout.splitlines() if line[:1].isalpha() and ":" in line)
     images = len([p for p in samples.iterdir() if p.suffix in (".jpg", ".png")])
     assert lines["source"].strip() == f"images {samples} ({images} file(s))"
-    assert "emotion_mini_xception_int8.tflite" in lines["models"] and "gender_" in lines["models"]
+    assert "joint_mini_xception_int8.tflite (joint: both tasks in one invoke)" in lines["models"]
     assert lines["detector"].strip().startswith("blazeface: ") and "face_detection_full_range_int8.tflite" in (
         lines["detector"])  # the default detector
     assert "event log -> stdout" in lines["outputs"]

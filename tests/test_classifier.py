@@ -77,36 +77,46 @@ def test_int8_input_comes_from_the_models_own_quantization(manifest, faces):
     assert np.array_equal(tensor.reshape(faces[0].shape), expected)
 
 
-def test_a_tampered_model_is_refused_naming_the_file(models_copy):
-    entry = Manifest.load(models_copy).select("emotion", "int8")
+def _loaded_entry(raw: dict, task: str, joint: bool) -> dict:
+    """The raw manifest entry of ``task`` the pipeline loads (int8; the joint file's head, or the task's own file)."""
+    return next(m for m in raw["models"] if m["task"] == task and m["variant"] == "int8"
+                and (m.get("outputs", 1) > 1) == joint)
+
+
+@pytest.mark.parametrize("joint", [True, False])
+def test_a_tampered_model_is_refused_naming_the_file(models_copy, joint):
+    entry = Manifest.load(models_copy).select_pair("int8", joint)[0]
+    assert entry.joint == joint
     path = models_copy / entry.file
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
     with pytest.raises(ModelError, match=f"{entry.file}.*does not match the manifest"):
-        Pipeline.from_models(ModelSettings(dir=str(models_copy)))
+        Pipeline.from_models(ModelSettings(dir=str(models_copy), joint=joint))
 
 
-def test_an_input_spec_that_disagrees_with_the_manifest_is_refused(models_copy):
+@pytest.mark.parametrize("joint", [True, False])
+def test_an_input_spec_that_disagrees_with_the_manifest_is_refused(models_copy, joint):
     raw = json.loads((models_copy / "manifest.json").read_text())
-    entry = next(m for m in raw["models"] if m["task"] == "gender" and m["variant"] == "int8")
+    entry = _loaded_entry(raw, "gender", joint)
     entry["input"]["zero_point"] += 3
     (models_copy / "manifest.json").write_text(json.dumps(raw))
     with pytest.raises(ModelError, match=f"{entry['file']}: input .* does not match the manifest"):
-        Pipeline.from_models(ModelSettings(dir=str(models_copy)))
+        Pipeline.from_models(ModelSettings(dir=str(models_copy), joint=joint))
 
 
-def test_a_corrupt_model_with_a_matching_checksum_is_refused(models_copy):
+@pytest.mark.parametrize("joint", [True, False])
+def test_a_corrupt_model_with_a_matching_checksum_is_refused(models_copy, joint):
     import hashlib
 
     raw = json.loads((models_copy / "manifest.json").read_text())
-    entry = next(m for m in raw["models"] if m["task"] == "emotion" and m["variant"] == "int8")
+    entry = _loaded_entry(raw, "emotion", joint)
     garbage = b"TFL3" + bytes(range(256)) * 8
     (models_copy / entry["file"]).write_bytes(garbage)
     entry["sha256"] = hashlib.sha256(garbage).hexdigest()
     (models_copy / "manifest.json").write_text(json.dumps(raw))
     with pytest.raises(ModelError, match="not a loadable TFLite model"):
-        Pipeline.from_models(ModelSettings(dir=str(models_copy)))
+        Pipeline.from_models(ModelSettings(dir=str(models_copy), joint=joint))
 
 
 def test_a_missing_manifest_says_how_to_make_one(tmp_path):

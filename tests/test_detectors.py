@@ -559,10 +559,16 @@ def test_each_classifier_gets_the_crop_its_task_mapping_draws(models_dir, tmp_pa
     real = pipeline_module.crop_face
     monkeypatch.setattr(pipeline_module, "crop_face", lambda gray, box, spec: seen.append(tuple(box)) or real(
         gray, box, spec))
-    pipeline = Pipeline.from_models(models=pipeline_module.ModelSettings(dir=str(manifest.root)),
+    pipeline = Pipeline.from_models(models=pipeline_module.ModelSettings(dir=str(manifest.root), joint=False),
                                     detector=DetectorSettings(backend="blazeface"), track=False)
     assert len(pipeline.process(image, independent=True).faces) == 2
     assert sorted(seen) == sorted([tuple(b) for b in boxes] + [crop_box(b, "gender") for b in boxes])
+    # the joint file (the default) has one input for both heads: each face is cut once, with emotion's mapping
+    seen.clear()
+    joint = Pipeline.from_models(models=pipeline_module.ModelSettings(dir=str(manifest.root)),
+                                 detector=DetectorSettings(backend="blazeface"), track=False)
+    assert joint.joint and len(joint.process(image, independent=True).faces) == 2
+    assert sorted(seen) == sorted(tuple(b) for b in boxes)
 
 
 def test_a_manifest_without_task_mappings_cuts_every_classifier_from_the_box(blazeface, samples):

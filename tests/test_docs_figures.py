@@ -119,4 +119,4 @@ def test_the_bench_figures_name_the_default_and_the_previous_release_rows_as_the
     rows = parse_variants(figures.BENCH_VARIANTS, Variant(ModelSettings(), DetectorSettings()))
     assert rows[0].shipped and rows[0].threads == figures.DEFAULT_THREADS == ModelSettings().threads
     assert rows[-1].label == figures.PREVIOUS_RELEASE and not rows[-1].shipped
-    assert rows[-1].settings("")[1].blazeface.near_threads == 1 and rows[-1].settings("")[0].stream_flip == "both"
+    assert rows[-1].settings("")[0].joint is False and rows[0].settings("")[0].joint is True

@@ -166,15 +166,16 @@ def test_one_face_type_from_the_pipeline_to_the_api(pipeline, samples):
 
 
 def _record_views(pipeline):
-    """Wrap the emotion classifier's predict to record the views each frame asks for (the real call still runs)."""
+    """Wrap the emotion classifier's scoring (alone or with the joint file's gender head) to record the views each
+    frame asks for (the real call still runs)."""
     seen = []
-    predict = pipeline.emotion.predict
+    predict = pipeline.emotion._predict_heads
 
-    def spy(faces, views=None):
+    def spy(heads, faces, views=None):
         seen.append(None if views is None else list(views))
-        return predict(faces, views)
+        return predict(heads, faces, views)
 
-    pipeline.emotion.predict = spy
+    pipeline.emotion._predict_heads = spy
     return seen
 
 

@@ -105,6 +105,8 @@ class Variant:
         flip = "" if self.flip_average == "auto" else f" flip={self.flip_average}"
         if self.models.stream_flip != ModelSettings().stream_flip:
             flip += f" sflip={self.models.stream_flip}"
+        if self.models.joint != ModelSettings().joint:
+            flip += f" joint={int(self.models.joint)}"
         if d.backend != "haar":
             b, ship = d.blazeface, shipped.blazeface
             extra = "".join((f" dt{b.threads}", "" if b.model == ship.model else f" {b.model}",
@@ -133,7 +135,7 @@ class Variant:
 SPEC = re.compile(r"([\w.-]+):(\d+):(\d+)((?::\w+=[\w.]+)*)")
 SPEC_KEYS = {"sf": ("scale_factor", float), "n": ("min_neighbors", int), "min": ("min_size", int),
              "eq": ("equalize", str), "det": ("backend", str), "flip": ("flip_average", str),
-             "sflip": ("stream_flip", str),
+             "sflip": ("stream_flip", str), "joint": ("joint", int),
              "bm": ("blazeface_model", str), "small": ("small_faces", int), "ns": ("near_side", int),
              "ag": ("aspect_graphs", int), "dt": ("blazeface_threads", int), "nt": ("near_threads", int)}
 BLAZEFACE_KEYS = (("model", "blazeface_model"), ("small_faces", "small_faces"), ("near_side", "near_side"),
@@ -142,9 +144,10 @@ BLAZEFACE_KEYS = (("model", "blazeface_model"), ("small_faces", "small_faces"), 
 SPEC_HELP = ("VARIANT:THREADS:WIDTH[:sf=SCALE_FACTOR][:n=MIN_NEIGHBORS][:min=MIN_SIZE][:eq=hist|clahe|none]"
              "[:det=haar|blazeface][:bm=full|full_float32|short][:small=0|1][:ns=NEAR_SIDE][:ag=0|1][:dt=DETECTOR_THREADS]"
              "[:nt=NEAR_THREADS]"
-             "[:flip=auto|none|emotion|gender|both][:sflip=alternate|both], "
+             "[:flip=auto|none|emotion|gender|both][:sflip=alternate|both][:joint=0|1], "
              "e.g. int8:1:0,float32:2:0,int8:1:0:det=haar,int8:1:320:det=haar:sf=1.3:n=3,int8:1:0:small=1,"
-             "int8:1:0:bm=full_float32,int8:1:0:flip=emotion (WIDTH: Haar's detect width, 0 = full resolution)")
+             "int8:1:0:bm=full_float32,int8:1:0:flip=emotion,int8:2:0:joint=0 "
+             "(WIDTH: Haar's detect width, 0 = full resolution)")
 
 
 def parse_spec(spec: str, base: Variant) -> Variant:
@@ -158,7 +161,7 @@ def parse_spec(spec: str, base: Variant) -> Variant:
         key, _, value = item.partition("=")
         if key not in SPEC_KEYS:
             raise BenchError(f"--variants {spec!r}: unknown key {key!r} (sf, n, min, eq, det, bm, small, ns, ag, "
-                             "dt, nt, flip, sflip)")
+                             "dt, nt, flip, sflip, joint)")
         field, kind = SPEC_KEYS[key]
         try:
             changes[field] = kind(value)
@@ -166,7 +169,8 @@ def parse_spec(spec: str, base: Variant) -> Variant:
             raise BenchError(f"--variants {spec!r}: {key}={value} is not a {kind.__name__}") from None
     models = replace(base.models, variant=match[1], threads=int(match[2]),
                      flip_average=changes.pop("flip_average", base.flip_average),
-                     stream_flip=changes.pop("stream_flip", base.models.stream_flip))
+                     stream_flip=changes.pop("stream_flip", base.models.stream_flip),
+                     joint=bool(changes.pop("joint", base.models.joint)))
     detector = base.detector
     blaze = {key: changes.pop(field) for key, field in BLAZEFACE_KEYS if field in changes}  # [detector.blazeface]
     if blaze:
@@ -241,9 +245,9 @@ def machine_info() -> dict[str, Any]:
 def check_models(models_dir: Path, variants: list[Variant]) -> Path:
     """Fail early, in one line, on a broken models folder; return the cascade path."""
     manifest = Manifest.load(models_dir)
-    for name in sorted({v.variant for v in variants}):
-        for task in ("emotion", "gender"):
-            manifest.verify(manifest.select(task, name))
+    for name, joint in sorted({(v.variant, v.models.joint) for v in variants}):
+        for entry in manifest.select_pair(name, joint):
+            manifest.verify(entry)
     for model in sorted({v.detector.blazeface.model for v in variants if v.detector.backend == "blazeface"}):
         make_detector(DetectorSettings(backend="blazeface", blazeface=BlazeFaceSettings(model=model)), manifest)
     return manifest.cascade_path()

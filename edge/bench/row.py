@@ -66,9 +66,11 @@ def serve_row(pipeline: Pipeline, store: np.ndarray, warmup: int, stream: bool, 
         detector = getattr(pipeline.detector, "settings", None)  # BlazeFace's: its whole-frame model's threads
         row["threads"] = {"classifier": threads, "detector": getattr(detector, "threads", 1),
                           "opencv": cv2.getNumThreads(), "cpus": os.cpu_count()}
+        # mirror averaging: two invokes; a joint model (one file for both tasks) is counted once
+        classifiers = [("joint", pipeline.emotion)] if pipeline.joint else [
+            ("emotion", pipeline.emotion), ("gender", pipeline.gender)]
         row["models"] = {task: model_facts(clf.path, threads, clf.input_dtype.name)
-                         | {"invokes_per_face": 2 if clf.flip_average else 1}  # mirror averaging: two invokes
-                         for task, clf in (("emotion", pipeline.emotion), ("gender", pipeline.gender))}
+                         | {"invokes_per_face": 2 if clf.flip_average else 1} for task, clf in classifiers}
         return row
 
     serve(Loop(process, store, all_frames=not stream), warmup, finish)

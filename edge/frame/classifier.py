@@ -5,6 +5,11 @@ whose bytes or input spec disagree with the manifest, and turns uint8 face
 crops into class probabilities. int8 inputs are produced with a 256-entry
 lookup table (pixel -> int8), so the per-face cost on the Pi is one table
 lookup, one ``invoke`` and a dequantize of a handful of outputs.
+
+A joint model (one file, an emotion and a gender output) is loaded as two
+classifiers, one per task, the second sharing the first's interpreters
+(``share_with``); :meth:`Classifier.predict_pair` then scores a frame's crops
+for both tasks in the same invokes.
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ class Classifier:
     """
 
     def __init__(self, model_path: str, labels: tuple[str, ...], crop: CropSpec, num_threads: int = 1,
-                 expected_input: InputSpec | None = None, flip_average: bool = False, temperature: float = 1.0):
+                 expected_input: InputSpec | None = None, flip_average: bool = False, temperature: float = 1.0,
+                 share_with: Classifier | None = None):
         self.path = str(model_path)
         self.flip_average = bool(flip_average)
         if valid_temperature(temperature) is None:
@@ -43,17 +49,22 @@ class Classifier:
         self.temperature = float(temperature)  # applied to the (averaged) probabilities: see edge.frame.calibration
         self.labels = tuple(labels)
         self.num_threads = int(num_threads)
+        if share_with is not None and (share_with.path, share_with.num_threads) != (self.path, self.num_threads):
+            raise ValueError(f"{self.path}: can share interpreters only with a classifier of the same file and "
+                             f"threads, not {share_with.path} at {share_with.num_threads}")
         try:
-            self.interpreter = make_interpreter(self.path, self.num_threads)
+            self.interpreter: Any = (share_with.interpreter if share_with
+                                     else make_interpreter(self.path, self.num_threads))
         except ImportError:
             raise
         except Exception as exc:  # the runtime raises ValueError/RuntimeError for corrupt flatbuffers
             raise ModelError(f"{self.path}: not a loadable TFLite model ({str(exc).splitlines()[0]})") from None
         inp = self.interpreter.get_input_details()
         out = self.interpreter.get_output_details()
-        if len(inp) != 1 or len(out) != 1:
-            raise ModelError(f"{self.path}: expected one input and one output, got {len(inp)} and {len(out)}")
-        self._in, self._out = inp[0], out[0]
+        if len(inp) != 1 or not out:
+            raise ModelError(f"{self.path}: expected one input and at least one output, got {len(inp)} and {len(out)}")
+        self._in = inp[0]
+        self._out = self._output_for(out)
         shape = tuple(int(v) for v in self._in["shape"])
         if len(shape) != 4 or shape[0] != 1:
             raise ModelError(f"{self.path}: input shape {list(shape)} is not [1, height, width, channels]")
@@ -61,8 +72,6 @@ class Classifier:
         self.input_dtype = np.dtype(self._in["dtype"])
         self.input_scale, self.input_zero_point = (float(v) for v in self._in["quantization"])
         self.output_scale, self.output_zero_point = (float(v) for v in self._out["quantization"])
-        if int(self._out["shape"][-1]) != len(self.labels):
-            raise ModelError(f"{self.path}: {int(self._out['shape'][-1])} outputs but {len(self.labels)} labels")
         if expected_input is not None:
             self._check_input(expected_input)
         # The manifest's crop size must match the tensor, whatever the manifest says.
@@ -73,9 +82,25 @@ class Classifier:
                 raise ModelError(f"{self.path}: integer input without quantization parameters")
             lut = quantize_lut(crop.scale, crop.offset, self.input_scale, int(self.input_zero_point))
             self._lut = lut if self.input_dtype == np.int8 else (lut.astype(np.int16) + 128).astype(np.uint8)
-        self._batched: dict[int, Any] = {1: self.interpreter}
+        # Interpreters by batch size; a joint model's second classifier uses the first's (the same dict).
+        self._batched: dict[int, Any] = share_with._batched if share_with else {1: self.interpreter}
         if self.flip_average:  # every face's pair is a batch of 2: made now, not in the first frame's time
             self._interpreter(2)
+
+    def _output_for(self, outputs: list[dict[str, Any]]) -> dict[str, Any]:
+        """The output this classifier reads: the only one, or (a joint model) the one with one column per label.
+
+        The converter strips the outputs' names, so a joint file's heads are told
+        apart by their class counts (7 emotions, 2 genders).
+        """
+        matching = [o for o in outputs if int(o["shape"][-1]) == len(self.labels)]
+        if len(outputs) == 1 and not matching:
+            raise ModelError(f"{self.path}: {int(outputs[0]['shape'][-1])} outputs but {len(self.labels)} labels")
+        if len(matching) != 1:
+            counts = ", ".join(str(int(o["shape"][-1])) for o in outputs)
+            raise ModelError(f"{self.path}: {len(outputs)} outputs of {counts} classes; expected exactly one with "
+                             f"{len(self.labels)} for labels {', '.join(self.labels)}")
+        return matching[0]
 
     def _check_input(self, spec: InputSpec) -> None:
         actual = InputSpec(self.input_shape[1], self.input_shape[2], self.input_shape[3], self.input_dtype.name,
@@ -89,13 +114,23 @@ class Classifier:
 
     @classmethod
     def from_manifest(cls, manifest: Manifest, entry: ModelEntry, num_threads: int = 1,
-                      flip_average: bool = False) -> Classifier:
-        """Verify ``entry``'s sha256 and input spec, then load it with the entry's temperature."""
+                      flip_average: bool = False, share_with: Classifier | None = None) -> Classifier:
+        """Verify ``entry``'s sha256 and input spec, then load it with the entry's temperature.
+
+        ``share_with``: the classifier of the joint model's other head (the
+        same file), whose interpreters this one reads its output from.
+        """
         path = manifest.verify(entry)
         crop = CropSpec(size=(entry.input.height, entry.input.width), margin=entry.preprocessing.crop_margin,
                         scale=entry.preprocessing.scale, offset=entry.preprocessing.offset)
         return cls(str(path), entry.labels, crop, num_threads, expected_input=entry.input, flip_average=flip_average,
-                   temperature=entry.temperature)
+                   temperature=entry.temperature, share_with=share_with)
+
+    def shares_invokes(self, other: Classifier) -> bool:
+        """Whether one invoke answers both: ``other`` reads another output of this classifier's interpreters,
+        from the same input tensors (the same crop arithmetic)."""
+        return other._batched is self._batched and other.crop == self.crop and (
+            other._out["index"] != self._out["index"])
 
     @property
     def size(self) -> tuple[int, int]:
@@ -126,8 +161,23 @@ class Classifier:
         the mirror pair of one face is one batch-2 invoke, which a 2-thread
         interpreter splits between its threads.
         """
+        return self._predict_heads([self], faces, views)[0]
+
+    def predict_pair(self, other: Classifier, faces: Sequence[np.ndarray] | np.ndarray,
+                     views: Sequence[View] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """This classifier's and ``other``'s probabilities for the same crops, in the same invokes (a joint model:
+        :meth:`shares_invokes` must hold). Each is read through its own temperature; ``views`` as :meth:`predict`,
+        the default following this classifier's ``flip_average``."""
+        if not self.shares_invokes(other):
+            raise ValueError(f"{other.path} does not read another output of {self.path}'s invokes")
+        mine, theirs = self._predict_heads([self, other], faces, views)
+        return mine, theirs
+
+    def _predict_heads(self, heads: Sequence[Classifier], faces: Sequence[np.ndarray] | np.ndarray,
+                       views: Sequence[View] | None) -> list[np.ndarray]:
+        """Per head, the (N, classes) probabilities of ``faces``: one set of invokes, each head reading its output."""
         if len(faces) == 0:
-            return np.zeros((0, len(self.labels)), dtype=np.float32)
+            return [np.zeros((0, len(head.labels)), dtype=np.float32) for head in heads]
         if views is None:
             views = ["both" if self.flip_average else "plain"] * len(faces)
         elif len(views) != len(faces):
@@ -144,18 +194,24 @@ class Classifier:
             if view != "plain":
                 tensors.append(tensor[:, ::-1])
             spans.append((start, len(tensors)))
-        scored = self._invoke_all(np.stack(tensors))
-        probs = np.stack([scored[start:end].mean(axis=0) for start, end in spans]).astype(np.float32)
-        return apply_temperature(probs, self.temperature)
+        scored = self._invoke_all(np.stack(tensors), heads)
+        return [apply_temperature(np.stack([per_head[start:end].mean(axis=0) for start, end in spans])
+                                  .astype(np.float32), head.temperature) for head, per_head in zip(heads, scored)]
 
-    def _invoke_all(self, batch: np.ndarray) -> np.ndarray:
-        """Normalised probabilities for each input tensor of ``batch`` (N, H, W, C), in batch-size chunks."""
-        out, done = [], 0
+    def _invoke_all(self, batch: np.ndarray, heads: Sequence[Classifier]) -> list[np.ndarray]:
+        """Per head, normalised probabilities for each input tensor of ``batch`` (N, H, W, C), in batch-size
+        chunks."""
+        out: list[list[np.ndarray]] = [[] for _ in heads]
+        done = 0
         while done < len(batch):
             size = next(b for b in BATCH_SIZES if b <= len(batch) - done)
-            out.append(self._invoke(batch[done:done + size], size))
+            interpreter = self._interpreter(size)
+            interpreter.set_tensor(self._in["index"], np.ascontiguousarray(batch[done:done + size]))
+            interpreter.invoke()
+            for per_head, head in zip(out, heads):
+                per_head.append(head._read(interpreter))
             done += size
-        return np.concatenate(out)
+        return [np.concatenate(per_head) for per_head in out]
 
     def _interpreter(self, size: int) -> Any:
         """The interpreter whose input holds ``size`` crops (made on first use: resized and allocated)."""
@@ -167,10 +223,8 @@ class Classifier:
             self._batched[size] = interpreter
         return interpreter
 
-    def _invoke(self, tensors: np.ndarray, size: int) -> np.ndarray:
-        interpreter = self._interpreter(size)
-        interpreter.set_tensor(self._in["index"], np.ascontiguousarray(tensors))
-        interpreter.invoke()
+    def _read(self, interpreter: Any) -> np.ndarray:
+        """This classifier's output of the last invoke, dequantized and normalised to sum to 1 per row."""
         raw = interpreter.get_tensor(self._out["index"])
         if self.output_scale > 0:
             probs = (raw.astype(np.float32) - self.output_zero_point) * self.output_scale

@@ -4,6 +4,13 @@ For each shipped model it records the task, file, sha256, size, labels in
 output order, the input spec (shape, dtype, quantization), the preprocessing
 (crop margin, ``x = pixel * scale + offset``), measured accuracy and provenance.
 The device refuses a model whose bytes or input spec disagree with it.
+
+A joint model (one trunk, two heads: one file with an emotion and a gender
+output, ``train_host.joint``) is listed once per task, both entries naming the
+same file with ``"outputs": 2``; each entry's labels say which output it reads
+(the output with as many classes), so its accuracy, calibration and ``make
+eval`` promises are kept per task as for any other entry, and the device runs
+one invoke per crop for both (:meth:`Manifest.select_pair`).
 """
 
 from __future__ import annotations
@@ -80,6 +87,13 @@ class ModelEntry:
     # says how it was fitted (data, faces, ECE/NLL before and after), written by ``train_host.calibrate``.
     temperature: float = 1.0
     temperature_fit: dict[str, Any] = field(default_factory=dict)
+    # How many outputs the file has: 1, or 2 for a joint model listed once per task (see the module docstring).
+    outputs: int = 1
+
+    @property
+    def joint(self) -> bool:
+        """One head of a multi-output file: its other task's entry names the same file."""
+        return self.outputs > 1
 
     @staticmethod
     def from_json(raw: dict[str, Any], where: str) -> ModelEntry:
@@ -91,6 +105,7 @@ class ModelEntry:
                 accuracy=list(raw.get("accuracy", [])), provenance=dict(raw.get("provenance", {})),
                 default=bool(raw.get("default", False)), flip_average=raw.get("flip_average", False),
                 temperature=raw.get("temperature", 1.0), temperature_fit=dict(raw.get("temperature_fit") or {}),
+                outputs=raw.get("outputs", 1),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"{where}: malformed model entry ({exc})") from None
@@ -99,6 +114,8 @@ class ModelEntry:
         if valid_temperature(entry.temperature) is None:
             raise ModelError(f"{where}: temperature of {entry.file} is {entry.temperature!r}, "
                              "expected a number greater than 0")
+        if isinstance(entry.outputs, bool) or not isinstance(entry.outputs, int) or entry.outputs < 1:
+            raise ModelError(f"{where}: outputs of {entry.file} is {entry.outputs!r}, expected a whole number >= 1")
         if entry.task not in LABELS_BY_TASK:
             raise ModelError(f"{where}: unknown task {entry.task!r} for {entry.file}")
         if entry.labels != LABELS_BY_TASK[entry.task]:
@@ -114,7 +131,8 @@ class ModelEntry:
             "accuracy": self.accuracy, "provenance": self.provenance, "default": self.default,
             "flip_average": self.flip_average,
         } | ({"temperature": self.temperature, "temperature_fit": self.temperature_fit}
-             if self.temperature != 1.0 or self.temperature_fit else {})
+             if self.temperature != 1.0 or self.temperature_fit else {}) | (
+            {"outputs": self.outputs} if self.joint else {})
 
 
 @dataclass
@@ -151,16 +169,38 @@ class Manifest:
             raise ModelError(f"{path}: \"detectors\" must map names to entries")
         return Manifest(root, models, dict(raw.get("detector", {})), detectors)
 
-    def select(self, task: str, variant: str | None = None) -> ModelEntry:
-        """The model for ``task``: the given variant, else the one marked default, else int8."""
+    def select(self, task: str, variant: str | None = None, joint: bool = False) -> ModelEntry:
+        """The model for ``task``: the given variant, else the one marked default, else int8.
+
+        A joint model's entry is chosen only when ``joint`` is set or ``variant``
+        is its name; by default a task gets its own single-output file, as every
+        per-task tool (box-mapping fits, detector accuracy) expects.
+        """
         candidates = [m for m in self.models if m.task == task]
         if variant:
             candidates = [m for m in candidates if m.variant == variant or m.name == variant]
+        if not (joint or any(m.name == variant for m in candidates)):
+            candidates = [m for m in candidates if not m.joint]
         if not candidates:
             wanted = f"{variant} " if variant else ""
             raise ModelError(f"{self.root / MANIFEST_NAME}: no {wanted}{task} model listed")
-        candidates.sort(key=lambda m: (not m.default, m.variant != "int8", m.name))
+        candidates.sort(key=lambda m: (m.joint != joint, not m.default, m.variant != "int8", m.name))
         return candidates[0]
+
+    def select_pair(self, variant: str | None = None, joint: bool = True) -> tuple[ModelEntry, ModelEntry]:
+        """The (emotion, gender) entries the device loads for ``variant``.
+
+        With ``joint`` (the ``[models] joint`` default) and a joint model listed
+        for the variant, both entries name that one file, which answers both
+        tasks in one invoke per crop; otherwise (no joint model of this
+        variant, e.g. float32) each task gets its own file.
+        """
+        if joint:
+            emotion, gender = (self.select(task, variant, joint=True) for task in ("emotion", "gender"))
+            if emotion.joint and gender.joint and emotion.file == gender.file:
+                return emotion, gender
+        emotion, gender = (self.select(task, variant) for task in ("emotion", "gender"))
+        return emotion, gender
 
     def path_of(self, entry: ModelEntry) -> Path:
         return self.root / entry.file

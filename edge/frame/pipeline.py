@@ -4,7 +4,9 @@
 with boxes, track ids, labels, probabilities and per-stage timings in ms:
 ``convert`` (the frame to 8-bit gray for Haar, 8-bit BGR for BlazeFace),
 ``detect``, ``crop`` (crop, gray, preprocess), ``emotion``, ``gender``,
-``track`` (association + smoothing) and ``total``.
+``track`` (association + smoothing) and ``total``. With a joint model (one
+file, both tasks: ``[models] joint``) each face is cropped once and one set of
+invokes answers both tasks, so ``emotion`` holds both and ``gender`` is about 0.
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ class ModelSettings:
     # image in turn, and the track's smoothing averages them ("alternate": half the mirror-averaging classifier's
     # invokes); a new face, a photo, and a pipeline without smoothing get both. "both": both on every frame.
     stream_flip: Literal["alternate", "both"] = "alternate"
+    # Run a joint model (one trunk, two heads: one file answers both tasks in one invoke, see docs/experiments.md)
+    # where the manifest lists one for the variant; false: the two single-task files (what ran before it shipped).
+    joint: bool = True
 
     def flips(self, task: str, entry: ModelEntry) -> bool:
         """Whether the ``task`` classifier (manifest ``entry``) averages each face with its mirror image."""
@@ -82,6 +87,8 @@ class Pipeline:
         self.alternate_flips = alternate_flips
         self.emotion = emotion
         self.gender = gender
+        # One crop and one set of invokes for both tasks: a joint model whose two heads score the same views.
+        self.joint = emotion.shares_invokes(gender) and emotion.flip_average == gender.flip_average
         self.smoothing = smoothing or SmoothingSettings()
         self.tracker = Tracker(self.smoothing) if track else None
         if full_scan_every is None:
@@ -97,10 +104,12 @@ class Pipeline:
         models = models or ModelSettings()
         detector = detector or DetectorSettings()
         manifest = Manifest.load(Path(models.dir) if models.dir else default_models_dir())
-        entries = {task: manifest.select(task, models.variant) for task in ("emotion", "gender")}
-        emotion, gender = (Classifier.from_manifest(manifest, entry, models.threads,
-                                                    flip_average=models.flips(task, entry))
-                           for task, entry in entries.items())
+        emotion_entry, gender_entry = manifest.select_pair(models.variant, models.joint)
+        emotion = Classifier.from_manifest(manifest, emotion_entry, models.threads,
+                                           flip_average=models.flips("emotion", emotion_entry))
+        shared = emotion if gender_entry.file == emotion_entry.file else None
+        gender = Classifier.from_manifest(manifest, gender_entry, models.threads,
+                                          flip_average=models.flips("gender", gender_entry), share_with=shared)
         return cls(make_detector(detector, manifest), emotion, gender, smoothing, track, detector.full_scan_every,
                    alternate_flips=models.stream_flip == "alternate")
 
@@ -132,13 +141,21 @@ class Pipeline:
         stamps.append(_now())
         boxes, detection = self._detect(frame, pixels, independent)
         stamps.append(_now())
+        # A joint model gets emotion's crop for both heads: emotion's figures stay the shipped file's, and gender
+        # measured no loss there (docs/experiments.md, "One trunk, two heads").
         emotion_faces = [crop_face(pixels, crop_box(box, "emotion"), self.emotion.crop) for box in boxes]
-        gender_faces = [crop_face(pixels, crop_box(box, "gender"), self.gender.crop) for box in boxes]
+        gender_faces = [] if self.joint else [
+            crop_face(pixels, crop_box(box, "gender"), self.gender.crop) for box in boxes]
         stamps.append(_now())
         views = self._views(boxes, independent)
-        emotion_probs = self.emotion.predict(emotion_faces, views if self.emotion.flip_average else None)
-        stamps.append(_now())
-        gender_probs = self.gender.predict(gender_faces, views if self.gender.flip_average else None)
+        if self.joint:
+            emotion_probs, gender_probs = self.emotion.predict_pair(
+                self.gender, emotion_faces, views if self.emotion.flip_average else None)
+            stamps.append(_now())
+        else:
+            emotion_probs = self.emotion.predict(emotion_faces, views if self.emotion.flip_average else None)
+            stamps.append(_now())
+            gender_probs = self.gender.predict(gender_faces, views if self.gender.flip_average else None)
         stamps.append(_now())
         width, height = int(round(pixels.shape[1] * box_scale[0])), int(round(pixels.shape[0] * box_scale[1]))
         faces = self._label(boxes, emotion_probs, gender_probs, stamps[-1] if now is None else now, box_scale,

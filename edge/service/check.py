@@ -105,12 +105,14 @@ def check(config: Config, config_path: str) -> int:
     try:
         pipeline = Pipeline.from_models(config.models, config.detector, config.smoothing)
         mirrored = [task for task, c in (("emotion", pipeline.emotion), ("gender", pipeline.gender)) if c.flip_average]
-        print(f"models:   {pipeline.emotion.path}, {pipeline.gender.path} (sha256 as in {models_dir}/manifest.json, "
+        files = (f"{pipeline.emotion.path} (joint: both tasks in one invoke)" if pipeline.joint
+                 else f"{pipeline.emotion.path}, {pipeline.gender.path}")
+        print(f"models:   {files} (sha256 as in {models_dir}/manifest.json, "
               f"{config.models.threads} thread(s); mirror-averaged: {', '.join(mirrored) or 'none'})")
         manifest = Manifest.load(models_dir)
         print(f"detector: {detector_line(config, manifest)}")
-        for task, classifier in (("emotion", pipeline.emotion), ("gender", pipeline.gender)):
-            entry = manifest.select(task, config.models.variant)
+        entries = manifest.select_pair(config.models.variant, config.models.joint)
+        for classifier, entry in zip((pipeline.emotion, pipeline.gender), entries):
             if entry.flip_average and not classifier.flip_average:
                 problems.append(f"warning: models.flip_average = {config.models.flip_average!r} turns off the "
                                 f"mirror averaging {entry.file} ships with; its manifest figures assume it "
