@@ -47,7 +47,8 @@ def test_every_model_on_chips_adults_and_through_the_detector(setup, models_dir,
                  "--markdown", str(root / "t.md")]) == 0
     rows = json.loads(out.read_text())
     models = list(dict.fromkeys(r["model"] for r in rows))
-    assert models == ["ours int8", "ours float32", "paper (published Keras)"]
+    assert models == ["ours int8", "ours int8 joint file (mirror-averaged, as shipped)",
+                      "ours int8 joint file, one invoke", "ours float32", "paper (published Keras)"]
     assert {r["subset"] for r in rows} == {"chips", "adults", "detector m0", "detector m0.2"}
     faces = load(data / "utkface_gender_gray64_test.npz", "gender", split="test")
     adults = int((faces.age >= 18).sum())
@@ -77,13 +78,16 @@ def test_a_model_shipped_mirror_averaged_is_scored_so_and_once_plain(setup, mirr
                  "--json", str(out)]) == 0
     rows = json.loads(out.read_text())
     assert list(dict.fromkeys(r["model"] for r in rows)) == [
-        "ours int8 (mirror-averaged, as shipped)", "ours int8, one invoke", "ours float32"]
+        "ours int8 (mirror-averaged, as shipped)", "ours int8, one invoke",
+        "ours int8 joint file (mirror-averaged, as shipped)", "ours int8 joint file, one invoke", "ours float32"]
     faces = load(data / "utkface_gender_gray64_test.npz", "gender", split="test")
     chips = {r["model"]: r["accuracy"] for r in rows if r["subset"] == "chips"}
     model = load_model(models / "gender_mini_xception_int8.tflite")
     assert chips["ours int8 (mirror-averaged, as shipped)"] == evaluate(model, faces, ("woman", "man"),
                                                                           flip_average=True)["accuracy"]
     assert chips["ours int8, one invoke"] == evaluate(model, faces, ("woman", "man"))["accuracy"]
+    joint = load_model(models / "joint_mini_xception_int8.tflite", ("woman", "man"))  # the gender head
+    assert chips["ours int8 joint file, one invoke"] == evaluate(joint, faces, ("woman", "man"))["accuracy"]
 
 
 @pytest.mark.parametrize("args, message", [
@@ -117,8 +121,8 @@ def test_quick_is_one_margin_with_phases_and_a_bar(setup, models_dir, capsys):
     rows = json.loads(out.read_text())
     assert {r["subset"] for r in rows} == {"chips", "adults", "detector m0"}
     err = capsys.readouterr().err
-    # 3 models x (chips, adults, m0) plus one re-cut: all three take 64x64 faces
-    assert "[1/10]" in err and "[10/10] gender / paper (published Keras) / detector m0" in err
+    # 5 contenders (the joint file's gender head twice) x (chips, adults, m0) plus one re-cut: all take 64x64 faces
+    assert "[1/16]" in err and "[16/16] gender / paper (published Keras) / detector m0" in err
     assert "100%" in err and "steps" in err.splitlines()[-1]
     assert main(["--models", str(models_dir), "--data", str(root / "data"), "--tasks", "gender", "--quick",
                  "--margins", "0.2", "--json", str(out)]) == 0

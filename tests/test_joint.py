@@ -86,3 +86,60 @@ def test_the_int8_joint_file_has_two_outputs_and_its_emotion_half_is_the_emotion
     faces = varied_faces(20, 32, 3)
     np.testing.assert_array_equal(both.predict(faces, 7), alone.predict(faces, 7))
     assert both.predict(faces, 2).shape == (20, 2)
+
+
+@pytest.mark.slow
+def test_a_converted_joint_file_is_published_once_per_head_and_the_device_runs_it(sources, tmp_path, models_dir):
+    """quantize.joint then quantize.publish_joint into a copy of the models folder: two entries naming one file,
+    figures measured through the device's classifier, and a pipeline that answers both tasks in one invoke."""
+    import json
+    import shutil
+
+    from edge.frame.manifest import Manifest
+    from edge.frame.pipeline import ModelSettings, Pipeline
+    from quantize import joint as quantize_joint
+    from quantize import publish_joint
+    from tests.facecrops import varied_faces
+    from train_host.joint import build_joint
+
+    emotion, gender, _ = sources
+    folder = tmp_path / "run"
+    folder.mkdir()
+    build_joint(emotion, gender, 2).save(folder / "last.keras")
+    data = tmp_path / "data"
+    (data / "fer2013").mkdir(parents=True)
+    (data / "utkface").mkdir()
+    np.savez(data / "fer2013" / "calib.npz", x=varied_faces(70, 48, 1), y=np.arange(70) % 7)
+    np.savez(data / "utkface" / "calib.npz", x=varied_faces(40, 48, 2), y=np.arange(40) % 2)
+    np.savez(data / "fer2013" / "fer2013_PublicTest.npz", x=varied_faces(35, 48, 3), y=np.arange(35) % 7)
+    np.savez(data / "utkface" / "utkface_gender_gray64_test.npz", x=varied_faces(30, 48, 4), y=np.arange(30) % 2,
+             age=np.arange(30) * 2)
+    assert quantize_joint.main([str(folder / "last.keras"), "--emotion-calib", str(data / "fer2013" / "calib.npz"),
+                                "--gender-calib", str(data / "utkface" / "calib.npz"), "--count", "28",
+                                "--out", str(folder)]) == 0
+    record = json.loads((folder / "joint_int8.json").read_text())
+    assert record["command"].startswith("python -m quantize.joint") and record["ranges"] == "split"
+    out = tmp_path / "models"
+    shutil.copytree(models_dir, out, ignore=shutil.ignore_patterns("*.keras", "runs", "reports"))
+    for entry in [m for m in Manifest.load(out).models if m.joint]:  # this test's own joint file replaces it
+        (out / entry.file).unlink(missing_ok=True)
+    args = [str(folder / "last.keras"), "--tflite", str(folder / "joint_int8.tflite"), "--data", str(data),
+            "--out", str(out)]
+    assert publish_joint.main(args) == 0
+    manifest = Manifest.load(out)
+    emotion_entry, gender_entry = manifest.select_pair("int8")
+    assert emotion_entry.file == gender_entry.file == "joint_mini_xception_int8.tflite"
+    assert emotion_entry.outputs == gender_entry.outputs == 2 and emotion_entry.flip_average
+    assert emotion_entry.input.height == 32 and emotion_entry.provenance["command"] == record["command"]
+    subsets = [(a["subset"], a.get("flip_average", False), a["faces"]) for a in gender_entry.accuracy]
+    assert subsets == [("all", True, 30), ("adults", True, 21), ("all", False, 30), ("adults", False, 21)]
+    assert all(0 <= a["accuracy"] <= 1 for a in emotion_entry.accuracy + gender_entry.accuracy)
+    assert (out / "runs" / "joint_mini_xception" / "confusion_gender.png").is_file()
+    pipeline = Pipeline.from_models(ModelSettings(dir=str(out)), track=False)
+    assert pipeline.joint and pipeline.emotion.size == (32, 32)
+    # a .keras that is not the one the file was converted from: refused in one line, the manifest untouched
+    other = tmp_path / "other.keras"
+    build_joint(emotion, gender, 3).save(other)
+    before = (out / "manifest.json").read_text()
+    assert publish_joint.main([str(other), *args[1:]]) == 2
+    assert (out / "manifest.json").read_text() == before

@@ -165,3 +165,22 @@ def test_joint_is_a_config_key(models_dir):
     assert ModelSettings().joint is True
     with pytest.raises(ConfigError, match="models.joint"):
         from_mapping(ModelSettings, {"joint": "sometimes"}, "models")
+
+
+def test_the_host_tools_read_the_head_their_labels_name(manifest, faces):
+    """``make eval``, ``calibrate`` and ``evaluate --task`` load a joint file per entry: the labels pick the head,
+    and with them its manifest entry's mirror averaging and temperature."""
+    from edge.frame.labels import EMOTION_LABELS, GENDER_LABELS
+    from train_host.evaluate import load_model
+
+    emotion_entry, gender_entry = manifest.select_pair("int8")
+    path = manifest.path_of(emotion_entry)
+    as_gender, as_emotion, unnamed = load_model(path, GENDER_LABELS), load_model(path, EMOTION_LABELS), load_model(path)
+    assert (as_gender.num_classes, as_emotion.num_classes, unnamed.num_classes) == (2, 7, 7)
+    assert as_gender.temperature == gender_entry.temperature != as_emotion.temperature == emotion_entry.temperature
+    crops = np.stack([cv2.resize(face, as_gender.size) for face in faces])
+    shared = Classifier.from_manifest(manifest, emotion_entry, flip_average=True)
+    gender = Classifier.from_manifest(manifest, gender_entry, flip_average=True, share_with=shared)
+    raw = Classifier(str(path), GENDER_LABELS, gender.crop)  # one invoke, no temperature: what .predict means
+    np.testing.assert_array_equal(as_gender.predict(crops), raw.predict(list(crops)))
+    np.testing.assert_allclose(as_gender.predict_as_shipped(crops), gender.predict(list(crops)), atol=1e-6)

@@ -237,8 +237,8 @@ def test_the_daemon_tells_the_page_what_it_runs(samples):
         daemon.shutdown()
     images = len([p for p in samples.iterdir() if p.suffix.lower() in (".jpg", ".png")])
     assert running == {"source": f"images {samples} ({images} file(s))",
-                       "emotion_model": "emotion_mini_xception_int8.tflite",
-                       "gender_model": "gender_mini_xception_int8.tflite", "detector": "blazeface (full range, int8)"}
+                       "emotion_model": "joint_mini_xception_int8.tflite",
+                       "gender_model": "joint_mini_xception_int8.tflite", "detector": "blazeface (full range, int8)"}
 
 
 def test_what_is_running_is_served_and_missing_fields_are_left_out(live):

@@ -55,6 +55,7 @@ class Contender:
     path: Path
     bytes: int
     flip_average: bool = False  # scored as the device runs it: each face averaged with its mirror image
+    labels: tuple[str, ...] | None = None  # which head of a joint file (its entry's labels); None: the only one
 
 
 def contenders(manifest: Manifest, anchors: Path | None, task: str) -> list[Contender]:
@@ -67,12 +68,13 @@ def contenders(manifest: Manifest, anchors: Path | None, task: str) -> list[Cont
     ours = sorted((e for e in manifest.models if e.task == task), key=lambda e: e.variant != "int8")
     found = []
     for e in ours:
+        name = f"ours {e.variant}" + (" joint file" if e.joint else "")
         if e.flip_average:
-            found.append(Contender(f"ours {e.variant} (mirror-averaged, as shipped)", manifest.root / e.file,
-                                   e.bytes, flip_average=True))
-            found.append(Contender(f"ours {e.variant}, one invoke", manifest.root / e.file, e.bytes))
+            found.append(Contender(f"{name} (mirror-averaged, as shipped)", manifest.root / e.file,
+                                   e.bytes, flip_average=True, labels=e.labels))
+            found.append(Contender(f"{name}, one invoke", manifest.root / e.file, e.bytes, labels=e.labels))
         else:
-            found.append(Contender(f"ours {e.variant}", manifest.root / e.file, e.bytes))
+            found.append(Contender(name, manifest.root / e.file, e.bytes, labels=e.labels))
     if anchors is not None:
         paper = sorted(anchors.glob(PAPER_MODELS[task]))
         if paper:
@@ -115,7 +117,7 @@ class TaskPlan:
 
 def plan_task(task: str, faces: FaceSet, models: list[Contender], margins: tuple[float, ...]) -> TaskPlan:
     """Load the contenders and list the steps: chips, adults, then each margin's re-cut and scoring."""
-    loaded = [(info, load_model(info.path)) for info in models]
+    loaded = [(info, load_model(info.path, info.labels)) for info in models]
     steps: list[tuple] = []
     recuts: set[tuple[float, tuple[int, int]]] = set()
     for index, (_, model) in enumerate(loaded):

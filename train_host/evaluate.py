@@ -276,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --temperature: {args.temperature} is not a number greater than 0", file=sys.stderr)
         return 2
     try:
-        model = load_model(args.model)
+        # --task picks a joint file's head (its labels say which output); otherwise the output count says the task
+        model = load_model(args.model, LABELS_BY_TASK[args.task] if args.task else None)
         task = task_for(model.num_classes, args.task)
         labels = LABELS_BY_TASK[task]
         split = args.split or ("PublicTest" if Path(args.data).suffix.lower() == ".csv" else "test")
