@@ -50,6 +50,26 @@ def models_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def face_crops(samples, models_dir):
+    """Real face crops from four sample portraits (Haar boxes), cut as the device cuts them for emotion."""
+    import cv2
+
+    from edge.detectors.haar import HaarDetector
+    from edge.frame.classifier import Classifier
+    from edge.frame.manifest import Manifest
+    from edge.frame.preprocess import crop_face, to_gray
+
+    manifest = Manifest.load(models_dir)
+    detector = HaarDetector(manifest.cascade_path())
+    clf = Classifier.from_manifest(manifest, manifest.select("emotion", "int8"))
+    crops = []
+    for name in ("astronaut.jpg", "two_people.jpg", "obama_720p.jpg", "biden.jpg"):
+        gray = to_gray(cv2.imread(str(samples / name)))
+        crops += [crop_face(gray, box, clf.crop) for box in detector.detect(gray)]
+    return crops
+
+
+@pytest.fixture(scope="session")
 def pipeline_factory():
     """Build pipelines on the shipped models (int8 by default)."""
     from edge.frame.pipeline import ModelSettings, Pipeline

@@ -6,17 +6,14 @@ import dataclasses
 import json
 import shutil
 
-import cv2
 import numpy as np
 import pytest
 
-from edge.detectors.haar import HaarDetector
 from edge.frame.calibration import apply_temperature
 from edge.frame.classifier import Classifier
 from edge.frame.labels import EMOTION_LABELS, GENDER_LABELS
 from edge.frame.manifest import Manifest, ModelError
 from edge.frame.pipeline import ModelSettings, Pipeline
-from edge.frame.preprocess import crop_face, to_gray
 
 
 @pytest.fixture(scope="module")
@@ -25,16 +22,9 @@ def manifest(models_dir):
 
 
 @pytest.fixture(scope="module")
-def faces(samples, manifest):
+def faces(face_crops):
     """Real face crops from the samples, cut as the device cuts them."""
-    detector = HaarDetector(manifest.cascade_path())
-    entry = manifest.select("emotion", "int8")
-    clf = Classifier.from_manifest(manifest, entry)
-    crops = []
-    for name in ("astronaut.jpg", "two_people.jpg", "obama_720p.jpg", "biden.jpg"):
-        gray = to_gray(cv2.imread(str(samples / name)))
-        crops += [crop_face(gray, box, clf.crop) for box in detector.detect(gray)]
-    return crops
+    return face_crops
 
 
 @pytest.fixture
