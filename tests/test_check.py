@@ -120,7 +120,8 @@ def test_check_names_the_blazeface_models_it_would_load(samples, tmp_path):
 
 def test_check_warns_when_the_config_turns_off_the_averaging_a_model_ships_with(samples, tmp_path, mirrored_models):
     models = mirrored_models(lambda entry: entry["task"] == "emotion")
-    base = f'[camera]\nsource = "images"\npath = "{samples}"\n[models]\ndir = "{models}"\n'
+    # the two single-task files: each task's averaging on its own (the joint file averages both heads together)
+    base = f'[camera]\nsource = "images"\npath = "{samples}"\n[models]\ndir = "{models}"\njoint = false\n'
     for setting, warned in (("auto", False), ("none", True)):
         path = tmp_path / f"{setting}.toml"
         path.write_text(base + f'flip_average = "{setting}"\n')

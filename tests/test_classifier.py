@@ -136,7 +136,9 @@ def test_flip_averaging_averages_the_face_and_its_mirror_image(manifest, faces):
 @pytest.mark.parametrize("setting, flips", [("none", (False, False)), ("emotion", (True, False)),
                                             ("gender", (False, True)), ("both", (True, True))])
 def test_the_flip_average_setting_picks_the_classifiers(models_dir, setting, flips):
-    pipeline = Pipeline.from_models(ModelSettings(dir=str(models_dir), flip_average=setting), track=False)
+    # per task with the two single-task files; the joint file: tests/test_joint_device.py
+    pipeline = Pipeline.from_models(ModelSettings(dir=str(models_dir), flip_average=setting, joint=False),
+                                    track=False)
     assert (pipeline.emotion.flip_average, pipeline.gender.flip_average) == flips
 
 
@@ -144,7 +146,7 @@ def test_the_flip_average_setting_picks_the_classifiers(models_dir, setting, fli
                                             ("gender", (False, True))])
 def test_auto_flip_averaging_follows_the_manifest_and_the_config_overrides_it(mirrored_models, setting, flips):
     models = mirrored_models(lambda entry: entry["task"] == "emotion")
-    pipeline = Pipeline.from_models(ModelSettings(dir=str(models), flip_average=setting), track=False)
+    pipeline = Pipeline.from_models(ModelSettings(dir=str(models), flip_average=setting, joint=False), track=False)
     assert (pipeline.emotion.flip_average, pipeline.gender.flip_average) == flips
 
 

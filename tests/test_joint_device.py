@@ -175,3 +175,15 @@ def test_the_host_tools_read_the_head_their_labels_name(manifest, faces):
     raw = Classifier(str(path), GENDER_LABELS, gender.crop)  # one invoke, no temperature: what .predict means
     np.testing.assert_array_equal(as_gender.predict(crops), raw.predict(list(crops)))
     np.testing.assert_allclose(as_gender.predict_as_shipped(crops), gender.predict(list(crops)), atol=1e-6)
+
+
+@pytest.mark.parametrize("flip, mirrored", [("none", False), ("emotion", True), ("gender", True), ("both", True)])
+def test_a_flip_setting_for_one_task_keeps_the_joint_file_at_one_invoke(models_dir, samples, flip, mirrored):
+    """Both heads score the same crops: a mirror image asked for by either is averaged into both, never a second
+    set of invokes (nor a second crop with gender's mapping)."""
+    pipeline = Pipeline.from_models(ModelSettings(dir=str(models_dir), flip_average=flip), track=False)
+    assert pipeline.joint and pipeline.emotion.flip_average == pipeline.gender.flip_average == mirrored
+    counters = count_invokes(pipeline.emotion)
+    assert len(pipeline.process(cv2.imread(str(samples / "biden.jpg")), independent=True).faces) == 1
+    assert sum(c.invokes for c in counters) == 1
+    assert [size for size, c in pipeline.emotion._batched.items() if c.invokes] == [2 if mirrored else 1]

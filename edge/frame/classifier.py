@@ -170,7 +170,7 @@ class Classifier:
         the default following this classifier's ``flip_average``."""
         if not self.shares_invokes(other):
             raise ValueError(f"{other.path} does not read another output of {self.path}'s invokes")
-        mine, theirs = self._predict_heads([self, other], faces, views)
+        mine, theirs = self._predict_heads([self, other], faces, views)  # a list of two, as a pair
         return mine, theirs
 
     def _predict_heads(self, heads: Sequence[Classifier], faces: Sequence[np.ndarray] | np.ndarray,

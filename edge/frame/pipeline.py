@@ -38,7 +38,8 @@ class ModelSettings:
     threads: int = 2  # see docs/bench.md: a mirror pair is one batch-2 invoke, which two threads split
     # Test-time mirror averaging: score each face and its mirror image, average the two. It costs a second
     # invoke per face for the classifiers it names; what it buys is in docs/experiments.md. "auto" follows
-    # each model's manifest entry (a model whose figures were measured mirror-averaged runs that way).
+    # each model's manifest entry (a model whose figures were measured mirror-averaged runs that way). With the
+    # joint file both heads score the same crops, so a mirror image asked for by either is averaged into both.
     flip_average: Literal["auto", "none", "emotion", "gender", "both"] = "auto"
     # In a stream, a face that is already tracked gets one of the two views per frame, the crop and its mirror
     # image in turn, and the track's smoothing averages them ("alternate": half the mirror-averaging classifier's
@@ -105,11 +106,13 @@ class Pipeline:
         detector = detector or DetectorSettings()
         manifest = Manifest.load(Path(models.dir) if models.dir else default_models_dir())
         emotion_entry, gender_entry = manifest.select_pair(models.variant, models.joint)
-        emotion = Classifier.from_manifest(manifest, emotion_entry, models.threads,
-                                           flip_average=models.flips("emotion", emotion_entry))
-        shared = emotion if gender_entry.file == emotion_entry.file else None
-        gender = Classifier.from_manifest(manifest, gender_entry, models.threads,
-                                          flip_average=models.flips("gender", gender_entry), share_with=shared)
+        flips = {"emotion": models.flips("emotion", emotion_entry), "gender": models.flips("gender", gender_entry)}
+        shared_file = gender_entry.file == emotion_entry.file
+        if shared_file:  # one invoke scores both heads: the mirror image one asks for, the other gets for free
+            flips = dict.fromkeys(flips, any(flips.values()))
+        emotion = Classifier.from_manifest(manifest, emotion_entry, models.threads, flip_average=flips["emotion"])
+        gender = Classifier.from_manifest(manifest, gender_entry, models.threads, flip_average=flips["gender"],
+                                          share_with=emotion if shared_file else None)
         return cls(make_detector(detector, manifest), emotion, gender, smoothing, track, detector.full_scan_every,
                    alternate_flips=models.stream_flip == "alternate")
 
